@@ -1,0 +1,352 @@
+//! Verification keys: one RSA public key parsed once, sets of them by `kid`, and the
+//! sources they come from (static JWKS, PEM, remote JWKS).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::Deserialize;
+
+use crate::remote::RemoteJwks;
+
+/// The smallest RSA modulus accepted, in bits (Clerk uses 2048).
+pub const MIN_RSA_BITS: usize = 2048;
+/// The largest RSA modulus accepted, in bits.
+pub const MAX_RSA_BITS: usize = 8192;
+
+/// Why a key could not be used. Maps to [`crate::Reason::JwkFailedToResolve`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The PEM text has no base64 body or it does not decode.
+    #[error("PEM public key does not decode: {0}")]
+    Pem(String),
+    /// The DER is not an RSA public key.
+    #[error("not an RSA public key (expected an SPKI \"PUBLIC KEY\" or PKCS#1 \"RSA PUBLIC KEY\")")]
+    NotRsa,
+    /// The modulus is outside 2048..=8192 bits.
+    #[error("RSA key of {0} bits is outside the accepted {MIN_RSA_BITS}..={MAX_RSA_BITS} bits")]
+    Size(usize),
+    /// A JWK field is missing or not base64url.
+    #[error("JWK {kid:?}: {message}")]
+    Jwk {
+        /// The key's `kid`, if it had one.
+        kid: Option<String>,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The JWKS document is not JSON of the form `{"keys": [...]}`.
+    #[error("JWKS document is invalid: {0}")]
+    Jwks(String),
+    /// The JWKS holds no RSA signing key usable for RS256.
+    #[error("JWKS holds no usable RS256 signing key")]
+    NoUsableKeys,
+}
+
+/// One RSA public key, parsed once, that verifies RS256 signatures.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    parsed: Arc<ParsedPublicKey>,
+    kid: Option<String>,
+    bits: usize,
+}
+
+impl VerifyingKey {
+    /// Builds a key from the big-endian modulus and exponent (leading zero bytes of the
+    /// modulus, which some JWKS producers emit, are ignored).
+    pub fn from_components(kid: Option<String>, n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
+        let n = strip_leading_zeros(n);
+        let e = strip_leading_zeros(e);
+        let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+            return Err(KeyError::Size(bits));
+        }
+        let parsed = RsaPublicKeyComponents { n, e }
+            .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+            .map_err(|_| KeyError::NotRsa)?;
+        Ok(VerifyingKey {
+            parsed: Arc::new(parsed),
+            kid,
+            bits,
+        })
+    }
+
+    /// Parses a DER RSA public key: SPKI (`PUBLIC KEY`) or PKCS#1 (`RSA PUBLIC KEY`).
+    pub fn from_der(kid: Option<String>, der: &[u8]) -> Result<Self, KeyError> {
+        let key = aws_lc_rs::rsa::PublicKey::from_der(der).map_err(|_| KeyError::NotRsa)?;
+        VerifyingKey::from_components(
+            kid,
+            key.modulus().big_endian_without_leading_zero(),
+            key.exponent().big_endian_without_leading_zero(),
+        )
+    }
+
+    /// Parses a PEM public key as Clerk's dashboard shows it (`CLERK_JWT_KEY`).
+    ///
+    /// Accepts SPKI (`-----BEGIN PUBLIC KEY-----`) and PKCS#1
+    /// (`-----BEGIN RSA PUBLIC KEY-----`), the bare base64 body without the armour lines,
+    /// and text whose newlines were written as the two characters `\n` (as in many
+    /// `.env` files).
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        let pem = pem.replace("\\n", "\n");
+        let mut body = String::with_capacity(pem.len());
+        let mut armoured = false;
+        for line in pem.lines() {
+            let line = line.trim();
+            if line.starts_with("-----BEGIN ") {
+                if !(line.contains("PUBLIC KEY")) {
+                    return Err(KeyError::Pem(format!(
+                        "expected a PUBLIC KEY block, found {line:?} (a private key or certificate is not accepted)"
+                    )));
+                }
+                armoured = true;
+                continue;
+            }
+            if line.starts_with("-----END ") {
+                break;
+            }
+            body.extend(line.chars().filter(|c| !c.is_whitespace()));
+        }
+        if body.is_empty() {
+            return Err(KeyError::Pem(if armoured {
+                "the PEM block is empty".into()
+            } else {
+                "no PEM block or base64 text found".into()
+            }));
+        }
+        let der = STANDARD
+            .decode(body.as_bytes())
+            .map_err(|e| KeyError::Pem(e.to_string()))?;
+        VerifyingKey::from_der(None, &der)
+    }
+
+    /// The `kid` this key was published under, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    /// Checks an RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature over `message`.
+    pub fn verify_rs256(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed.verify_sig(message, signature).is_ok()
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("bits", &self.bits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
+/// A set of keys by `kid`, as read from a JWKS document.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    keys: HashMap<String, VerifyingKey>,
+    skipped: usize,
+}
+
+#[derive(Deserialize)]
+struct JwksDocument {
+    keys: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RsaJwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+impl KeySet {
+    /// Parses a JWKS document (`{"keys": [...]}`).
+    ///
+    /// Keys that are not RSA signing keys for RS256 (other `kty`, `use` other than
+    /// `sig`, `alg` other than `RS256`) are skipped; an RSA key without a `kid`, or with
+    /// bad base64 or a bad size, is an error, since it would silently never verify. A
+    /// document with no usable key is an error.
+    pub fn from_jwks_json(json: &[u8]) -> Result<Self, KeyError> {
+        let doc: JwksDocument =
+            serde_json::from_slice(json).map_err(|e| KeyError::Jwks(e.to_string()))?;
+        let mut set = KeySet::default();
+        for value in doc.keys {
+            let jwk: RsaJwk = match serde_json::from_value(value) {
+                Ok(jwk) => jwk,
+                Err(e) => return Err(KeyError::Jwks(format!("a key is malformed: {e}"))),
+            };
+            let usable = jwk.kty == "RSA"
+                && jwk.use_.as_deref().is_none_or(|u| u == "sig")
+                && jwk.alg.as_deref().is_none_or(|a| a == "RS256");
+            if !usable {
+                set.skipped += 1;
+                continue;
+            }
+            let kid = jwk.kid.clone();
+            let err = |message: &str| KeyError::Jwk {
+                kid: kid.clone(),
+                message: message.to_owned(),
+            };
+            let Some(kid_value) = jwk.kid else {
+                return Err(err("RSA key has no kid"));
+            };
+            let decode = |field: Option<String>, name: &str| {
+                let text = field.ok_or_else(|| err(&format!("missing {name}")))?;
+                URL_SAFE_NO_PAD
+                    .decode(text.trim_end_matches('='))
+                    .map_err(|e| err(&format!("{name} is not base64url: {e}")))
+            };
+            let n = decode(jwk.n, "n")?;
+            let e = decode(jwk.e, "e")?;
+            let key =
+                VerifyingKey::from_components(Some(kid_value.clone()), &n, &e).map_err(|e| {
+                    KeyError::Jwk {
+                        kid: Some(kid_value.clone()),
+                        message: e.to_string(),
+                    }
+                })?;
+            set.keys.insert(kid_value, key);
+        }
+        if set.keys.is_empty() {
+            return Err(KeyError::NoUsableKeys);
+        }
+        Ok(set)
+    }
+
+    /// Builds a set from keys that each carry a `kid`.
+    pub fn from_keys(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
+        let keys = keys
+            .into_iter()
+            .filter_map(|k| Some((k.kid.clone()?, k)))
+            .collect();
+        KeySet { keys, skipped: 0 }
+    }
+
+    /// The key published under `kid`.
+    pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.keys.get(kid)
+    }
+
+    /// The `kid`s in the set, sorted.
+    pub fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
+    }
+
+    /// How many usable keys the set holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// How many keys of the document were skipped as not RS256 signing keys.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySet")
+            .field("kids", &self.kids())
+            .field("skipped", &self.skipped)
+            .finish()
+    }
+}
+
+/// Where a [`crate::Verifier`] gets its keys.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// A fixed JWKS document; a token's `kid` must name one of its keys.
+    Static(KeySet),
+    /// One PEM public key (`CLERK_JWT_KEY`): networkless; `kid` is not required.
+    Pem(VerifyingKey),
+    /// A JWKS fetched over HTTP and cached (Frontend API or Backend API).
+    Remote(RemoteJwks),
+}
+
+impl From<KeySet> for KeySource {
+    fn from(set: KeySet) -> Self {
+        KeySource::Static(set)
+    }
+}
+
+impl From<RemoteJwks> for KeySource {
+    fn from(remote: RemoteJwks) -> Self {
+        KeySource::Remote(remote)
+    }
+}
+
+impl KeySource {
+    /// Whether tokens must name their key with `kid` (every JWKS source).
+    pub(crate) fn requires_kid(&self) -> bool {
+        !matches!(self, KeySource::Pem(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_documents_without_usable_keys() {
+        assert!(matches!(
+            KeySet::from_jwks_json(b"{\"keys\": []}"),
+            Err(KeyError::NoUsableKeys)
+        ));
+        assert!(matches!(
+            KeySet::from_jwks_json(br#"{"keys": [{"kty": "EC", "crv": "P-256"}]}"#),
+            Err(KeyError::NoUsableKeys)
+        ));
+        assert!(matches!(
+            KeySet::from_jwks_json(b"<html>"),
+            Err(KeyError::Jwks(_))
+        ));
+        assert!(matches!(
+            KeySet::from_jwks_json(br#"{"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}"#),
+            Err(KeyError::Jwk { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_small_keys_and_bad_pem() {
+        assert!(matches!(
+            VerifyingKey::from_components(None, &[0xc5; 128], &[1, 0, 1]),
+            Err(KeyError::Size(1024))
+        ));
+        assert!(matches!(
+            VerifyingKey::from_pem("not a key"),
+            Err(KeyError::Pem(_))
+        ));
+        assert!(matches!(
+            VerifyingKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"),
+            Err(KeyError::Pem(_))
+        ));
+        assert!(matches!(
+            VerifyingKey::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"),
+            Err(KeyError::NotRsa)
+        ));
+    }
+}

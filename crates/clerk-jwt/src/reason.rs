@@ -1,0 +1,217 @@
+//! Machine-readable reasons a token or a key source was rejected.
+
+use std::fmt;
+
+/// Why a verification failed, as a stable kebab-case code.
+///
+/// The first thirteen codes are the ones Clerk's own SDK (`@clerk/backend`) reports, so
+/// a client that already understands Clerk's errors understands these. The rest cover
+/// rules Clerk's SDK does not apply (issuer, audience, session-only tokens, pending
+/// sessions, the `email` claim InstantDB needs).
+///
+/// [`Reason::as_str`] is stable across releases; new variants may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// `exp` is in the past (beyond the leeway).
+    TokenExpired,
+    /// The token is not a well-formed JWS, or its header breaks a rule.
+    TokenInvalid,
+    /// `alg` is anything but `RS256`.
+    TokenInvalidAlgorithm,
+    /// `azp` is missing or not one of the authorized parties.
+    TokenInvalidAuthorizedParties,
+    /// The signature does not verify with the key named by `kid`.
+    TokenInvalidSignature,
+    /// `nbf` is in the future (beyond the leeway).
+    TokenNotActiveYet,
+    /// `iat` is in the future (beyond the leeway).
+    TokenIatInTheFuture,
+    /// A required claim is missing or has the wrong JSON type.
+    TokenVerificationFailed,
+    /// The Backend API refused the secret key.
+    SecretKeyInvalid,
+    /// No local key (PEM or static JWKS) was configured.
+    JwkLocalMissing,
+    /// The remote JWKS could not be loaded and no usable cached keys exist.
+    JwkRemoteFailedToLoad,
+    /// A key could not be turned into a usable RSA public key.
+    JwkFailedToResolve,
+    /// No key with the token's `kid` exists, even after the allowed refresh.
+    JwkKidMismatch,
+    /// `iss` is not one of the accepted issuers.
+    TokenInvalidIssuer,
+    /// An audience is configured and `aud` does not contain it.
+    TokenInvalidAudience,
+    /// A valid Clerk token that is not a session token (JWT template, machine or OAuth
+    /// access token, or no `sid`).
+    TokenNotSession,
+    /// The session is `pending` (the user still has a task to finish, e.g. choose an
+    /// organization).
+    SessionPending,
+    /// The token has no usable `email` claim.
+    EmailMissing,
+    /// The token says the email address is not verified.
+    EmailUnverified,
+}
+
+impl Reason {
+    /// Every reason, in declaration order.
+    pub const ALL: [Reason; 19] = [
+        Reason::TokenExpired,
+        Reason::TokenInvalid,
+        Reason::TokenInvalidAlgorithm,
+        Reason::TokenInvalidAuthorizedParties,
+        Reason::TokenInvalidSignature,
+        Reason::TokenNotActiveYet,
+        Reason::TokenIatInTheFuture,
+        Reason::TokenVerificationFailed,
+        Reason::SecretKeyInvalid,
+        Reason::JwkLocalMissing,
+        Reason::JwkRemoteFailedToLoad,
+        Reason::JwkFailedToResolve,
+        Reason::JwkKidMismatch,
+        Reason::TokenInvalidIssuer,
+        Reason::TokenInvalidAudience,
+        Reason::TokenNotSession,
+        Reason::SessionPending,
+        Reason::EmailMissing,
+        Reason::EmailUnverified,
+    ];
+
+    /// The stable kebab-case code, e.g. `token-expired`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::TokenExpired => "token-expired",
+            Reason::TokenInvalid => "token-invalid",
+            Reason::TokenInvalidAlgorithm => "token-invalid-algorithm",
+            Reason::TokenInvalidAuthorizedParties => "token-invalid-authorized-parties",
+            Reason::TokenInvalidSignature => "token-invalid-signature",
+            Reason::TokenNotActiveYet => "token-not-active-yet",
+            Reason::TokenIatInTheFuture => "token-iat-in-the-future",
+            Reason::TokenVerificationFailed => "token-verification-failed",
+            Reason::SecretKeyInvalid => "secret-key-invalid",
+            Reason::JwkLocalMissing => "jwk-local-missing",
+            Reason::JwkRemoteFailedToLoad => "jwk-remote-failed-to-load",
+            Reason::JwkFailedToResolve => "jwk-failed-to-resolve",
+            Reason::JwkKidMismatch => "jwk-kid-mismatch",
+            Reason::TokenInvalidIssuer => "token-invalid-issuer",
+            Reason::TokenInvalidAudience => "token-invalid-audience",
+            Reason::TokenNotSession => "token-not-session",
+            Reason::SessionPending => "session-pending",
+            Reason::EmailMissing => "email-missing",
+            Reason::EmailUnverified => "email-unverified",
+        }
+    }
+
+    /// Parses a code produced by [`Reason::as_str`].
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+
+    /// What the person seeing this error should do about it.
+    pub const fn hint(self) -> &'static str {
+        match self {
+            Reason::TokenExpired => {
+                "get a fresh token from Clerk (session tokens live 60 s; call getToken() right before the request) and check the server clock"
+            }
+            Reason::TokenInvalid => {
+                "send the raw Clerk session token (the __session cookie or the Bearer token from getToken()), unmodified"
+            }
+            Reason::TokenInvalidAlgorithm => {
+                "Clerk session tokens are signed with RS256; this token was not issued by Clerk"
+            }
+            Reason::TokenInvalidAuthorizedParties => {
+                "add the origin of the page that requested the token to the authorized parties, or call from an allowed origin"
+            }
+            Reason::TokenInvalidSignature => {
+                "the token was not signed by this Clerk instance; check that the publishable key or JWT key belongs to the same instance as the frontend"
+            }
+            Reason::TokenNotActiveYet | Reason::TokenIatInTheFuture => {
+                "check the server clock (it is behind Clerk's); enable NTP or raise the leeway slightly"
+            }
+            Reason::TokenVerificationFailed => {
+                "the token lacks a required claim (sub, exp) or has one of the wrong type; use a Clerk session token"
+            }
+            Reason::SecretKeyInvalid => {
+                "check CLERK_SECRET_KEY: copy the secret key of this instance from the Clerk dashboard (API keys)"
+            }
+            Reason::JwkLocalMissing => {
+                "configure a key source: a publishable key (JWKS URL), a secret key, or the PEM public key from the dashboard (CLERK_JWT_KEY)"
+            }
+            Reason::JwkRemoteFailedToLoad => {
+                "the JWKS could not be fetched; check network access to the Frontend API, or configure the PEM public key (CLERK_JWT_KEY) to verify without network"
+            }
+            Reason::JwkFailedToResolve => {
+                "the configured key is not a usable RSA public key; copy it again from the Clerk dashboard (API keys, JWT public key)"
+            }
+            Reason::JwkKidMismatch => {
+                "the token was signed by another Clerk instance (e.g. development keys against production); use the publishable key of the instance the frontend uses"
+            }
+            Reason::TokenInvalidIssuer => {
+                "the token comes from another Clerk instance or domain; use the matching publishable key, or add the satellite or proxy issuer to the accepted issuers"
+            }
+            Reason::TokenInvalidAudience => {
+                "the token's aud claim does not contain the configured audience; fix the audience setting or the token"
+            }
+            Reason::TokenNotSession => {
+                "send a session token (getToken() with no template), not a JWT template, machine or OAuth token"
+            }
+            Reason::SessionPending => {
+                "the user has a pending session task (e.g. choose an organization); finish it in the frontend, or allow pending sessions"
+            }
+            Reason::EmailMissing => {
+                "add the email claim to the session token in the Clerk dashboard (Sessions, Customize session token: \"email\": \"{{user.primary_email_address}}\"); users without an email address cannot sign in"
+            }
+            Reason::EmailUnverified => {
+                "the user's primary email address is not verified; have them verify it in Clerk"
+            }
+        }
+    }
+
+    /// Whether this reason means the token itself was rejected (HTTP 401), as opposed
+    /// to the verifier being unable to decide (keys unavailable or misconfigured).
+    pub const fn is_token_rejection(self) -> bool {
+        !matches!(
+            self,
+            Reason::SecretKeyInvalid
+                | Reason::JwkLocalMissing
+                | Reason::JwkRemoteFailedToLoad
+                | Reason::JwkFailedToResolve
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            assert!(seen.insert(reason.as_str()), "duplicate code {reason}");
+            assert_eq!(Reason::from_code(reason.as_str()), Some(reason));
+            assert!(!reason.hint().is_empty());
+            assert!(
+                reason
+                    .as_str()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-')
+            );
+        }
+        assert_eq!(Reason::from_code("nope"), None);
+    }
+}
