@@ -32,6 +32,7 @@ pub struct VerifierBuilder {
     audiences: Vec<String>,
     leeway: Option<Duration>,
     allow_pending: bool,
+    any_token_kind: bool,
     email_optional: bool,
     unverified_email_allowed: bool,
     clock: Option<Arc<dyn Clock>>,
@@ -93,6 +94,14 @@ impl VerifierBuilder {
     /// Accepts sessions whose status is `pending` (off by default, as in Clerk's SDK).
     pub fn allow_pending_sessions(mut self, allow: bool) -> Self {
         self.allow_pending = allow;
+        self
+    }
+
+    /// Requires a session token: `sid` present, not a JWT-template or machine token, not
+    /// an OAuth access token (on by default). Switch it off only to model a verifier that
+    /// accepts any Clerk token, as InstantDB's does.
+    pub fn require_session_token(mut self, require: bool) -> Self {
+        self.any_token_kind = !require;
         self
     }
 
@@ -159,6 +168,7 @@ impl VerifierBuilder {
                 audiences: self.audiences,
                 leeway: i64::try_from(leeway.as_secs()).unwrap_or(0),
                 allow_pending: self.allow_pending,
+                require_session: !self.any_token_kind,
                 require_email: !self.email_optional,
                 require_verified_email: !self.unverified_email_allowed,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
@@ -174,6 +184,7 @@ struct Inner {
     audiences: Vec<String>,
     leeway: i64,
     allow_pending: bool,
+    require_session: bool,
     require_email: bool,
     require_verified_email: bool,
     clock: Arc<dyn Clock>,
@@ -197,6 +208,7 @@ impl fmt::Debug for Verifier {
             .field("audiences", &inner.audiences)
             .field("leeway", &inner.leeway)
             .field("allow_pending", &inner.allow_pending)
+            .field("require_session", &inner.require_session)
             .field("require_email", &inner.require_email)
             .field("require_verified_email", &inner.require_verified_email)
             .finish()
@@ -337,7 +349,9 @@ impl Verifier {
         }
 
         // 10. Session tokens only.
-        let not_session = if header.access_token {
+        let not_session = if !inner.require_session {
+            None
+        } else if header.access_token {
             Some("typ at+jwt marks an OAuth access token")
         } else if header.cat.as_deref() == Some(CAT_JWT_TEMPLATE) {
             Some("cat marks a JWT template token")
