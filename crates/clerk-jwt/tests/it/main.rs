@@ -1,0 +1,7 @@
+//! Integration tests of clerk-jwt: every verification rule, the key cache against a
+//! JWKS server on 127.0.0.1, and PEM keys.
+
+mod cache;
+mod pem;
+mod rules;
+mod support;
