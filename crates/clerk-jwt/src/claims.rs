@@ -1,9 +1,12 @@
 //! The typed claims of a Clerk session token, versions 1 and 2.
 
+use std::fmt;
+
 use serde::Serialize;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::token::describe;
+use crate::json::{Key, Scalar, StrictValue, describe, describe_str, duplicate, fill, fill_extra};
 
 /// The claims of a verified Clerk session token.
 ///
@@ -49,8 +52,8 @@ pub struct SessionClaims {
     #[serde(rename = "org", skip_serializing_if = "Option::is_none")]
     pub organization: Option<Organization>,
     /// `fea`: features, each with its `u:` / `o:` scope prefix kept.
-    #[serde(rename = "fea", skip_serializing_if = "Vec::is_empty")]
-    pub features: Vec<String>,
+    #[serde(rename = "fea", skip_serializing_if = "CommaList::is_empty")]
+    pub features: CommaList,
     /// `pla`: the plan, `u:<slug>` or `o:<slug>`.
     #[serde(rename = "pla", skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
@@ -66,6 +69,57 @@ pub struct SessionClaims {
     /// Every other claim, unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A comma-separated list as Clerk sends it (`fea`, `o.per`), kept as one string.
+///
+/// Items are trimmed; positions are kept (an empty item stays one), because `o.fpm`
+/// bitmasks index into `o.per` by position.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct CommaList(String);
+
+impl CommaList {
+    /// The list as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The items, trimmed.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let text = if self.0.trim().is_empty() {
+            None
+        } else {
+            Some(self.0.as_str())
+        };
+        text.into_iter().flat_map(|t| t.split(',').map(str::trim))
+    }
+
+    /// Whether the list has no item.
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+
+    /// How many items the list has.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether `item` is one of the items.
+    pub fn contains(&self, item: &str) -> bool {
+        self.iter().any(|i| i == item)
+    }
+}
+
+impl fmt::Debug for CommaList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for CommaList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
 }
 
 /// `sts`: a session's status. Unknown values are kept.
@@ -117,8 +171,8 @@ pub struct Organization {
     /// The role key with its `org:` prefix (v2 sends `o.rol` without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    /// v2: the permission names of `o.per`, split. v1: `org_permissions` as sent.
-    pub permissions: Vec<String>,
+    /// v2: the permission names of `o.per`. v1: `org_permissions` as sent.
+    pub permissions: CommaList,
     /// v2: `o.fpm`, one bitmask over [`Organization::permissions`] per organization
     /// feature of `fea`, in order. Empty for v1.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -162,7 +216,7 @@ impl SessionClaims {
             return Vec::new();
         };
         if self.version < 2 {
-            return org.permissions.clone();
+            return org.permissions.iter().map(str::to_owned).collect();
         }
         let mut out = Vec::new();
         for (feature, bits) in self
@@ -183,7 +237,7 @@ impl SessionClaims {
 /// A claim with the wrong type; becomes `token-verification-failed`.
 pub(crate) type ClaimError = String;
 
-/// The claims, parsed after the signature verified. `sid` is `None` when absent.
+/// The claims, typed after the signature verified.
 pub(crate) struct Parsed {
     pub(crate) claims: SessionClaims,
     pub(crate) has_sid: bool,
@@ -207,6 +261,14 @@ fn wrong(name: &str, expected: &str, value: &Value) -> ClaimError {
     )
 }
 
+fn wrong_scalar(name: &str, expected: &str, value: &Scalar<'_>) -> ClaimError {
+    format!(
+        "claim {name} must be {expected}, found {}",
+        value.describe()
+    )
+}
+
+/// A string field of a nested object (`o`, `act`).
 fn opt_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, ClaimError> {
     match map.remove(name) {
         None | Some(Value::Null) => Ok(None),
@@ -215,114 +277,213 @@ fn opt_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>
     }
 }
 
+/// A top-level string claim; null counts as absent.
+fn string(name: &str, value: Option<Scalar<'_>>) -> Result<Option<String>, ClaimError> {
+    match value {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Str(s)) => Ok(Some(s.into_owned())),
+        Some(other) => Err(wrong_scalar(name, "a string", &other)),
+    }
+}
+
 /// A NumericDate: an integer, or a finite number with a fraction (floored).
-fn numeric_date(name: &str, value: &Value) -> Result<i64, ClaimError> {
-    let Value::Number(n) = value else {
-        return Err(wrong(name, "a number", value));
-    };
-    if let Some(i) = n.as_i64() {
-        return Ok(i);
-    }
-    match n.as_f64() {
-        #[allow(clippy::cast_possible_truncation)]
-        Some(f) if f.is_finite() && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
-            Ok(f.floor() as i64)
-        }
-        _ => Err(wrong(name, "a number of seconds within range", value)),
-    }
-}
-
-fn opt_date(map: &mut Map<String, Value>, name: &str) -> Result<Option<i64>, ClaimError> {
-    match map.remove(name) {
+fn date(name: &str, value: Option<Scalar<'_>>) -> Result<Option<i64>, ClaimError> {
+    match value {
         None => Ok(None),
-        Some(value) => numeric_date(name, &value).map(Some),
+        Some(Scalar::Int(i)) => Ok(Some(i)),
+        #[allow(clippy::cast_possible_truncation)]
+        Some(Scalar::Float(f)) if f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+            Ok(Some(f.floor() as i64))
+        }
+        Some(other @ (Scalar::Float(_) | Scalar::BigUint(_))) => Err(wrong_scalar(
+            name,
+            "a number of seconds within range",
+            &other,
+        )),
+        Some(other) => Err(wrong_scalar(name, "a number", &other)),
     }
 }
 
-fn comma_list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// A claim kept as JSON (arrays, objects); null counts as absent.
+fn nested(value: Option<Scalar<'_>>) -> Option<Value> {
+    match value {
+        None | Some(Scalar::Null) => None,
+        Some(other) => Some(other.into_value()),
+    }
 }
 
-impl Parsed {
-    /// Types the claims, removing known ones from the map; what remains is `extra`.
-    pub(crate) fn from_payload(mut map: Map<String, Value>) -> Result<Parsed, ClaimError> {
-        let sub = match map.remove("sub") {
-            Some(Value::String(s)) => s,
-            Some(other) => return Err(wrong("sub", "a string", &other)),
+/// The payload sorted into slots, in one pass over the JSON, with nothing judged yet:
+/// types are checked only after the signature verified.
+#[derive(Debug, Default)]
+pub(crate) struct RawClaims<'a> {
+    iss: Option<Scalar<'a>>,
+    sub: Option<Scalar<'a>>,
+    sid: Option<Scalar<'a>>,
+    azp: Option<Scalar<'a>>,
+    jti: Option<Scalar<'a>>,
+    exp: Option<Scalar<'a>>,
+    nbf: Option<Scalar<'a>>,
+    iat: Option<Scalar<'a>>,
+    aud: Option<Scalar<'a>>,
+    v: Option<Scalar<'a>>,
+    sts: Option<Scalar<'a>>,
+    fva: Option<Scalar<'a>>,
+    fea: Option<Scalar<'a>>,
+    pla: Option<Scalar<'a>>,
+    act: Option<Scalar<'a>>,
+    o: Option<OrgSlot<'a>>,
+    email: Option<Scalar<'a>>,
+    email_verified: Option<Scalar<'a>>,
+    org_id: Option<Scalar<'a>>,
+    org_slug: Option<Scalar<'a>>,
+    org_role: Option<Scalar<'a>>,
+    org_permissions: Option<Scalar<'a>>,
+    extra: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for RawClaims<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ClaimsVisitor;
+        impl<'de> Visitor<'de> for ClaimsVisitor {
+            type Value = RawClaims<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<RawClaims<'de>, A::Error> {
+                let mut c = RawClaims::default();
+                while let Some(Key(key)) = access.next_key()? {
+                    let slot = match key.as_ref() {
+                        "iss" => &mut c.iss,
+                        "sub" => &mut c.sub,
+                        "sid" => &mut c.sid,
+                        "azp" => &mut c.azp,
+                        "jti" => &mut c.jti,
+                        "exp" => &mut c.exp,
+                        "nbf" => &mut c.nbf,
+                        "iat" => &mut c.iat,
+                        "aud" => &mut c.aud,
+                        "v" => &mut c.v,
+                        "sts" => &mut c.sts,
+                        "fva" => &mut c.fva,
+                        "fea" => &mut c.fea,
+                        "pla" => &mut c.pla,
+                        "act" => &mut c.act,
+                        "o" => {
+                            if c.o.is_some() {
+                                return Err(duplicate(&key));
+                            }
+                            c.o = Some(access.next_value()?);
+                            continue;
+                        }
+                        "email" => &mut c.email,
+                        "email_verified" => &mut c.email_verified,
+                        "org_id" => &mut c.org_id,
+                        "org_slug" => &mut c.org_slug,
+                        "org_role" => &mut c.org_role,
+                        "org_permissions" => &mut c.org_permissions,
+                        _ => {
+                            fill_extra(&mut c.extra, key, &mut access)?;
+                            continue;
+                        }
+                    };
+                    fill(slot, &key, &mut access)?;
+                }
+                Ok(c)
+            }
+        }
+        deserializer.deserialize_map(ClaimsVisitor)
+    }
+}
+
+impl RawClaims<'_> {
+    /// Judges the types and builds the typed claims; unknown claims become `extra`.
+    pub(crate) fn into_parsed(self) -> Result<Parsed, ClaimError> {
+        let c = self;
+        let sub = match c.sub {
+            Some(Scalar::Str(s)) => s.into_owned(),
+            Some(other) => return Err(wrong_scalar("sub", "a string", &other)),
             None => return Err("claim sub is missing".into()),
         };
-        let exp = match map.remove("exp") {
-            Some(value) => numeric_date("exp", &value)?,
+        let exp = match c.exp {
+            Some(value) => date("exp", Some(value))?.unwrap_or_default(),
             None => return Err("claim exp is missing".into()),
         };
-        let nbf = opt_date(&mut map, "nbf")?;
-        let iat = opt_date(&mut map, "iat")?;
-        let iss = opt_string(&mut map, "iss")?.unwrap_or_default();
-        let sid = opt_string(&mut map, "sid")?;
-        let azp = opt_string(&mut map, "azp")?;
-        let jti = opt_string(&mut map, "jti")?;
-        let aud = match map.remove("aud") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => vec![s],
-            Some(Value::Array(items)) => items
+        let nbf = date("nbf", c.nbf)?;
+        let iat = date("iat", c.iat)?;
+        let iss = string("iss", c.iss)?.unwrap_or_default();
+        let sid = string("sid", c.sid)?;
+        let azp = string("azp", c.azp)?;
+        let jti = string("jti", c.jti)?;
+        let aud_expected = "a string or an array of strings";
+        let aud = match c.aud {
+            None | Some(Scalar::Null) => Vec::new(),
+            Some(Scalar::Str(s)) => vec![s.into_owned()],
+            Some(Scalar::Nested(Value::Array(items))) => items
                 .into_iter()
                 .map(|item| match item {
                     Value::String(s) => Ok(s),
-                    other => Err(wrong("aud", "a string or an array of strings", &other)),
+                    other => Err(wrong("aud", aud_expected, &other)),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(other) => return Err(wrong("aud", "a string or an array of strings", &other)),
+            Some(other) => return Err(wrong_scalar("aud", aud_expected, &other)),
         };
-        let version = match map.remove("v") {
-            None | Some(Value::Null) => 1,
-            Some(value) => value
-                .as_u64()
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| wrong("v", "a small positive integer", &value))?,
+        let version = match c.v {
+            None | Some(Scalar::Null) => 1,
+            Some(Scalar::Int(v)) if (1..=i64::from(u32::MAX)).contains(&v) => {
+                u32::try_from(v).unwrap_or(1)
+            }
+            Some(other) => return Err(wrong_scalar("v", "a small positive integer", &other)),
         };
-        let status = opt_string(&mut map, "sts")?.map(|s| match s.as_str() {
+        let status = string("sts", c.sts)?.map(|s| match s.as_str() {
             "active" => SessionStatus::Active,
             "pending" => SessionStatus::Pending,
             _ => SessionStatus::Other(s),
         });
-        let factor_age = match map.remove("fva") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(parse_fva(&value)?),
-        };
-        let features = opt_string(&mut map, "fea")?
-            .map(|f| comma_list(&f))
-            .unwrap_or_default();
-        let plan = opt_string(&mut map, "pla")?;
-        let actor = match map.remove("act") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(parse_actor(value)?),
-        };
+        let factor_age = nested(c.fva).map(|v| parse_fva(&v)).transpose()?;
+        let features = CommaList(string("fea", c.fea)?.unwrap_or_default());
+        let plan = string("pla", c.pla)?;
+        let actor = nested(c.act).map(parse_actor).transpose()?;
+        let mut extra = c.extra;
+        let v1_claims = [
+            ("org_id", c.org_id),
+            ("org_slug", c.org_slug),
+            ("org_role", c.org_role),
+            ("org_permissions", c.org_permissions),
+        ];
         let organization = if version >= 2 {
-            match map.remove("o") {
-                None | Some(Value::Null) => None,
-                Some(value) => Some(parse_org_v2(value)?),
+            for (name, value) in v1_claims {
+                if let Some(value) = value {
+                    extra.insert(name.to_owned(), value.into_value());
+                }
+            }
+            match c.o {
+                Some(slot) => parse_org_v2(slot)?,
+                None => None,
             }
         } else {
-            parse_org_v1(&mut map)?
+            if let Some(o) = c.o {
+                extra.insert("o".to_owned(), o.into_value());
+            }
+            let [id, slug, role, permissions] = v1_claims.map(|(_, value)| value);
+            parse_org_v1(id, slug, role, permissions)?
         };
-        let (email, email_present) = match map.remove("email") {
-            None | Some(Value::Null) => (None, EmailClaim::Missing),
-            Some(Value::String(s)) if s.trim().is_empty() => (None, EmailClaim::Empty),
-            Some(Value::String(s)) if !is_email_address(&s) => (None, EmailClaim::NotAddress),
-            Some(Value::String(s)) => (Some(s), EmailClaim::Valid),
+        let (email, email_present) = match c.email {
+            None | Some(Scalar::Null) => (None, EmailClaim::Missing),
+            Some(Scalar::Str(s)) if s.trim().is_empty() => (None, EmailClaim::Empty),
+            Some(Scalar::Str(s)) if !is_email_address(&s) => (None, EmailClaim::NotAddress),
+            Some(Scalar::Str(s)) => (Some(s.into_owned()), EmailClaim::Valid),
             Some(_) => (None, EmailClaim::NotString),
         };
-        let email_verified = match map.remove("email_verified") {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(b),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Some(true),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Some(false),
+        let email_verified = match c.email_verified {
+            None | Some(Scalar::Null) => None,
+            Some(Scalar::Bool(b)) => Some(b),
+            Some(Scalar::Str(s)) if s.eq_ignore_ascii_case("true") => Some(true),
+            Some(Scalar::Str(s)) if s.eq_ignore_ascii_case("false") => Some(false),
             Some(other) => {
-                return Err(wrong(
+                return Err(wrong_scalar(
                     "email_verified",
                     "a boolean or \"true\"/\"false\"",
                     &other,
@@ -350,7 +511,7 @@ impl Parsed {
                 actor,
                 email,
                 email_verified,
-                extra: map,
+                extra,
             },
             has_sid,
             email_present,
@@ -400,57 +561,174 @@ fn parse_actor(value: Value) -> Result<Actor, ClaimError> {
     })
 }
 
-fn parse_org_v2(value: Value) -> Result<Organization, ClaimError> {
-    let Value::Object(mut map) = value else {
-        return Err(wrong("o", "an object", &value));
+/// `o` as sent: an object sorted into slots, or any other value (an error for v2).
+#[derive(Debug)]
+pub(crate) enum OrgSlot<'a> {
+    Object(RawOrg<'a>),
+    Other(Scalar<'a>),
+}
+
+/// The fields of `o`, untyped until judged. Unknown fields are checked for duplicates
+/// and kept for the v1 case, where `o` is just another claim.
+#[derive(Debug, Default)]
+pub(crate) struct RawOrg<'a> {
+    id: Option<Scalar<'a>>,
+    slg: Option<Scalar<'a>>,
+    rol: Option<Scalar<'a>>,
+    per: Option<Scalar<'a>>,
+    fpm: Option<Scalar<'a>>,
+    others: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for OrgSlot<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Anything that is not an object goes through the scalar parser.
+        struct OrgVisitor;
+        impl<'de> Visitor<'de> for OrgVisitor {
+            type Value = OrgSlot<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<OrgSlot<'de>, A::Error> {
+                let mut o = RawOrg::default();
+                while let Some(Key(key)) = access.next_key()? {
+                    let slot = match key.as_ref() {
+                        "id" => &mut o.id,
+                        "slg" => &mut o.slg,
+                        "rol" => &mut o.rol,
+                        "per" => &mut o.per,
+                        "fpm" => &mut o.fpm,
+                        _ => {
+                            fill_extra(&mut o.others, key, &mut access)?;
+                            continue;
+                        }
+                    };
+                    fill(slot, &key, &mut access)?;
+                }
+                Ok(OrgSlot::Object(o))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<OrgSlot<'de>, E> {
+                Ok(OrgSlot::Other(Scalar::Str(v.into())))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OrgSlot<'de>, E> {
+                Ok(OrgSlot::Other(Scalar::Str(v.to_owned().into())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<OrgSlot<'de>, E> {
+                Ok(OrgSlot::Other(Scalar::Int(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<OrgSlot<'de>, E> {
+                Ok(OrgSlot::Other(Scalar::BigUint(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<OrgSlot<'de>, E> {
+                Ok(OrgSlot::Other(Scalar::Float(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<OrgSlot<'de>, E> {
+                Ok(OrgSlot::Other(Scalar::Bool(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<OrgSlot<'de>, E> {
+                Ok(OrgSlot::Other(Scalar::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OrgSlot<'de>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(StrictValue(item)) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(OrgSlot::Other(Scalar::Nested(Value::Array(items))))
+            }
+        }
+        deserializer.deserialize_any(OrgVisitor)
+    }
+}
+
+impl OrgSlot<'_> {
+    /// `o` as JSON, for a v1 token where it is not the organization claim.
+    fn into_value(self) -> Value {
+        match self {
+            OrgSlot::Other(scalar) => scalar.into_value(),
+            OrgSlot::Object(o) => {
+                let mut map = o.others;
+                for (name, slot) in [
+                    ("id", o.id),
+                    ("slg", o.slg),
+                    ("rol", o.rol),
+                    ("per", o.per),
+                    ("fpm", o.fpm),
+                ] {
+                    if let Some(value) = slot {
+                        map.insert(name.to_owned(), value.into_value());
+                    }
+                }
+                Value::Object(map)
+            }
+        }
+    }
+}
+
+fn parse_org_v2(slot: OrgSlot<'_>) -> Result<Option<Organization>, ClaimError> {
+    let o = match slot {
+        OrgSlot::Object(o) => o,
+        OrgSlot::Other(Scalar::Null) => return Ok(None),
+        OrgSlot::Other(other) => return Err(wrong_scalar("o", "an object", &other)),
     };
-    let id = match opt_string(&mut map, "id")? {
-        Some(id) => id,
-        None => return Err("claim o.id is missing".into()),
+    let Some(id) = string("o.id", o.id)? else {
+        return Err("claim o.id is missing".into());
     };
-    let permissions = opt_string(&mut map, "per")?
-        .map(|p| p.split(',').map(|s| s.trim().to_owned()).collect())
-        .unwrap_or_default();
-    let feature_permission_map = match opt_string(&mut map, "fpm")? {
+    let permissions = CommaList(string("o.per", o.per)?.unwrap_or_default());
+    let feature_permission_map = match string("o.fpm", o.fpm)? {
         None => Vec::new(),
         Some(text) => text
             .split(',')
             .map(|n| {
                 n.trim().parse::<u64>().map_err(|_| {
-                    format!("claim o.fpm must be comma-separated integers, found {text:?}")
+                    format!(
+                        "claim o.fpm must be comma-separated integers, found {}",
+                        describe_str(&text)
+                    )
                 })
             })
             .collect::<Result<_, _>>()?,
     };
-    Ok(Organization {
+    Ok(Some(Organization {
         id,
-        slug: opt_string(&mut map, "slg")?,
-        role: opt_string(&mut map, "rol")?.map(|r| {
+        slug: string("o.slg", o.slg)?,
+        role: string("o.rol", o.rol)?.map(|r| {
             if r.starts_with("org:") {
                 r
             } else {
-                format!("org:{r}")
+                let mut key = String::with_capacity(4 + r.len());
+                key.push_str("org:");
+                key.push_str(&r);
+                key
             }
         }),
         permissions,
         feature_permission_map,
-    })
+    }))
 }
 
-fn parse_org_v1(map: &mut Map<String, Value>) -> Result<Option<Organization>, ClaimError> {
-    let id = opt_string(map, "org_id")?;
-    let slug = opt_string(map, "org_slug")?;
-    let role = opt_string(map, "org_role")?;
-    let permissions = match map.remove("org_permissions") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::String(s) => Ok(s),
-                other => Err(wrong("org_permissions", "an array of strings", &other)),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(other) => return Err(wrong("org_permissions", "an array of strings", &other)),
+fn parse_org_v1(
+    id: Option<Scalar<'_>>,
+    slug: Option<Scalar<'_>>,
+    role: Option<Scalar<'_>>,
+    permissions: Option<Scalar<'_>>,
+) -> Result<Option<Organization>, ClaimError> {
+    let id = string("org_id", id)?;
+    let slug = string("org_slug", slug)?;
+    let role = string("org_role", role)?;
+    let expected = "an array of strings";
+    let permissions = match permissions {
+        None | Some(Scalar::Null) => CommaList::default(),
+        Some(Scalar::Nested(Value::Array(items))) => CommaList(
+            items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) if !s.contains(',') => Ok(s),
+                    other => Err(wrong("org_permissions", expected, &other)),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+        ),
+        Some(other) => return Err(wrong_scalar("org_permissions", expected, &other)),
     };
     Ok(id.map(|id| Organization {
         id,
@@ -484,8 +762,10 @@ mod tests {
     use serde_json::json;
 
     fn parse(value: Value) -> Result<Parsed, ClaimError> {
-        let Value::Object(map) = value else { panic!() };
-        Parsed::from_payload(map)
+        let bytes = serde_json::to_vec(&value).unwrap();
+        serde_json::from_slice::<RawClaims<'_>>(&bytes)
+            .unwrap()
+            .into_parsed()
     }
 
     #[test]
@@ -499,7 +779,10 @@ mod tests {
         let claims = parsed.claims;
         let org = claims.organization.as_ref().unwrap();
         assert_eq!(org.role.as_deref(), Some("org:admin"));
-        assert_eq!(org.permissions, ["read", "manage"]);
+        assert_eq!(
+            org.permissions.iter().collect::<Vec<_>>(),
+            ["read", "manage"]
+        );
         assert_eq!(claims.features_of("u"), ["chat"]);
         assert_eq!(
             claims.org_permissions(),

@@ -1,7 +1,6 @@
 //! Verification keys: one RSA public key parsed once, sets of them by `kid`, and the
 //! sources they come from (static JWKS, PEM, remote JWKS).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -47,9 +46,13 @@ pub enum KeyError {
 }
 
 /// One RSA public key, parsed once, that verifies RS256 signatures.
+///
+/// Cloning is an `Arc` increment: the key is shared, never copied.
 #[derive(Clone)]
-pub struct VerifyingKey {
-    parsed: Arc<ParsedPublicKey>,
+pub struct VerifyingKey(Arc<KeyInner>);
+
+struct KeyInner {
+    parsed: ParsedPublicKey,
     kid: Option<String>,
     bits: usize,
 }
@@ -67,11 +70,7 @@ impl VerifyingKey {
         let parsed = RsaPublicKeyComponents { n, e }
             .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
             .map_err(|_| KeyError::NotRsa)?;
-        Ok(VerifyingKey {
-            parsed: Arc::new(parsed),
-            kid,
-            bits,
-        })
+        Ok(VerifyingKey(Arc::new(KeyInner { parsed, kid, bits })))
     }
 
     /// Parses a DER RSA public key: SPKI (`PUBLIC KEY`) or PKCS#1 (`RSA PUBLIC KEY`).
@@ -125,25 +124,25 @@ impl VerifyingKey {
 
     /// The `kid` this key was published under, if any.
     pub fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
+        self.0.kid.as_deref()
     }
 
     /// The modulus size in bits.
     pub fn bits(&self) -> usize {
-        self.bits
+        self.0.bits
     }
 
     /// Checks an RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature over `message`.
     pub fn verify_rs256(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.parsed.verify_sig(message, signature).is_ok()
+        self.0.parsed.verify_sig(message, signature).is_ok()
     }
 }
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyingKey")
-            .field("kid", &self.kid)
-            .field("bits", &self.bits)
+            .field("kid", &self.0.kid)
+            .field("bits", &self.0.bits)
             .finish_non_exhaustive()
     }
 }
@@ -154,9 +153,12 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 }
 
 /// A set of keys by `kid`, as read from a JWKS document.
+///
+/// A JWKS holds a handful of keys, so they are kept in a list: a lookup compares a few
+/// strings instead of hashing an attacker-chosen `kid`.
 #[derive(Clone, Default)]
 pub struct KeySet {
-    keys: HashMap<String, VerifyingKey>,
+    keys: Vec<(String, VerifyingKey)>,
     skipped: usize,
 }
 
@@ -222,7 +224,7 @@ impl KeySet {
                         message: e.to_string(),
                     }
                 })?;
-            set.keys.insert(kid_value, key);
+            set.insert(kid_value, key);
         }
         if set.keys.is_empty() {
             return Err(KeyError::NoUsableKeys);
@@ -230,23 +232,33 @@ impl KeySet {
         Ok(set)
     }
 
-    /// Builds a set from keys that each carry a `kid`.
+    /// Builds a set from keys that each carry a `kid` (keys without one are left out).
     pub fn from_keys(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
-        let keys = keys
-            .into_iter()
-            .filter_map(|k| Some((k.kid.clone()?, k)))
-            .collect();
-        KeySet { keys, skipped: 0 }
+        let mut set = KeySet::default();
+        for key in keys {
+            if let Some(kid) = key.0.kid.clone() {
+                set.insert(kid, key);
+            }
+        }
+        set
+    }
+
+    /// Adds a key; a later key with the same `kid` replaces the earlier one.
+    fn insert(&mut self, kid: String, key: VerifyingKey) {
+        match self.keys.iter_mut().find(|(k, _)| *k == kid) {
+            Some(slot) => slot.1 = key,
+            None => self.keys.push((kid, key)),
+        }
     }
 
     /// The key published under `kid`.
     pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
-        self.keys.get(kid)
+        self.keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key)
     }
 
     /// The `kid`s in the set, sorted.
     pub fn kids(&self) -> Vec<&str> {
-        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        let mut kids: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
         kids.sort_unstable();
         kids
     }

@@ -60,6 +60,7 @@ mod claims;
 mod clock;
 mod error;
 mod extract;
+mod json;
 mod keys;
 mod publishable_key;
 mod reason;
@@ -70,7 +71,7 @@ pub mod testing;
 mod token;
 mod verifier;
 
-pub use claims::{Actor, FactorAge, Organization, SessionClaims, SessionStatus};
+pub use claims::{Actor, CommaList, FactorAge, Organization, SessionClaims, SessionStatus};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ConfigError, Error};
 pub use extract::{ExtractedToken, SESSION_COOKIE, TokenExtractor, TokenLocation};
@@ -93,15 +94,26 @@ pub mod __fuzz {
     //! The token parser, exposed for the fuzz target only.
 
     /// Decodes a token and runs the header rules, as the verifier does first.
+    /// Returns whether the token got past the structure and header rules, and checks
+    /// that the typed parser and the display parser agree on what is malformed.
     pub fn parse_and_check_header(token: &str) -> bool {
-        crate::token::Decoded::parse(token)
-            .and_then(|d| d.check_header(true))
-            .is_ok()
-    }
-
-    /// Types the claims of a payload JSON object, as the verifier does after the
-    /// signature check.
-    pub fn parse_claims(payload: serde_json::Map<String, serde_json::Value>) -> bool {
-        crate::claims::Parsed::from_payload(payload).is_ok()
+        let Ok(decoded) = crate::token::Decoded::split(token) else {
+            return false;
+        };
+        let typed = decoded.parse();
+        let display = decoded.parse_objects();
+        assert_eq!(
+            typed.is_ok(),
+            display.is_ok(),
+            "the two JSON parsers disagree"
+        );
+        match typed {
+            Ok((header, claims)) => {
+                // Typing the claims must never panic, whatever they hold.
+                let _ = claims.into_parsed();
+                header.check(true).is_ok()
+            }
+            Err(_) => false,
+        }
     }
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 use crate::claims::{EmailClaim, Parsed, SessionClaims, SessionStatus};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error};
+use crate::json::{describe, describe_str};
 use crate::keys::{KeySource, VerifyingKey};
 use crate::publishable_key::PublishableKey;
 use crate::remote::{LookupError, RemoteJwks, RemoteOptions};
-use crate::token::{CAT_JWT_TEMPLATE, CAT_MACHINE, Decoded, describe};
+use crate::token::{CAT_JWT_TEMPLATE, CAT_MACHINE, Decoded};
 use crate::{Reason, Result};
 
 /// The default clock-skew allowance.
@@ -246,13 +247,14 @@ impl Verifier {
         let reject = |e: crate::token::DecodeError| Error::rejected(e.reason, e.detail);
 
         // 1-2. Structure and header, before any key is chosen.
-        let decoded = Decoded::parse(token).map_err(reject)?;
-        let header = decoded
-            .check_header(inner.keys.requires_kid())
+        let decoded = Decoded::split(token).map_err(reject)?;
+        let (raw_header, raw_claims) = decoded.parse().map_err(reject)?;
+        let header = raw_header
+            .check(inner.keys.requires_kid())
             .map_err(reject)?;
 
         // 3. The key named by kid.
-        let key = self.key_for(header.kid.as_deref(), now).await?;
+        let key = self.key_for(header.kid, now).await?;
 
         // 4. The signature, before any claim is trusted.
         if !key.verify_rs256(decoded.signing_input, decoded.signature()) {
@@ -267,7 +269,8 @@ impl Verifier {
             claims,
             has_sid,
             email_present,
-        } = Parsed::from_payload(decoded.payload)
+        } = raw_claims
+            .into_parsed()
             .map_err(|detail| Error::rejected(Reason::TokenVerificationFailed, detail))?;
 
         // 6. Time, with leeway.
@@ -353,9 +356,9 @@ impl Verifier {
             None
         } else if header.access_token {
             Some("typ at+jwt marks an OAuth access token")
-        } else if header.cat.as_deref() == Some(CAT_JWT_TEMPLATE) {
+        } else if header.cat == Some(CAT_JWT_TEMPLATE) {
             Some("cat marks a JWT template token")
-        } else if header.cat.as_deref() == Some(CAT_MACHINE) {
+        } else if header.cat == Some(CAT_MACHINE) {
             Some("cat marks a machine token")
         } else if !has_sid {
             Some("the token has no sid claim (JWT template tokens have none and outlive sign-out)")
@@ -434,10 +437,6 @@ impl Verifier {
             }
         }
     }
-}
-
-fn describe_str(s: &str) -> String {
-    describe(Some(&serde_json::Value::String(s.to_owned())))
 }
 
 /// The claims of an unverified token, for display. Never use them for a decision.

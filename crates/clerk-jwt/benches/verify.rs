@@ -1,0 +1,209 @@
+//! Full verification by clerk-jwt (warm remote cache, every rule, typed claims) against
+//! the bare RSA-2048 PKCS#1 SHA-256 check with aws-lc-rs on the same tokens, in one run,
+//! single-threaded. Writes `target/bench/verify.json`.
+//!
+//! Run with `cargo xtask bench verify` (or `cargo bench -p clerk-jwt --bench verify`).
+//! Both sides run in alternating slices of 64 calls, so machine load hits both alike.
+
+#![allow(missing_docs, clippy::print_stdout)]
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clerk_jwt::testing::{TestKey, TokenBuilder};
+use clerk_jwt::{RemoteJwks, RemoteOptions, Verifier};
+use serde_json::json;
+
+const ROUNDS: usize = 5;
+const ROUND_TIME: Duration = Duration::from_millis(3000);
+const TOKENS: usize = 64;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = TestKey::generate("ins_2benchinstance00000000000");
+    let issuer = "https://clerk.bench.example.com";
+
+    // A JWKS server on loopback, so the verifier uses the real remote cache (warm).
+    let jwks = key.jwks();
+    let (url, _server) = rt.block_on(async move {
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let jwks = jwks.clone();
+                async move { axum::Json(jwks) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}/.well-known/jwks.json"), server)
+    });
+    let verifier = Verifier::builder()
+        .issuer(issuer)
+        .keys(RemoteJwks::url(url, RemoteOptions::default()))
+        .authorized_party("https://app.example.com")
+        .build()
+        .unwrap();
+
+    // Realistic v2 session tokens: organization, features, plan, custom claims.
+    let now = verifier.now();
+    let tokens: Vec<String> = (0..TOKENS)
+        .map(|i| {
+            TokenBuilder::session(&key, issuer, now)
+                .claim("sub", format!("user_2bench{i:020}"))
+                .claim("sid", format!("sess_2bench{i:020}"))
+                .claim("exp", now + 3600)
+                .claim("azp", "https://app.example.com")
+                .claim("email", format!("user{i}@example.com"))
+                .claim("fea", "u:chat,o:dashboard,o:billing")
+                .claim("pla", "o:pro")
+                .claim(
+                    "o",
+                    json!({"id": "org_2benchorg", "slg": "acme", "rol": "admin", "per": "read,manage", "fpm": "3,2"}),
+                )
+                .sign()
+        })
+        .collect();
+    rt.block_on(verifier.verify(&tokens[0]))
+        .expect("bench token verifies");
+
+    // The raw check: the same key parsed once, the same signing inputs and signatures.
+    let jwk = key.jwk();
+    let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+    let e = URL_SAFE_NO_PAD.decode(jwk["e"].as_str().unwrap()).unwrap();
+    let raw_key: ParsedPublicKey = RsaPublicKeyComponents { n: &n, e: &e }
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .unwrap();
+    let raw: Vec<(Vec<u8>, Vec<u8>)> = tokens
+        .iter()
+        .map(|t| {
+            let (input, sig) = t.rsplit_once('.').unwrap();
+            (
+                input.as_bytes().to_vec(),
+                URL_SAFE_NO_PAD.decode(sig).unwrap(),
+            )
+        })
+        .collect();
+
+    let mut clerk_rates = Vec::new();
+    let mut raw_rates = Vec::new();
+    let mut verify_one = |i: usize| {
+        let claims = verifier
+            .verify(black_box(&tokens[i % TOKENS]))
+            .now_or_never()
+            .expect("warm cache never awaits")
+            .expect("valid");
+        black_box(claims);
+    };
+    let mut raw_one = |i: usize| {
+        let (input, sig) = &raw[i % TOKENS];
+        raw_key
+            .verify_sig(black_box(input), black_box(sig))
+            .expect("valid");
+    };
+    // `VERIFY_BENCH_PROFILE=clerk|raw`: run 2,000 calls of one side and stop, for
+    // instruction counts under `valgrind --tool=callgrind` (stable under machine load).
+    if let Ok(side) = std::env::var("VERIFY_BENCH_PROFILE") {
+        for i in 0..2000 {
+            if side == "clerk" {
+                verify_one(i)
+            } else {
+                raw_one(i)
+            }
+        }
+        return;
+    }
+    for round in 0..ROUNDS {
+        let (clerk, bare) = measure_pair(&mut verify_one, &mut raw_one);
+        println!(
+            "round {}: clerk-jwt {clerk:>9.0}/s  raw RSA {bare:>9.0}/s  ratio {:.3}",
+            round + 1,
+            clerk / bare
+        );
+        clerk_rates.push(clerk);
+        raw_rates.push(bare);
+    }
+    let clerk = median(&mut clerk_rates);
+    let bare = median(&mut raw_rates);
+    let ratio = clerk / bare;
+    println!(
+        "verify: clerk-jwt {clerk:.0}/s, raw RSA-2048 {bare:.0}/s, ratio {ratio:.3} (median of {ROUNDS} rounds; target >= 0.85)"
+    );
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = json!({
+        "clerk_jwt_per_s": clerk.round(),
+        "raw_rsa_per_s": bare.round(),
+        "ratio": (ratio * 1000.0).round() / 1000.0,
+    });
+    let path = dir.join("verify.json");
+    std::fs::write(&path, format!("{report}\n")).unwrap();
+    println!("wrote {}", path.display());
+}
+
+/// Runs `a` and `b` in alternating slices of `SLICE` calls for about `ROUND_TIME`, so
+/// both see the same machine load, and returns each one's calls per second.
+fn measure_pair(a: &mut impl FnMut(usize), b: &mut impl FnMut(usize)) -> (f64, f64) {
+    const SLICE: usize = 64;
+    for i in 0..SLICE * 4 {
+        a(i);
+        b(i);
+    }
+    let (mut time_a, mut time_b) = (Duration::ZERO, Duration::ZERO);
+    let mut calls = 0usize;
+    let start = Instant::now();
+    while start.elapsed() < ROUND_TIME {
+        let t = Instant::now();
+        for i in calls..calls + SLICE {
+            a(i);
+        }
+        time_a += t.elapsed();
+        let t = Instant::now();
+        for i in calls..calls + SLICE {
+            b(i);
+        }
+        time_b += t.elapsed();
+        calls += SLICE;
+    }
+    (
+        calls as f64 / time_a.as_secs_f64(),
+        calls as f64 / time_b.as_secs_f64(),
+    )
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// `$CLERK_INSTANT_BENCH_DIR`, else `<target dir>/bench`.
+fn bench_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CLERK_INSTANT_BENCH_DIR") {
+        return dir.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("bench")
+}
+
+/// Polls a future once: the warm-cache path must complete without awaiting.
+trait NowOrNever: Future + Sized {
+    fn now_or_never(self) -> Option<Self::Output> {
+        let mut fut = std::pin::pin!(self);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
+    }
+}
+
+impl<F: Future> NowOrNever for F {}
