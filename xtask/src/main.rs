@@ -1,1 +1,249 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! - `ci`: format check, clippy with warnings denied, the tests (nextest when present),
+//!   doc-tests and docs with warnings denied: what CI runs.
+//! - `bench [verify|client|all]`: the benchmarks, each writing `target/bench/*.json`,
+//!   with a summary against the targets.
+//! - `fuzz [--seconds N]`: the token-parser fuzz target (needs cargo-fuzz and nightly).
+//!
+//! Hygiene checks ("tidy") are ordinary tests in `tidy.rs`, so `cargo test` runs them.
+//! xtask depends on no project crate: it shells out to cargo.
+
+#![allow(clippy::print_stderr, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+
+#[cfg(test)]
+mod tidy;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench(args.get(1).map_or("all", String::as_str)),
+        Some("fuzz") => fuzz(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci | bench [verify|client|all] | fuzz [--seconds N]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\nxtask: FAILED: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Runs a step, printing it first and its duration after; fails loudly.
+fn step(name: &str, mut cmd: Command) -> anyhow::Result<()> {
+    let shown = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let envs: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
+        .collect();
+    eprintln!(
+        "\n==> {name}: {}{shown}",
+        if envs.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", envs.join(" "))
+        }
+    );
+    let start = Instant::now();
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    let took = start.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("step `{name}` failed ({status}) after {took:.0} s: `{shown}`");
+    }
+    eprintln!("==> {name}: ok ({took:.0} s)");
+    Ok(())
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn ci() -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    step("format", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    step("clippy", clippy)?;
+
+    let mut tests = cargo();
+    if has_nextest() {
+        tests.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ]);
+    } else {
+        eprintln!("(cargo-nextest not found: using cargo test)");
+        tests.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
+    }
+    step("tests", tests)?;
+
+    let mut doctests = cargo();
+    doctests.args(["test", "--doc", "--workspace", "--locked"]);
+    step("doc-tests", doctests)?;
+
+    let mut docs = cargo();
+    docs.args(["doc", "--no-deps", "--workspace", "--locked"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    step("docs", docs)?;
+
+    eprintln!(
+        "\nxtask ci: all steps passed in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A benchmark: the cargo bench target, its report file and how to judge it.
+struct Bench {
+    name: &'static str,
+    package: &'static str,
+    target: &'static str,
+    report: &'static str,
+    /// The report field holding the ratio, and the target it must reach.
+    ratio_field: &'static str,
+    target_ratio: f64,
+}
+
+const BENCHES: &[Bench] = &[
+    Bench {
+        name: "verify",
+        package: "clerk-jwt",
+        target: "verify",
+        report: "verify.json",
+        ratio_field: "ratio",
+        target_ratio: 0.85,
+    },
+    Bench {
+        name: "client",
+        package: "instant-client",
+        target: "client_overhead",
+        report: "instant-client.json",
+        ratio_field: "ratio",
+        target_ratio: 0.90,
+    },
+];
+
+fn bench_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("bench")
+}
+
+fn bench(which: &str) -> anyhow::Result<()> {
+    let selected: Vec<&Bench> = BENCHES
+        .iter()
+        .filter(|b| which == "all" || b.name == which)
+        .filter(|b| which != "all" || root().join(package_dir(b.package)).exists())
+        .collect();
+    if selected.is_empty() {
+        let names: Vec<&str> = BENCHES.iter().map(|b| b.name).collect();
+        bail!("unknown benchmark {which:?}; known: {}", names.join(", "));
+    }
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir)?;
+    let mut summary = Vec::new();
+    for b in &selected {
+        let mut cmd = cargo();
+        cmd.args(["bench", "-p", b.package, "--bench", b.target])
+            .env("CLERK_INSTANT_BENCH_DIR", &dir);
+        step(&format!("bench {}", b.name), cmd)?;
+        let path = dir.join(b.report);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("the bench did not write {}", path.display()))?;
+        let report: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        let ratio = report[b.ratio_field]
+            .as_f64()
+            .with_context(|| format!("{} has no numeric {}", path.display(), b.ratio_field))?;
+        let verdict = if ratio >= b.target_ratio {
+            "meets"
+        } else {
+            "BELOW"
+        };
+        summary.push(format!(
+            "{:<8} {} -> {} {ratio:.3} {verdict} target {:.2}",
+            b.name,
+            text.trim(),
+            b.ratio_field,
+            b.target_ratio
+        ));
+    }
+    eprintln!("\nbench summary ({}):", dir.display());
+    for line in summary {
+        eprintln!("  {line}");
+    }
+    Ok(())
+}
+
+fn package_dir(package: &str) -> String {
+    format!("crates/{package}")
+}
+
+fn fuzz(args: &[String]) -> anyhow::Result<()> {
+    let seconds = match args {
+        [] => "60".to_owned(),
+        [flag, n] if flag == "--seconds" => n.clone(),
+        _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
+    };
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root().join("fuzz")).args([
+        "+nightly",
+        "fuzz",
+        "run",
+        "token_parser",
+        "--",
+        &format!("-max_total_time={seconds}"),
+    ]);
+    step("fuzz token_parser", cmd)
+}

@@ -11,7 +11,7 @@
 //! - [`Verifier`] applies every rule in a fixed order and reports a [`Reason`] with a
 //!   hint a person can act on.
 //! - [`TokenExtractor`] finds the token in request headers as Clerk sends it.
-//! - Feature `testing`: keys and token minting for tests ([`testing`]).
+//! - Feature `testing`: keys and token minting for tests (module `testing`).
 //!
 //! ```
 //! use clerk_jwt::{PublishableKey, Verifier};
