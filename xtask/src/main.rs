@@ -242,6 +242,8 @@ fn fuzz(args: &[String]) -> anyhow::Result<()> {
         "fuzz",
         "run",
         "token_parser",
+        "corpus/token_parser",
+        "seeds/token_parser",
         "--",
         &format!("-max_total_time={seconds}"),
     ]);
