@@ -12,6 +12,7 @@
 //!   hint a person can act on.
 //! - [`TokenExtractor`] finds the token in request headers as Clerk sends it.
 //! - Feature `testing`: keys and token minting for tests (module `testing`).
+//! - Feature `axum`: an extractor for verified sessions (module `axum`).
 //!
 //! ```
 //! use clerk_jwt::{PublishableKey, Verifier};
@@ -56,6 +57,8 @@
 //! another's keys. Attacker-chosen `kid`s cause at most one refresh per cooldown (never
 //! less than 10 s). Secret keys are redacted in `Debug`, and no error carries the token.
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod claims;
 mod clock;
 mod error;

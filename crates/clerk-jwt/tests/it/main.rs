@@ -2,6 +2,7 @@
 //! JWKS server on 127.0.0.1, and PEM keys.
 
 mod cache;
+mod extractor;
 mod pem;
 mod rules;
 mod support;
