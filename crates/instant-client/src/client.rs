@@ -448,9 +448,9 @@ impl Client {
     // ---- Admin --------------------------------------------------------------------
 
     /// Runs an InstaQL query (`POST /admin/query`), bypassing permissions; the result
-    /// tree mirrors the query's shape.
+    /// tree (a JSON object) mirrors the query's shape.
     pub async fn query(&self, query: &Query) -> Result<Value> {
-        self.query_as(query).await
+        self.query_impl(query, None).await.and_then(result_tree)
     }
 
     /// Runs a query and deserializes the result tree into `T`.
@@ -662,10 +662,16 @@ impl Client {
             status = Empty,
             duration_ms = Empty,
         );
-        self.execute_in_span(call).instrument(span).await
+        self.execute_in_span(call, span.clone())
+            .instrument(span)
+            .await
     }
 
-    async fn execute_in_span<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
+    async fn execute_in_span<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+        span: tracing::Span,
+    ) -> Result<T> {
         let policy = &self.inner.retry;
         let retries_allowed = call.endpoint.is_idempotent_read() || policy.retry_writes;
         let max_attempts = if retries_allowed {
@@ -674,7 +680,6 @@ impl Client {
             1
         };
         let start = Instant::now();
-        let span = tracing::Span::current();
         let mut attempt = 1;
         loop {
             let attempt_start = Instant::now();
@@ -775,7 +780,10 @@ impl Impersonated {
 
     /// Runs a query as this user.
     pub async fn query(&self, query: &Query) -> Result<Value> {
-        self.query_as(query).await
+        self.client
+            .query_impl(query, Some(&self.who))
+            .await
+            .and_then(result_tree)
     }
 
     /// Runs a query as this user and deserializes the result into `T`.
@@ -786,6 +794,15 @@ impl Impersonated {
     /// Applies a transaction as this user.
     pub async fn transact(&self, tx: &Transaction) -> Result<TxId> {
         self.client.transact_impl(tx, Some(&self.who)).await
+    }
+}
+
+/// A query result is an object of namespaces.
+fn result_tree(tree: Value) -> Result<Value> {
+    if tree.is_object() {
+        Ok(tree)
+    } else {
+        Err(missing(Endpoint::Query, "the result is not a json object"))
     }
 }
 

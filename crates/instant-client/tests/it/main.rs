@@ -1,0 +1,10 @@
+//! Integration tests of instant-client against servers on 127.0.0.1: wire conformance
+//! with the official SDKs' recorded requests, answers and errors, retries and
+//! timeouts, redaction, and transaction bodies.
+
+mod redaction;
+mod responses;
+mod retries;
+mod support;
+mod transactions;
+mod wire;
