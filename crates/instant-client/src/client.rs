@@ -134,19 +134,26 @@ impl ClientBuilder {
             }
             None => None,
         };
+        let mut runtime_headers = HeaderMap::with_capacity(2);
+        runtime_headers.insert(CONTENT_TYPE, JSON);
+        runtime_headers.insert(ACCEPT, ANY);
+        let mut inner = Inner {
+            app_id: self.app_id,
+            app_id_text,
+            app_id_header,
+            admin_token: self.admin_token,
+            authorization,
+            base,
+            urls,
+            http,
+            timeout: self.timeout,
+            retry: self.retry,
+            runtime_headers,
+            admin_headers: HeaderMap::new(),
+        };
+        inner.admin_headers = inner.admin_headers_as(None);
         Ok(Client {
-            inner: Arc::new(Inner {
-                app_id: self.app_id,
-                app_id_text,
-                app_id_header,
-                admin_token: self.admin_token,
-                authorization,
-                base,
-                urls,
-                http,
-                timeout: self.timeout,
-                retry: self.retry,
-            }),
+            inner: Arc::new(inner),
         })
     }
 }
@@ -180,6 +187,10 @@ struct Inner {
     app_id_header: HeaderValue,
     admin_token: Option<AdminToken>,
     authorization: Option<HeaderValue>,
+    /// `@instantdb/core`'s headers, sent on runtime calls.
+    runtime_headers: HeaderMap,
+    /// `@instantdb/admin`'s headers without impersonation.
+    admin_headers: HeaderMap,
     base: Url,
     /// Each endpoint's URL, `?app_id=` included for admin endpoints; by
     /// [`Endpoint::index`].
@@ -187,6 +198,26 @@ struct Inner {
     http: reqwest::Client,
     timeout: Duration,
     retry: RetryPolicy,
+}
+
+impl Inner {
+    /// Admin headers in the order `@instantdb/admin` sends them, with an impersonation
+    /// header when given.
+    fn admin_headers_as(&self, impersonation: Option<(HeaderName, HeaderValue)>) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(CONTENT_TYPE, JSON);
+        headers.insert(APP_ID, self.app_id_header.clone());
+        if let Some(auth) = &self.authorization {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        if let Some((name, value)) = impersonation {
+            headers.insert(name, value);
+        }
+        headers.insert(ADMIN_VERSION, HeaderValue::from_static(SDK_VERSION));
+        headers.insert(CORE_VERSION, HeaderValue::from_static(SDK_VERSION));
+        headers.insert(ACCEPT, ANY);
+        headers
+    }
 }
 
 /// InstantDB's runtime-auth and admin HTTP API. Cheap to clone: clones share the
@@ -568,13 +599,10 @@ impl Client {
         body: &impl Serialize,
         secrets: Vec<&'a str>,
     ) -> Result<Call<'a>> {
-        let mut headers = HeaderMap::with_capacity(2);
-        headers.insert(CONTENT_TYPE, JSON);
-        headers.insert(ACCEPT, ANY);
         Ok(Call {
             endpoint,
             url: self.inner.urls[endpoint.index()].clone(),
-            headers,
+            headers: self.inner.runtime_headers.clone(),
             body: Some(to_body(endpoint, body)?),
             secrets,
         })
@@ -609,19 +637,14 @@ impl Client {
         if self.inner.authorization.is_none() && !token_optional {
             return Err(ConfigError::AdminTokenRequired(endpoint).into());
         }
-        let mut headers = HeaderMap::with_capacity(8);
-        headers.insert(CONTENT_TYPE, JSON);
-        headers.insert(APP_ID, self.inner.app_id_header.clone());
-        if let Some(auth) = &self.inner.authorization {
-            headers.insert(AUTHORIZATION, auth.clone());
-        }
-        match who {
-            None => {}
+        let headers = match who {
+            // The common case: a copy of the headers prepared when the client was built.
+            None => self.inner.admin_headers.clone(),
             Some(Impersonation::Email(email)) => {
                 let value = HeaderValue::from_str(email)
                     .map_err(|_| invalid(endpoint, "the email cannot be sent in an http header"))?;
-                headers.insert(AS_EMAIL, value);
                 secrets.push(email);
+                self.inner.admin_headers_as(Some((AS_EMAIL, value)))
             }
             Some(Impersonation::RefreshToken(token)) => {
                 let mut value = HeaderValue::from_str(token.expose()).map_err(|_| {
@@ -631,16 +654,13 @@ impl Client {
                     )
                 })?;
                 value.set_sensitive(true);
-                headers.insert(AS_TOKEN, value);
                 secrets.push(token.expose());
+                self.inner.admin_headers_as(Some((AS_TOKEN, value)))
             }
-            Some(Impersonation::Guest) => {
-                headers.insert(AS_GUEST, HeaderValue::from_static("true"));
-            }
-        }
-        headers.insert(ADMIN_VERSION, HeaderValue::from_static(SDK_VERSION));
-        headers.insert(CORE_VERSION, HeaderValue::from_static(SDK_VERSION));
-        headers.insert(ACCEPT, ANY);
+            Some(Impersonation::Guest) => self
+                .inner
+                .admin_headers_as(Some((AS_GUEST, HeaderValue::from_static("true")))),
+        };
         if let Some(token) = &self.inner.admin_token {
             secrets.push(token.expose());
         }
@@ -726,16 +746,14 @@ impl Client {
             "DELETE" => Method::DELETE,
             _ => Method::POST,
         };
-        let mut request = self
-            .inner
-            .http
-            .request(method, call.url.clone())
-            .headers(call.headers.clone())
-            .timeout(self.inner.timeout);
+        // Built directly: `RequestBuilder::headers` would re-insert every header.
+        let mut request = reqwest::Request::new(method, call.url.clone());
+        *request.headers_mut() = call.headers.clone();
+        *request.timeout_mut() = Some(self.inner.timeout);
         if let Some(body) = &call.body {
-            request = request.body(body.clone());
+            *request.body_mut() = Some(body.clone().into());
         }
-        let response = match request.send().await {
+        let response = match self.inner.http.execute(request).await {
             Ok(response) => response,
             Err(e) => return (None, Err(Error::transport(endpoint, e))),
         };
