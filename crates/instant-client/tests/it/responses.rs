@@ -147,7 +147,7 @@ async fn the_type_message_shape_is_a_rejection() {
     );
     assert_eq!(rejection.hint_keys, ["in", "original-input"]);
     assert_eq!(rejection.trace_id.as_deref(), Some("abc123"));
-    assert!(err.is_rejected() && !err.is_temporary());
+    assert!(err.is_rejected() && !err.is_unavailable());
 }
 
 #[tokio::test]
@@ -232,7 +232,7 @@ async fn rate_limits_carry_the_hint_retry_after() {
         json!({"type": "rate-limited", "message": "slow down", "hint": {"retry-after": 7}}),
     ))
     .await;
-    assert!(err.is_rate_limited() && err.is_temporary());
+    assert!(err.is_rate_limited() && err.is_unavailable());
     assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(7)));
 }
 
