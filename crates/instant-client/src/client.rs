@@ -436,8 +436,9 @@ impl Client {
         signed_in(endpoint, answer)
     }
 
-    /// Signs a refresh token out (`POST /runtime/signout`): it stops working. Treats
-    /// an unknown token as signed out, as InstantDB does.
+    /// Signs a refresh token out (`POST /runtime/signout`): it stops working. An
+    /// unknown or already signed-out token counts as signed out (a `record-not-found`
+    /// answer is success).
     pub async fn sign_out(&self, refresh_token: &RefreshToken) -> Result<()> {
         #[derive(Serialize)]
         struct Body<'a> {
@@ -449,8 +450,12 @@ impl Client {
             refresh_token: refresh_token.expose(),
         };
         let call = self.runtime_call(Endpoint::SignOut, &body, vec![refresh_token.expose()])?;
-        let _: IgnoredAny = self.execute(call).await?;
-        Ok(())
+        match self.execute::<IgnoredAny>(call).await {
+            // Already signed out (or never issued): the outcome the caller wanted.
+            Err(err) if err.is_not_found() => Ok(()),
+            Err(err) => Err(err),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// The user owning a refresh token (`POST /runtime/auth/verify_refresh_token`);

@@ -288,6 +288,18 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// A rejection with only a type and a message, for tests and doubles.
+    pub fn new(error_type: ErrorType, message: Option<&str>) -> Self {
+        Rejection {
+            error_type,
+            message: message.map(|m| scrub(m, &[])),
+            oauth_error: None,
+            record_type: None,
+            hint_keys: Vec::new(),
+            trace_id: None,
+        }
+    }
+
     /// The most useful text: the message, else the OAuth error text.
     pub fn text(&self) -> Option<&str> {
         self.message.as_deref().or(self.oauth_error.as_deref())

@@ -213,6 +213,19 @@ async fn an_unknown_refresh_token_is_not_found() {
 }
 
 #[tokio::test]
+async fn signing_out_an_unknown_refresh_token_succeeds() {
+    let server = Server::scripted([
+        Reply::Json(400, json!({"type": "record-not-found", "message": "Record not found: app-user-refresh-token"})),
+        Reply::Json(400, json!({"type": "param-malformed", "message": "Malformed parameter: [\"body\" \"refresh_token\"]"})),
+    ])
+    .await;
+    let client = anonymous_client(&server.url());
+    client.sign_out(&refresh_token()).await.unwrap();
+    let err = client.sign_out(&refresh_token()).await.unwrap_err();
+    assert_eq!(err.error_type(), Some(&ErrorType::ParamMalformed));
+}
+
+#[tokio::test]
 async fn unknown_types_are_kept_raw() {
     let err = error_for(Reply::Json(
         400,
