@@ -18,7 +18,7 @@ use instant_client::{AdminToken, Client, Query, Uuid};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
 
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 9;
 const ROUND_TIME: Duration = Duration::from_millis(2000);
 const BATCH: u32 = 100;
 const PROFILE_CALLS: u32 = 2000;
