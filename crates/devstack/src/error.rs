@@ -90,7 +90,6 @@ impl Error {
 
     /// Whether the failure names a record that does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::NotFound { .. })
-            || matches!(self, Error::Backend { status: 404, .. })
+        matches!(self, Error::NotFound { .. }) || matches!(self, Error::Backend { status: 404, .. })
     }
 }

@@ -70,7 +70,9 @@ mod server;
 mod stack;
 mod util;
 
-pub use clerk::{ClerkBackend, ClerkConfig, LocalClerk, MintOptions, NewUser, SignedIn, UserUpdate};
+pub use clerk::{
+    ClerkBackend, ClerkConfig, LocalClerk, MintOptions, NewUser, SignedIn, UserUpdate,
+};
 pub use error::Error;
 pub use instant::{App, ClerkClient, InstantConfig, InstantEmulator};
 pub use secret::{AdminToken, RefreshToken, WebhookSecret};

@@ -267,10 +267,9 @@ impl HttpServer {
         faults: Faults,
         default_body: DefaultBody,
     ) -> crate::Result<HttpServer> {
-        let addr = listener.local_addr().map_err(|source| Error::Bind {
-            port: 0,
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { port: 0, source })?;
         let (shutdown, signal) = watch::channel(false);
         let shared = Arc::new(Shared {
             router,
@@ -317,7 +316,11 @@ async fn stopped(signal: &mut watch::Receiver<bool>) {
     let _ = signal.wait_for(|stop| *stop).await;
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut signal: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut signal: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -346,7 +349,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut signal: wat
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, mut signal: watch::Receiver<bool>) {
+async fn serve_connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    mut signal: watch::Receiver<bool>,
+) {
     let kill = Arc::new(Notify::new());
     let service = {
         let kill = Arc::clone(&kill);
@@ -360,8 +367,8 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, mut signal: wa
             )
         })
     };
-    let connection = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service);
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
@@ -388,9 +395,7 @@ async fn handle(
     kill: Arc<Notify>,
     mut signal: watch::Receiver<bool>,
 ) -> Result<Response<Body>, Infallible> {
-    let fault = shared
-        .faults
-        .take(request.method(), request.uri().path());
+    let fault = shared.faults.take(request.method(), request.uri().path());
     match fault {
         None => {}
         Some(Fault::Drop) => {
@@ -414,11 +419,7 @@ async fn handle(
             return Ok(json_response(status, &body, &headers));
         }
     }
-    let response = shared
-        .router
-        .clone()
-        .oneshot(request.map(Body::new))
-        .await;
+    let response = shared.router.clone().oneshot(request.map(Body::new)).await;
     Ok(match response {
         Ok(response) => response,
         Err(never) => match never {},
@@ -426,9 +427,14 @@ async fn handle(
 }
 
 /// A JSON response with extra headers.
-pub(crate) fn json_response(status: u16, body: &Value, headers: &[(String, String)]) -> Response<Body> {
+pub(crate) fn json_response(
+    status: u16,
+    body: &Value,
+    headers: &[(String, String)],
+) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = response.headers_mut();
     map.insert(
         http::header::CONTENT_TYPE,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::HeaderMap;
 use serde_json::{Value, json};
@@ -40,7 +40,13 @@ fn ok(body: &Value) -> Response {
 }
 
 /// Clerk's error body: `{"errors": [{code, message, long_message, meta?}], "clerk_trace_id"}`.
-fn clerk_error(status: u16, code: &str, message: &str, long_message: &str, meta: Option<Value>) -> Response {
+fn clerk_error(
+    status: u16,
+    code: &str,
+    message: &str,
+    long_message: &str,
+    meta: Option<Value>,
+) -> Response {
     json_response(status, &error_body(code, message, long_message, meta), &[])
 }
 
@@ -64,7 +70,12 @@ pub(super) fn default_error_body(status: u16) -> Value {
             "Unable to authenticate the request, you need to supply an active API key",
             None,
         ),
-        404 => error_body("resource_not_found", "not found", "Resource not found", None),
+        404 => error_body(
+            "resource_not_found",
+            "not found",
+            "Resource not found",
+            None,
+        ),
         429 => error_body(
             "too_many_requests",
             "Too Many Requests",
@@ -104,8 +115,20 @@ fn unprocessable(code: &str, message: &str, long_message: &str, param: &str) -> 
     )
 }
 
+/// An error answer, small enough to travel in a `Result`.
+struct Rejection {
+    status: u16,
+    body: Value,
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        json_response(self.status, &self.body, &[])
+    }
+}
+
 /// Checks `Authorization: Bearer <secret key>`; answers 401 otherwise.
-fn authorize(inner: &Inner, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(inner: &Inner, headers: &HeaderMap) -> Result<(), Rejection> {
     let given = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -115,29 +138,37 @@ fn authorize(inner: &Inner, headers: &HeaderMap) -> Result<(), Response> {
     match given {
         Some(given)
             if given.len() == expected.len()
-                && aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), expected.as_bytes())
-                    .is_ok() =>
+                && aws_lc_rs::constant_time::verify_slices_are_equal(
+                    given.as_bytes(),
+                    expected.as_bytes(),
+                )
+                .is_ok() =>
         {
             Ok(())
         }
-        _ => Err(json_response(401, &default_error_body(401), &[])),
+        _ => Err(Rejection {
+            status: 401,
+            body: default_error_body(401),
+        }),
     }
 }
 
 /// Parses an optional JSON object body; Clerk answers 400 to malformed JSON.
-fn json_body(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response> {
+fn json_body(body: &Bytes) -> Result<serde_json::Map<String, Value>, Rejection> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }
     match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(clerk_error(
-            400,
-            "malformed_request_body",
-            "malformed request body",
-            "The request body is not a JSON object.",
-            None,
-        )),
+        _ => Err(Rejection {
+            status: 400,
+            body: error_body(
+                "malformed_request_body",
+                "malformed request body",
+                "The request body is not a JSON object.",
+                None,
+            ),
+        }),
     }
 }
 
@@ -152,7 +183,7 @@ async fn jwks_public(State(inner): Shared) -> Response {
 
 async fn jwks_backend(State(inner): Shared, headers: HeaderMap) -> Response {
     if let Err(response) = authorize(&inner, &headers) {
-        return response;
+        return response.into_response();
     }
     ok(&inner.key.jwks())
 }
@@ -179,11 +210,11 @@ fn opt_text(map: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
 
 async fn create_user(State(inner): Shared, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(response) = authorize(&inner, &headers) {
-        return response;
+        return response.into_response();
     }
     let body = match json_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return response.into_response(),
     };
     let emails: Vec<String> = match body.get("email_address") {
         None | Some(Value::Null) => Vec::new(),
@@ -251,14 +282,17 @@ async fn list_users(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     if let Err(response) = authorize(&inner, &headers) {
-        return response;
+        return response.into_response();
     }
     let emails: Vec<&str> = query
         .iter()
         .filter(|(k, _)| k == "email_address" || k == "email_address[]")
         .map(|(_, v)| v.as_str())
         .collect();
-    let params: HashMap<&str, &str> = query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let params: HashMap<&str, &str> = query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let limit = params
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
@@ -285,7 +319,7 @@ async fn list_users(
 
 async fn get_user(State(inner): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(response) = authorize(&inner, &headers) {
-        return response;
+        return response.into_response();
     }
     let user = super::lock(&inner).users.get(&id).cloned();
     match user {
@@ -296,7 +330,7 @@ async fn get_user(State(inner): Shared, headers: HeaderMap, Path(id): Path<Strin
 
 async fn delete_user(State(inner): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(response) = authorize(&inner, &headers) {
-        return response;
+        return response.into_response();
     }
     match inner.delete_user(&id) {
         Ok(()) => ok(&json!({"object": "user", "id": id, "deleted": true})),
@@ -307,11 +341,11 @@ async fn delete_user(State(inner): Shared, headers: HeaderMap, Path(id): Path<St
 
 async fn create_session(State(inner): Shared, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(response) = authorize(&inner, &headers) {
-        return response;
+        return response.into_response();
     }
     let body = match json_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return response.into_response(),
     };
     let Some(user_id) = opt_text(&body, "user_id") else {
         return unprocessable(
@@ -334,7 +368,7 @@ async fn list_sessions(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(response) = authorize(&inner, &headers) {
-        return response;
+        return response.into_response();
     }
     let status = match query.get("status") {
         None => None,
@@ -375,7 +409,7 @@ async fn list_sessions(
 
 async fn get_session(State(inner): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(response) = authorize(&inner, &headers) {
-        return response;
+        return response.into_response();
     }
     let session = super::lock(&inner).sessions.get(&id).cloned();
     match session {
@@ -384,9 +418,13 @@ async fn get_session(State(inner): Shared, headers: HeaderMap, Path(id): Path<St
     }
 }
 
-async fn revoke_session(State(inner): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn revoke_session(
+    State(inner): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(response) = authorize(&inner, &headers) {
-        return response;
+        return response.into_response();
     }
     let current = super::lock(&inner).sessions.get(&id).cloned();
     match current {
@@ -400,13 +438,18 @@ async fn revoke_session(State(inner): Shared, headers: HeaderMap, Path(id): Path
     }
 }
 
-async fn mint_token(State(inner): Shared, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+async fn mint_token(
+    State(inner): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     if let Err(response) = authorize(&inner, &headers) {
-        return response;
+        return response.into_response();
     }
     let body = match json_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return response.into_response(),
     };
     let mut options = MintOptions::new();
     match body.get("expires_in_seconds") {

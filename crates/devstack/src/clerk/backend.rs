@@ -129,7 +129,11 @@ impl ClerkBackend {
     /// Mints a session token (`POST /v1/sessions/{id}/tokens`).
     pub async fn mint(&self, session_id: &str) -> Result<String> {
         let token = self
-            .call("POST", &format!("/sessions/{session_id}/tokens"), Some(json!({})))
+            .call(
+                "POST",
+                &format!("/sessions/{session_id}/tokens"),
+                Some(json!({})),
+            )
             .await?;
         token["jwt"]
             .as_str()

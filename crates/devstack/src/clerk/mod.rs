@@ -20,8 +20,8 @@ use serde_json::{Map, Value, json};
 pub use backend::ClerkBackend;
 pub use model::{NewUser, Session, SessionState, User, UserUpdate};
 pub use webhook::{
-    Attempt, Delivery, DeliveryState, SVIX_RETRY_SCHEDULE, WebhookEndpoint, WebhookOptions, Webhooks,
-    sign_webhook,
+    Attempt, Delivery, DeliveryState, SVIX_RETRY_SCHEDULE, WebhookEndpoint, WebhookOptions,
+    Webhooks, sign_webhook,
 };
 
 use crate::server::{Faults, HttpServer};
@@ -328,11 +328,7 @@ fn secret_key_for(key: &TestKey) -> SecretKey {
         &aws_lc_rs::digest::SHA256,
         format!("devstack secret key\n{}", key.private_pem()).as_bytes(),
     );
-    let body: String = digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let body: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     SecretKey::new(format!("sk_test_{body}")).expect("well-formed secret key")
 }
 
@@ -552,7 +548,11 @@ impl LocalClerk {
 
     /// The token [`LocalClerk::mint_with`] would sign, as a builder whose claims and
     /// header can still be changed (`.claim()`, `.without_claim()`, `.header()`).
-    pub fn token_builder(&self, session_id: &str, options: &MintOptions) -> Result<TokenBuilder<'_>> {
+    pub fn token_builder(
+        &self,
+        session_id: &str,
+        options: &MintOptions,
+    ) -> Result<TokenBuilder<'_>> {
         let claims = self.inner.session_claims(session_id, options)?;
         Ok(TokenBuilder::empty(&self.inner.key)
             .header("cat", CAT_SESSION)
@@ -570,7 +570,11 @@ impl Inner {
         lock(self)
             .users
             .values()
-            .find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+            .find(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
             .cloned()
     }
 
@@ -584,7 +588,9 @@ impl Inner {
         }
         let taken = store.users.values().any(|u| {
             Some(u.id.as_str()) != except
-                && u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&email))
+                && u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(&email))
         });
         if taken {
             return Err(Error::invalid(
@@ -605,10 +611,7 @@ impl Inner {
             };
             let metadata = new.public_metadata.unwrap_or_else(|| json!({}));
             if !metadata.is_object() {
-                return Err(Error::invalid(
-                    "public_metadata",
-                    "must be a JSON object",
-                ));
+                return Err(Error::invalid("public_metadata", "must be a JSON object"));
             }
             let user = User {
                 id: clerk_id("user"),
@@ -625,7 +628,7 @@ impl Inner {
             store.users.insert(user.id.clone(), user.clone());
             user
         };
-        self.webhooks.send("user.created", user.to_json());
+        self.webhooks.send("user.created", &user.to_json());
         Ok(user)
     }
 
@@ -638,11 +641,12 @@ impl Inner {
                 Some(None) => Some(None),
                 None => None,
             };
-            if update.public_metadata.as_ref().is_some_and(|m| !m.is_object()) {
-                return Err(Error::invalid(
-                    "public_metadata",
-                    "must be a JSON object",
-                ));
+            if update
+                .public_metadata
+                .as_ref()
+                .is_some_and(|m| !m.is_object())
+            {
+                return Err(Error::invalid("public_metadata", "must be a JSON object"));
             }
             let user = store
                 .users
@@ -668,7 +672,7 @@ impl Inner {
             user.updated_at = now;
             user.clone()
         };
-        self.webhooks.send("user.updated", user.to_json());
+        self.webhooks.send("user.updated", &user.to_json());
         Ok(user)
     }
 
@@ -688,7 +692,7 @@ impl Inner {
         }
         self.webhooks.send(
             "user.deleted",
-            json!({"object": "user", "id": id, "deleted": true}),
+            &json!({"object": "user", "id": id, "deleted": true}),
         );
         Ok(())
     }
@@ -722,7 +726,7 @@ impl Inner {
         if let Value::Object(map) = &mut data {
             map.insert("user".into(), user.to_json());
         }
-        self.webhooks.send(event, data);
+        self.webhooks.send(event, &data);
     }
 
     pub(crate) fn set_session_state(&self, id: &str, status: SessionState) -> Result<Session> {
@@ -751,7 +755,11 @@ impl Inner {
         Ok(session)
     }
 
-    pub(crate) fn sessions(&self, user_id: Option<&str>, status: Option<SessionState>) -> Vec<Session> {
+    pub(crate) fn sessions(
+        &self,
+        user_id: Option<&str>,
+        status: Option<SessionState>,
+    ) -> Vec<Session> {
         let mut sessions: Vec<Session> = lock(self)
             .sessions
             .values()
@@ -770,7 +778,11 @@ impl Inner {
     }
 
     /// The claims of a token for this session, as Clerk mints them.
-    pub(crate) fn session_claims(&self, session_id: &str, options: &MintOptions) -> Result<Map<String, Value>> {
+    pub(crate) fn session_claims(
+        &self,
+        session_id: &str,
+        options: &MintOptions,
+    ) -> Result<Map<String, Value>> {
         let (session, user) = {
             let store = lock(self);
             let session = store
@@ -835,7 +847,11 @@ mod tests {
     #[test]
     fn kid_and_secret_key_follow_the_key() {
         let key = load_key(&SigningKeySource::Generate).unwrap();
-        assert!(key.kid().starts_with("ins_2") && key.kid().len() == 31, "{}", key.kid());
+        assert!(
+            key.kid().starts_with("ins_2") && key.kid().len() == 31,
+            "{}",
+            key.kid()
+        );
         let again = load_key(&SigningKeySource::Pem(key.private_pem())).unwrap();
         assert_eq!(again.kid(), key.kid());
         assert_eq!(secret_key_for(&again), secret_key_for(&key));

@@ -87,7 +87,10 @@ impl User {
         match code {
             "user.id" => Some(Value::String(self.id.clone())),
             "user.primary_email_address" => text(&self.email),
-            "user.email_verified" => self.email.as_ref().map(|_| Value::Bool(self.email_verified)),
+            "user.email_verified" => self
+                .email
+                .as_ref()
+                .map(|_| Value::Bool(self.email_verified)),
             "user.first_name" => text(&self.first_name),
             "user.last_name" => text(&self.last_name),
             "user.full_name" => match (&self.first_name, &self.last_name) {
@@ -340,7 +343,9 @@ pub(crate) fn resolve_template(template: &Value, user: &User) -> Value {
                 .map(|(k, v)| (k.clone(), resolve_template(v, user)))
                 .collect::<Map<String, Value>>(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_template(v, user)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| resolve_template(v, user)).collect())
+        }
         other => other.clone(),
     }
 }

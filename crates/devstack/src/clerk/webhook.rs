@@ -42,7 +42,12 @@ pub const SVIX_RETRY_SCHEDULE: [Duration; 8] = [
 /// );
 /// # Ok::<(), devstack::Error>(())
 /// ```
-pub fn sign_webhook(secret: &WebhookSecret, message_id: &str, timestamp: i64, body: &[u8]) -> String {
+pub fn sign_webhook(
+    secret: &WebhookSecret,
+    message_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, &secret.key_bytes());
     let mut context = hmac::Context::with_key(&key);
     context.update(message_id.as_bytes());
@@ -248,7 +253,7 @@ impl Webhooks {
 
     /// Sends an event (`type`, `data`) in Clerk's envelope to every endpoint, in the
     /// background. Returns the message id (`msg_…`), or `None` with no endpoint.
-    pub fn send(&self, event_type: &str, data: Value) -> Option<String> {
+    pub fn send(&self, event_type: &str, data: &Value) -> Option<String> {
         let endpoints = lock(&self.inner.endpoints).clone();
         if endpoints.is_empty() {
             return None;
@@ -297,7 +302,13 @@ impl Webhooks {
     }
 }
 
-async fn deliver(inner: &Inner, index: usize, endpoint: &WebhookEndpoint, message_id: &str, body: &str) {
+async fn deliver(
+    inner: &Inner,
+    index: usize,
+    endpoint: &WebhookEndpoint,
+    message_id: &str,
+    body: &str,
+) {
     for wait in SVIX_RETRY_SCHEDULE {
         let wait = inner.options.delay(wait);
         if !wait.is_zero() {
@@ -356,7 +367,12 @@ mod tests {
         let secret = WebhookSecret::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
         let body = br#"{"email":"test@example.com","username":"test_user"}"#;
         assert_eq!(
-            sign_webhook(&secret, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1_649_367_553, body),
+            sign_webhook(
+                &secret,
+                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                1_649_367_553,
+                body
+            ),
             "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
         );
     }
@@ -364,7 +380,10 @@ mod tests {
     #[test]
     fn delays_scale() {
         let options = WebhookOptions::default().retry_scale(0.001);
-        assert_eq!(options.delay(Duration::from_secs(5)), Duration::from_millis(5));
+        assert_eq!(
+            options.delay(Duration::from_secs(5)),
+            Duration::from_millis(5)
+        );
         let zero = WebhookOptions::default().retry_scale(f64::NAN);
         assert_eq!(zero.delay(Duration::from_secs(5)), Duration::ZERO);
     }

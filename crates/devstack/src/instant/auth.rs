@@ -40,7 +40,11 @@ pub(crate) struct UserInfo {
 const SIGNING_KEY: &str = "Error validating JWT. Could not find signing key.";
 
 impl ClientRuntime {
-    pub(crate) fn new(name: String, publishable_key: PublishableKey, allow_unverified_email: bool) -> Self {
+    pub(crate) fn new(
+        name: String,
+        publishable_key: PublishableKey,
+        allow_unverified_email: bool,
+    ) -> Self {
         ClientRuntime {
             name,
             discovery_url: publishable_key.discovery_url(),
@@ -51,7 +55,11 @@ impl ClientRuntime {
     }
 
     /// The discovery document, fetched once and cached (InstantDB caches it too).
-    async fn discover(&self, http: &reqwest::Client, clock: &Arc<dyn Clock>) -> Result<Arc<Discovered>, ApiError> {
+    async fn discover(
+        &self,
+        http: &reqwest::Client,
+        clock: &Arc<dyn Clock>,
+    ) -> Result<Arc<Discovered>, ApiError> {
         let mut cached = self.discovered.lock().await;
         if let Some(discovered) = cached.as_ref() {
             return Ok(Arc::clone(discovered));
@@ -83,7 +91,12 @@ impl ClientRuntime {
         let mut algorithms: Vec<String> = document
             .get("id_token_signing_alg_values_supported")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         if algorithms.is_empty() {
             algorithms = vec!["RS256".into(), "HS256".into()];
@@ -91,7 +104,10 @@ impl ClientRuntime {
         let verifier = match (&issuer, &jwks_uri) {
             (Some(issuer), Some(jwks_uri)) => Verifier::builder()
                 .issuer(issuer.clone())
-                .keys(RemoteJwks::url(jwks_uri.clone(), RemoteOptions::default()).with_client(http.clone()))
+                .keys(
+                    RemoteJwks::url(jwks_uri.clone(), RemoteOptions::default())
+                        .with_client(http.clone()),
+                )
                 .leeway(Duration::ZERO)
                 .require_session_token(false)
                 .allow_pending_sessions(true)
@@ -165,7 +181,9 @@ impl ClientRuntime {
                     | Reason::JwkLocalMissing,
                 ) => return Err(ApiError::oauth(SIGNING_KEY)),
                 Some(Reason::TokenInvalidSignature) => {
-                    return Err(ApiError::oauth("Error validating JWT. Signature is invalid."));
+                    return Err(ApiError::oauth(
+                        "Error validating JWT. Signature is invalid.",
+                    ));
                 }
                 Some(reason) if reason.is_token_rejection() => {}
                 _ => {
@@ -205,9 +223,8 @@ impl ClientRuntime {
         }
         let jwt_nonce = payload.get("nonce").and_then(Value::as_str);
         let blank = |s: Option<&str>| s.is_none_or(|s| s.trim().is_empty());
-        let nonce_error = if jwt_nonce == nonce {
-            None
-        } else if jwt_nonce.is_some() && nonce.is_some_and(|n| crate::util::sha256_hex(n) == jwt_nonce.unwrap_or_default()) {
+        let hashed = |n: &str| Some(crate::util::sha256_hex(n).as_str()) == jwt_nonce;
+        let nonce_error = if jwt_nonce == nonce || nonce.is_some_and(hashed) {
             None
         } else if blank(jwt_nonce) && !blank(nonce) {
             Some("The id_token is missing a nonce.")
@@ -221,7 +238,11 @@ impl ClientRuntime {
             Some(message)
         } else if iss.as_deref() != Some(discovered.issuer.as_str()) {
             Some(issuer_error.as_str())
-        } else if !discovered.algorithms.iter().any(|a| Some(a.as_str()) == alg) {
+        } else if !discovered
+            .algorithms
+            .iter()
+            .any(|a| Some(a.as_str()) == alg)
+        {
             Some("The id_token used an unsupported algorithm.")
         } else if sub.is_none() {
             Some("The id_token had no subject.")
@@ -229,7 +250,11 @@ impl ClientRuntime {
             None
         };
         if let Some(message) = error {
-            return Err(ApiError::validation_message("id_token", token_value, message));
+            return Err(ApiError::validation_message(
+                "id_token",
+                token_value,
+                message,
+            ));
         }
         let verified = payload.get("email_verified") == Some(&Value::Bool(true));
         let email = payload
@@ -240,7 +265,10 @@ impl ClientRuntime {
         Ok(UserInfo {
             email,
             sub: sub.unwrap_or_default(),
-            image_url: payload.get("picture").and_then(Value::as_str).map(str::to_owned),
+            image_url: payload
+                .get("picture")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 }

@@ -71,7 +71,15 @@ fn parse_eid(value: &Value) -> Option<Eid> {
     }
 }
 
-const ACTIONS: [&str; 7] = ["create", "update", "merge", "link", "unlink", "delete", "ruleParams"];
+const ACTIONS: [&str; 7] = [
+    "create",
+    "update",
+    "merge",
+    "link",
+    "unlink",
+    "delete",
+    "ruleParams",
+];
 
 /// A step, checked.
 struct Step<'a> {
@@ -229,7 +237,9 @@ impl Db {
             ApiError::validation(
                 "steps",
                 input.clone(),
-                vec![json!({"expected": "a step [action, etype, eid, args?, opts?]", "in": [index]})],
+                vec![
+                    json!({"expected": "a step [action, etype, eid, args?, opts?]", "in": [index]}),
+                ],
             )
         };
         let mut out = Vec::new();
@@ -292,7 +302,13 @@ impl Db {
             match step.action {
                 "create" | "update" | "merge" => {
                     need(&mut known, step.etype, "id");
-                    for key in step.args.and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k) {
+                    for key in step
+                        .args
+                        .and_then(Value::as_object)
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, _)| k)
+                    {
                         if key != "id" {
                             need(&mut known, step.etype, key);
                         }
@@ -387,7 +403,12 @@ impl Db {
         Ok(outcome)
     }
 
-    fn apply(&mut self, step: &Step<'_>, now: i64, outcome: &mut TxOutcome) -> Result<(), ApiError> {
+    fn apply(
+        &mut self,
+        step: &Step<'_>,
+        now: i64,
+        outcome: &mut TxOutcome,
+    ) -> Result<(), ApiError> {
         let ns = step.etype;
         let args: Map<String, Value> = step
             .args
@@ -397,7 +418,9 @@ impl Db {
         match step.action {
             "create" | "update" | "merge" => {
                 let existing = self.resolve_existing(ns, &step.eid);
-                let exists = existing.as_deref().is_some_and(|id| self.entity(ns, id).is_some());
+                let exists = existing
+                    .as_deref()
+                    .is_some_and(|id| self.entity(ns, id).is_some());
                 if step.action == "create" && exists {
                     return Err(ApiError::validation_message(
                         "tx-step",
@@ -414,7 +437,10 @@ impl Db {
                     return Err(ApiError::validation_message(
                         "tx-step",
                         json!([{"etype": ns, "eid": Db::eid_text(&step.eid)}]),
-                        &format!("Updating entities that don't exist: {}", Db::eid_text(&step.eid)),
+                        &format!(
+                            "Updating entities that don't exist: {}",
+                            Db::eid_text(&step.eid)
+                        ),
                     ));
                 }
                 let id = self.resolve_for_write(ns, &step.eid, now);
@@ -482,7 +508,9 @@ impl Db {
                             return Err(ApiError::validation(
                                 "steps",
                                 target.clone(),
-                                vec![json!({"message": format!("Invalid entity ID '{target}'. Entity IDs must be UUIDs or lookup references.")})],
+                                vec![
+                                    json!({"message": format!("Invalid entity ID '{target}'. Entity IDs must be UUIDs or lookup references.")}),
+                                ],
                             ));
                         };
                         let target = if link {
@@ -525,8 +553,15 @@ impl Db {
             let Some(node) = node.as_object() else {
                 return Err(query_error(query, &format!("{ns} must be an object")));
             };
-            let ids: Vec<String> = self.entities(ns).into_iter().map(|(id, _)| id.clone()).collect();
-            out.insert(ns.clone(), Value::Array(self.query_node(ns, node, ids, query)?));
+            let ids: Vec<String> = self
+                .entities(ns)
+                .into_iter()
+                .map(|(id, _)| id.clone())
+                .collect();
+            out.insert(
+                ns.clone(),
+                Value::Array(self.query_node(ns, node, ids, query)?),
+            );
         }
         Ok(Value::Object(out))
     }
@@ -568,10 +603,17 @@ impl Db {
                     a.seq.cmp(&b.seq)
                 } else {
                     let null = Value::Null;
-                    compare(a.attrs.get(key).unwrap_or(&null), b.attrs.get(key).unwrap_or(&null))
-                        .unwrap_or(Ordering::Equal)
+                    compare(
+                        a.attrs.get(key).unwrap_or(&null),
+                        b.attrs.get(key).unwrap_or(&null),
+                    )
+                    .unwrap_or(Ordering::Equal)
                 };
-                if descending { ordering.reverse() } else { ordering }
+                if descending {
+                    ordering.reverse()
+                } else {
+                    ordering
+                }
             });
         }
         let as_count = |key: &str| -> Result<Option<usize>, ApiError> {
@@ -581,7 +623,9 @@ impl Db {
                     .as_u64()
                     .and_then(|n| usize::try_from(n).ok())
                     .map(Some)
-                    .ok_or_else(|| query_error(query, &format!("{key} must be a non-negative integer"))),
+                    .ok_or_else(|| {
+                        query_error(query, &format!("{key} must be a non-negative integer"))
+                    }),
             }
         };
         let offset = as_count("offset")?.unwrap_or(0);
@@ -591,7 +635,11 @@ impl Db {
             .and_then(Value::as_array)
             .map(|f| f.iter().filter_map(Value::as_str).collect());
         let mut out = Vec::new();
-        for (id, entity) in rows.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX)) {
+        for (id, entity) in rows
+            .into_iter()
+            .skip(offset)
+            .take(limit.unwrap_or(usize::MAX))
+        {
             let mut object = Map::new();
             object.insert("id".into(), Value::String(id.clone()));
             for (key, value) in &entity.attrs {
@@ -644,17 +692,29 @@ impl Db {
         values
     }
 
-    fn matches(&self, ns: &str, id: &str, filter: &Map<String, Value>, query: &Value) -> Result<bool, ApiError> {
+    fn matches(
+        &self,
+        ns: &str,
+        id: &str,
+        filter: &Map<String, Value>,
+        query: &Value,
+    ) -> Result<bool, ApiError> {
         for (key, condition) in filter {
             let ok = match key.as_str() {
                 "and" | "or" => {
                     let Some(clauses) = condition.as_array() else {
-                        return Err(query_error(query, &format!("{key} must be a list of where clauses")));
+                        return Err(query_error(
+                            query,
+                            &format!("{key} must be a list of where clauses"),
+                        ));
                     };
                     let mut results = Vec::new();
                     for clause in clauses {
                         let Some(clause) = clause.as_object() else {
-                            return Err(query_error(query, &format!("{key} must be a list of where clauses")));
+                            return Err(query_error(
+                                query,
+                                &format!("{key} must be a list of where clauses"),
+                            ));
                         };
                         results.push(self.matches(ns, id, clause, query)?);
                     }
@@ -667,7 +727,9 @@ impl Db {
                 path => {
                     let values = self.path_values(ns, id, path);
                     match condition {
-                        Value::Object(ops) if !ops.is_empty() && ops.keys().all(|k| k.starts_with('$')) => {
+                        Value::Object(ops)
+                            if !ops.is_empty() && ops.keys().all(|k| k.starts_with('$')) =>
+                        {
                             let mut all = true;
                             for (op, operand) in ops {
                                 all &= Db::operator(op, operand, &values, query)?;
@@ -685,7 +747,12 @@ impl Db {
         Ok(true)
     }
 
-    fn operator(op: &str, operand: &Value, values: &[Value], query: &Value) -> Result<bool, ApiError> {
+    fn operator(
+        op: &str,
+        operand: &Value,
+        values: &[Value],
+        query: &Value,
+    ) -> Result<bool, ApiError> {
         let ordered = |want: &[Ordering]| {
             values
                 .iter()
@@ -748,7 +815,10 @@ mod tests {
             .query(&json!({"goals": {"$": {"where": {"title": "Get fit"}}, "todos": {"$": {"limit": 1}}}}))
             .unwrap();
         assert_eq!(result["goals"][0]["id"], G1);
-        assert_eq!(result["goals"][0]["todos"], json!([{"id": T1, "title": "run", "n": 2}]));
+        assert_eq!(
+            result["goals"][0]["todos"],
+            json!([{"id": T1, "title": "run", "n": 2}])
+        );
         let back = db
             .query(&json!({"todos": {"$": {"where": {"id": T2}}, "goals": {}}}))
             .unwrap();
@@ -818,9 +888,16 @@ mod tests {
             err.body["message"],
             format!("Validation failed for tx-step: Creating entities that exist: {T1}")
         );
-        assert_eq!(db.query(&json!({"goals": {}, "todos": {}})).unwrap(), before);
+        assert_eq!(
+            db.query(&json!({"goals": {}, "todos": {}})).unwrap(),
+            before
+        );
         let err = db
-            .transact(&json!([["update", "profiles", "x", {"handle": "a"}]]), false, 5)
+            .transact(
+                &json!([["update", "profiles", "x", {"handle": "a"}]]),
+                false,
+                5,
+            )
             .unwrap_err();
         assert_eq!(
             err.body["message"],
@@ -829,7 +906,10 @@ mod tests {
         let err = db
             .transact(&json!([["update", "goals", G1, {"color": "red"}]]), true, 5)
             .unwrap_err();
-        assert_eq!(err.body["hint"]["errors"][0]["hint"]["attributes"], json!(["goals.color"]));
+        assert_eq!(
+            err.body["hint"]["errors"][0]["hint"]["attributes"],
+            json!(["goals.color"])
+        );
         let err = db
             .transact(
                 &json!([["update", "goals", T2, {"title": "z"}, {"upsert": false}]]),
@@ -837,6 +917,10 @@ mod tests {
                 5,
             )
             .unwrap_err();
-        assert!(err.text().contains("Updating entities that don't exist"), "{}", err.text());
+        assert!(
+            err.text().contains("Updating entities that don't exist"),
+            "{}",
+            err.text()
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! InstantDB's error bodies, exactly as its server renders them.
 
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::server::json_response;
 
@@ -24,14 +24,14 @@ fn path_text(path: &[&str]) -> String {
 impl ApiError {
     /// `{"type", "message", "hint", "trace-id"}`, 400.
     pub(crate) fn bad_request(kind: &str, message: impl Into<String>, hint: Value) -> Self {
+        let mut body = Map::new();
+        body.insert("type".into(), Value::String(kind.to_owned()));
+        body.insert("message".into(), Value::String(message.into()));
+        body.insert("hint".into(), hint);
+        body.insert("trace-id".into(), Value::String(trace_id()));
         ApiError {
             status: 400,
-            body: json!({
-                "type": kind,
-                "message": message.into(),
-                "hint": hint,
-                "trace-id": trace_id(),
-            }),
+            body: Value::Object(body),
         }
     }
 
@@ -76,11 +76,11 @@ impl ApiError {
         } else {
             format!("Validation failed for {data_type}: {}", messages.join(", "))
         };
-        ApiError::bad_request(
-            "validation-failed",
-            message,
-            json!({"data-type": data_type, "input": input, "errors": errors}),
-        )
+        let mut hint = Map::new();
+        hint.insert("data-type".into(), Value::String(data_type.to_owned()));
+        hint.insert("input".into(), input);
+        hint.insert("errors".into(), Value::Array(errors));
+        ApiError::bad_request("validation-failed", message, Value::Object(hint))
     }
 
     /// A validation failure with one message.
@@ -170,12 +170,16 @@ mod tests {
         let e = ApiError::record_not_found("app-user", json!({"args": []}));
         assert_eq!(e.body["message"], "Record not found: app-user");
         assert_eq!(e.body["hint"]["record-type"], "app-user");
-        let e = ApiError::validation_message("id_token", json!("x"), "The id_token had no subject.");
+        let e =
+            ApiError::validation_message("id_token", json!("x"), "The id_token had no subject.");
         assert_eq!(
             e.body["message"],
             "Validation failed for id_token: The id_token had no subject."
         );
         let e = ApiError::oauth("Invalid JWT.");
-        assert_eq!(e.body, json!({"type": "oauth-error", "error": "Invalid JWT."}));
+        assert_eq!(
+            e.body,
+            json!({"type": "oauth-error", "error": "Invalid JWT."})
+        );
     }
 }

@@ -149,7 +149,10 @@ impl AppData {
         let mut user = Map::new();
         user.insert("app_id".into(), Value::String(self.id.clone()));
         user.insert("id".into(), Value::String(id.to_owned()));
-        user.insert("created_at".into(), Value::String(iso8601(entity.created_at)));
+        user.insert(
+            "created_at".into(),
+            Value::String(iso8601(entity.created_at)),
+        );
         user.extend(entity.attrs.clone());
         let guest = entity.attrs.get("type").and_then(Value::as_str) == Some("guest");
         user.insert("isGuest".into(), Value::Bool(guest));
@@ -173,7 +176,14 @@ impl AppData {
         self.refresh_tokens.get(&sha256_hex(token)).cloned()
     }
 
-    fn create_user(&mut self, id: Option<String>, email: Option<&str>, image_url: Option<&str>, extra: Map<String, Value>, now: i64) -> String {
+    fn create_user(
+        &mut self,
+        id: Option<String>,
+        email: Option<&str>,
+        image_url: Option<&str>,
+        extra: Map<String, Value>,
+        now: i64,
+    ) -> String {
         let id = id.unwrap_or_else(new_uuid);
         let mut attrs = extra;
         if let Some(email) = email {
@@ -189,7 +199,8 @@ impl AppData {
 
     fn issue_token(&mut self, user_id: &str) -> String {
         let token = new_uuid();
-        self.refresh_tokens.insert(sha256_hex(&token), user_id.to_owned());
+        self.refresh_tokens
+            .insert(sha256_hex(&token), user_id.to_owned());
         token
     }
 
@@ -207,7 +218,12 @@ impl AppData {
 
     /// InstantDB's `upsert-oauth-link!`: finds the user by email or by the `(sub,
     /// provider)` link, creates one if neither matches, and keeps link and email in step.
-    fn upsert_oauth_user(&mut self, info: &UserInfo, extra: Map<String, Value>, now: i64) -> (String, bool) {
+    fn upsert_oauth_user(
+        &mut self,
+        info: &UserInfo,
+        extra: Map<String, Value>,
+        now: i64,
+    ) -> (String, bool) {
         let by_link = self
             .links
             .iter()
@@ -215,7 +231,13 @@ impl AppData {
         let by_email = info.email.as_deref().and_then(|e| self.user_by_email(e));
         match (by_email, by_link) {
             (None, None) => {
-                let id = self.create_user(None, info.email.as_deref(), info.image_url.as_deref(), extra, now);
+                let id = self.create_user(
+                    None,
+                    info.email.as_deref(),
+                    info.image_url.as_deref(),
+                    extra,
+                    now,
+                );
                 self.links.push(OAuthLink {
                     provider: CLERK_PROVIDER.into(),
                     sub: info.sub.clone(),

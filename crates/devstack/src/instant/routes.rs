@@ -23,7 +23,10 @@ pub(super) fn router(state: Arc<Emulator>) -> Router {
     Router::new()
         .route("/runtime/oauth/id_token", post(id_token))
         .route("/runtime/signout", post(signout))
-        .route("/runtime/auth/verify_refresh_token", post(verify_refresh_token))
+        .route(
+            "/runtime/auth/verify_refresh_token",
+            post(verify_refresh_token),
+        )
         .route("/admin/query", post(query))
         .route("/admin/transact", post(transact_post))
         .route("/admin/refresh_tokens", post(refresh_tokens))
@@ -66,7 +69,11 @@ fn body_map(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Api
 }
 
 /// A present parameter: absent, `null` and `false` count as missing.
-fn present<'a>(map: &'a Map<String, Value>, key: &str, path: &[&str]) -> Result<&'a Value, ApiError> {
+fn present<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    path: &[&str],
+) -> Result<&'a Value, ApiError> {
     match map.get(key) {
         None | Some(Value::Null | Value::Bool(false)) => Err(ApiError::param_missing(path)),
         Some(value) => Ok(value),
@@ -74,7 +81,8 @@ fn present<'a>(map: &'a Map<String, Value>, key: &str, path: &[&str]) -> Result<
 }
 
 fn optional<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    map.get(key).filter(|v| !matches!(v, Value::Null | Value::Bool(false)))
+    map.get(key)
+        .filter(|v| !matches!(v, Value::Null | Value::Bool(false)))
 }
 
 fn as_uuid(value: &Value, path: &[&str]) -> Result<String, ApiError> {
@@ -105,7 +113,9 @@ fn email_param(value: &Value, path: &[&str]) -> Result<String, ApiError> {
 }
 
 fn apps_not_found(record: &str, args: Value) -> ApiError {
-    ApiError::record_not_found(record, json!({"args": [args]}))
+    let mut hint = Map::new();
+    hint.insert("args".into(), Value::Array(vec![args]));
+    ApiError::record_not_found(record, Value::Object(hint))
 }
 
 const SYSTEM_USER_FIELDS: [&str; 4] = ["id", "email", "type", "imageURL"];
@@ -122,7 +132,10 @@ fn extra_fields(map: &Map<String, Value>, key: &str) -> Result<Map<String, Value
             ));
         }
     };
-    if let Some(field) = extra.keys().find(|k| SYSTEM_USER_FIELDS.contains(&k.as_str())) {
+    if let Some(field) = extra
+        .keys()
+        .find(|k| SYSTEM_USER_FIELDS.contains(&k.as_str()))
+    {
         return Err(ApiError::validation_message(
             "extra-fields",
             Value::Object(extra.clone()),
@@ -138,7 +151,11 @@ async fn id_token(State(state): Shared, headers: HeaderMap, body: Bytes) -> Resp
     respond(id_token_inner(&state, &headers, &body).await)
 }
 
-async fn id_token_inner(state: &Emulator, headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+async fn id_token_inner(
+    state: &Emulator,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Value, ApiError> {
     let body = body_map(headers, body)?;
     let token = non_blank(&body, "id_token", &["body", "id_token"])?;
     let app_id = uuid_param(&body, "app_id", &["body", "app_id"])?;
@@ -157,10 +174,11 @@ async fn id_token_inner(state: &Emulator, headers: &HeaderMap, body: &Bytes) -> 
     })?;
     if let Some(origin) = headers.get(http::header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default().to_owned();
-        let allowed = state
-            .apps()
-            .get(&app_id)
-            .is_some_and(|app| app.origins.iter().any(|o| o.trim_end_matches('/') == origin));
+        let allowed = state.apps().get(&app_id).is_some_and(|app| {
+            app.origins
+                .iter()
+                .any(|o| o.trim_end_matches('/') == origin)
+        });
         if !allowed {
             return Err(ApiError::validation_message(
                 "origin",
@@ -169,7 +187,9 @@ async fn id_token_inner(state: &Emulator, headers: &HeaderMap, body: &Bytes) -> 
             ));
         }
     }
-    let info = client.check(&token, nonce, &state.http, &state.clock).await?;
+    let info = client
+        .check(&token, nonce, &state.http, &state.clock)
+        .await?;
     let now = state.clock.now();
     let mut apps = state.apps();
     let app = apps
@@ -177,7 +197,10 @@ async fn id_token_inner(state: &Emulator, headers: &HeaderMap, body: &Bytes) -> 
         .ok_or_else(|| apps_not_found("app", json!({"id": app_id})))?;
     let current_owner = match &current {
         Some(token) => Some(app.user_by_token(token).ok_or_else(|| {
-            apps_not_found("app-user", json!({"app-id": app_id, "refresh-token": token}))
+            apps_not_found(
+                "app-user",
+                json!({"app-id": app_id, "refresh-token": token}),
+            )
         })?),
         None => None,
     };
@@ -212,7 +235,10 @@ async fn verify_refresh_token(State(state): Shared, headers: HeaderMap, body: By
             .get(&app_id)
             .and_then(|app| app.user_by_token(&token).and_then(|id| app.user_json(&id)))
             .ok_or_else(|| {
-                apps_not_found("app-user", json!({"app-id": app_id, "refresh-token": token}))
+                apps_not_found(
+                    "app-user",
+                    json!({"app-id": app_id, "refresh-token": token}),
+                )
             })?;
         Ok(json!({"user": AppData::with_refresh_token(user, &token)}))
     })())
@@ -228,7 +254,10 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The app id from the `app-id` header or the `app_id` query parameter.
-fn app_id_untrusted(headers: &HeaderMap, params: &HashMap<String, String>) -> Result<String, ApiError> {
+fn app_id_untrusted(
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<String, ApiError> {
     let (value, path) = match (header(headers, "app-id"), params.get("app_id")) {
         (Some(value), _) => (value.to_owned(), ["headers", "app-id"]),
         (None, Some(value)) => (value.clone(), ["query-params", "app_id"]),
@@ -254,7 +283,11 @@ fn app_id_untrusted(headers: &HeaderMap, params: &HashMap<String, String>) -> Re
 }
 
 /// The app id, once the admin token is checked.
-fn app_id_authed(state: &Emulator, headers: &HeaderMap, params: &HashMap<String, String>) -> Result<String, ApiError> {
+fn app_id_authed(
+    state: &Emulator,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<String, ApiError> {
     let app_id = app_id_untrusted(headers, params)?;
     let Some(authorization) = header(headers, "authorization") else {
         return Err(ApiError::param_missing(&["headers", "authorization"]));
@@ -284,7 +317,11 @@ fn app_id_authed(state: &Emulator, headers: &HeaderMap, params: &HashMap<String,
 
 /// InstantDB's `get-perms!`: impersonation headers first, then the admin token. The
 /// resulting identity is checked but, in the emulator, grants everything.
-fn perms(state: &Emulator, headers: &HeaderMap, params: &HashMap<String, String>) -> Result<String, ApiError> {
+fn perms(
+    state: &Emulator,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<String, ApiError> {
     let app_id = app_id_untrusted(headers, params)?;
     if let Some(as_token) = header(headers, "as-token") {
         let Some(token) = parse_uuid(as_token) else {
@@ -312,7 +349,10 @@ fn perms(state: &Emulator, headers: &HeaderMap, params: &HashMap<String, String>
             .get(&app_id)
             .is_some_and(|app| app.user_by_email(&email.trim().to_lowercase()).is_some());
         if !known {
-            return Err(apps_not_found("app-user", json!({"app-id": app_id, "email": email})));
+            return Err(apps_not_found(
+                "app-user",
+                json!({"app-id": app_id, "email": email}),
+            ));
         }
         return Ok(app_id);
     }
@@ -322,7 +362,12 @@ fn perms(state: &Emulator, headers: &HeaderMap, params: &HashMap<String, String>
     app_id_authed(state, headers, params)
 }
 
-async fn query(State(state): Shared, Query(params): Params, headers: HeaderMap, body: Bytes) -> Response {
+async fn query(
+    State(state): Shared,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     respond((|| {
         let body = body_map(&headers, &body)?;
         let query = present(&body, "query", &["body", "query"])?;
@@ -339,7 +384,12 @@ async fn query(State(state): Shared, Query(params): Params, headers: HeaderMap, 
 }
 
 /// Runs steps on an app and returns the tx id.
-pub(super) fn transact(app: &mut AppData, steps: &Value, throw_on_missing_attrs: bool, now: i64) -> Result<u64, ApiError> {
+pub(super) fn transact(
+    app: &mut AppData,
+    steps: &Value,
+    throw_on_missing_attrs: bool,
+    now: i64,
+) -> Result<u64, ApiError> {
     let outcome = app.db.transact(steps, throw_on_missing_attrs, now)?;
     for user in &outcome.deleted_users {
         app.forget_user(user);
@@ -349,7 +399,12 @@ pub(super) fn transact(app: &mut AppData, steps: &Value, throw_on_missing_attrs:
     Ok(tx)
 }
 
-async fn transact_post(State(state): Shared, Query(params): Params, headers: HeaderMap, body: Bytes) -> Response {
+async fn transact_post(
+    State(state): Shared,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     respond((|| {
         let body = body_map(&headers, &body)?;
         let steps = present(&body, "steps", &["body", "steps"])?;
@@ -368,7 +423,12 @@ async fn transact_post(State(state): Shared, Query(params): Params, headers: Hea
     })())
 }
 
-async fn refresh_tokens(State(state): Shared, Query(params): Params, headers: HeaderMap, body: Bytes) -> Response {
+async fn refresh_tokens(
+    State(state): Shared,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     respond((|| {
         let app_id = app_id_authed(&state, &headers, &params)?;
         let body = body_map(&headers, &body)?;
@@ -408,7 +468,12 @@ async fn refresh_tokens(State(state): Shared, Query(params): Params, headers: He
     })())
 }
 
-async fn sign_out(State(state): Shared, Query(params): Params, headers: HeaderMap, body: Bytes) -> Response {
+async fn sign_out(
+    State(state): Shared,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     respond((|| {
         let app_id = app_id_authed(&state, &headers, &params)?;
         let body = body_map(&headers, &body)?;
@@ -421,9 +486,9 @@ async fn sign_out(State(state): Shared, Query(params): Params, headers: HeaderMa
             app.refresh_tokens.retain(|_, user| *user != id);
         } else if let Some(email) = optional(&body, "email") {
             let email = email_param(email, &["body", "email"])?;
-            let user = app
-                .user_by_email(&email)
-                .ok_or_else(|| apps_not_found("app-user", json!({"app-id": app_id, "email": email})))?;
+            let user = app.user_by_email(&email).ok_or_else(|| {
+                apps_not_found("app-user", json!({"app-id": app_id, "email": email}))
+            })?;
             app.refresh_tokens.retain(|_, owner| *owner != user);
         } else if let Some(token) = optional(&body, "refresh_token") {
             let token = as_uuid(token, &["body", "refresh_token"])?;
