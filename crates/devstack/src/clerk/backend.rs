@@ -61,7 +61,7 @@ impl ClerkBackend {
         let transport = |e: reqwest::Error| Error::Transport {
             method,
             url: url.clone(),
-            message: e.to_string(),
+            message: error_chain(&e),
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
@@ -160,4 +160,19 @@ impl ClerkBackend {
             .ok_or_else(|| Error::invalid("session response", "no id in the answer"))?;
         self.mint(session_id).await
     }
+}
+
+/// The messages of an error and its sources (reqwest hides the cause otherwise).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
 }
