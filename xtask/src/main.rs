@@ -1,1 +1,3 @@
+//! Project tasks (`cargo xtask …`).
+
 fn main() {}
