@@ -28,7 +28,7 @@ pub const SVIX_RETRY_SCHEDULE: [Duration; 8] = [
     Duration::from_secs(10 * 3600),
 ];
 
-/// Signs a webhook as Svix does: `v1,` + base64(HMAC-SHA256(key, "<id>.<timestamp>.<body>"))
+/// Signs a webhook as Svix does: `v1,` + base64(HMAC-SHA256(key, `<id>.<timestamp>.<body>`))
 /// where the key is the base64-decoded part of the secret after `whsec_`.
 ///
 /// ```
