@@ -66,9 +66,10 @@ pub(crate) struct TokenArgs {
         long,
         env = "CLERK_SECRET_KEY",
         hide_env_values = true,
-        value_name = "SK"
+        value_name = "SK",
+        value_parser = parse_secret_key
     )]
-    secret_key: String,
+    secret_key: clerk_jwt::SecretKey,
 }
 
 /// Runs `clerk-instant dev …`.
@@ -84,7 +85,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// What `clerk-instant dev` prints: everything a project needs to point at the stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// No `Debug`: it holds the secret key and the admin token.
 struct StackInfo {
     clerk_url: String,
     publishable_key: String,
@@ -212,10 +213,12 @@ async fn interrupted() -> anyhow::Result<()> {
     }
 }
 
+fn parse_secret_key(text: &str) -> Result<clerk_jwt::SecretKey, clerk_jwt::SecretKeyError> {
+    clerk_jwt::SecretKey::new(text)
+}
+
 async fn session_token(args: &TokenArgs) -> anyhow::Result<String> {
-    let secret = clerk_jwt::SecretKey::new(args.secret_key.clone())
-        .context("--secret-key / CLERK_SECRET_KEY")?;
-    ClerkBackend::new(args.clerk_url.clone(), secret)
+    ClerkBackend::new(args.clerk_url.clone(), args.secret_key.clone())
         .session_token(&args.email)
         .await
         .map_err(|e| {
@@ -296,7 +299,23 @@ mod tests {
             "sk_test_x",
         ])
         .unwrap();
-        assert!(matches!(cli.dev.command, Some(DevCommand::Token(_))));
+        let Some(DevCommand::Token(token)) = &cli.dev.command else {
+            panic!("dev token parses as the token command");
+        };
+        assert!(!format!("{token:?}").contains("sk_test_x"), "{token:?}");
+        assert!(
+            Cli::try_parse_from([
+                "dev",
+                "token",
+                "--email",
+                "a@b.c",
+                "--clerk-url",
+                "u",
+                "--secret-key",
+                "pk_x"
+            ])
+            .is_err()
+        );
         assert!(Cli::try_parse_from(["dev", "--json", "token", "--email", "a@b.c"]).is_err());
     }
 
@@ -315,7 +334,7 @@ mod tests {
         let token = session_token(&TokenArgs {
             email: "alice@example.com".into(),
             clerk_url: info.clerk_url.clone(),
-            secret_key: info.secret_key.clone(),
+            secret_key: parse_secret_key(&info.secret_key).unwrap(),
         })
         .await
         .unwrap();
@@ -330,7 +349,7 @@ mod tests {
         let error = session_token(&TokenArgs {
             email: "alice@example.com".into(),
             clerk_url: info.clerk_url.clone(),
-            secret_key: info.secret_key,
+            secret_key: parse_secret_key(&info.secret_key).unwrap(),
         })
         .await
         .unwrap_err();

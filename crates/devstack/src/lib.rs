@@ -50,8 +50,8 @@
 //! and links are created on the fly (or refused with `throw-on-missing-attrs?`), every
 //! attribute can serve as a lookup, and queries support `where` (equality, `id`,
 //! dotted link paths, `and`/`or`, `$in`, `$ne`, `$isNull`, `$gt`…`$lte`), nested
-//! links, `limit`, `offset`, `order` and `fields`. Only RS256 tokens are verified, and
-//! tokens without `exp` are refused by the key check (InstantDB accepts them).
+//! links, `limit`, `offset`, `order` and `fields`. Only RS256 tokens are verified
+//! (Clerk signs nothing else), and guest users and magic codes are not emulated.
 //!
 //! # Security defaults
 //!

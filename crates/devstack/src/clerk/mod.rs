@@ -28,8 +28,8 @@ use crate::server::{Faults, HttpServer};
 use crate::util::{clerk_id, random_base62};
 use crate::{Error, Result};
 
-/// Where the local Clerk's RSA signing key comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Where the local Clerk's RSA signing key comes from. `Debug` never shows a key.
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SigningKeySource {
     /// A fresh RSA-2048 key for this run.
@@ -40,6 +40,16 @@ pub enum SigningKeySource {
     /// The key in this file, created (mode 0600) with a fresh key if it does not exist,
     /// so tokens, `kid` and secret key survive restarts.
     File(PathBuf),
+}
+
+impl fmt::Debug for SigningKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SigningKeySource::Generate => f.write_str("Generate"),
+            SigningKeySource::Pem(_) => f.write_str("Pem(…)"),
+            SigningKeySource::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
 }
 
 /// The custom session-token claims of a Clerk instance configured for InstantDB, as in
@@ -843,6 +853,17 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_a_private_key() {
+        let pem = TestKey::generate("k").private_pem();
+        let config = ClerkConfig::default().signing_key(SigningKeySource::Pem(pem.clone()));
+        let debug = format!("{config:?}");
+        assert!(
+            debug.contains("Pem(…)") && !debug.contains("PRIVATE"),
+            "{debug}"
+        );
+    }
 
     #[test]
     fn kid_and_secret_key_follow_the_key() {

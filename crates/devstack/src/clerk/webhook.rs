@@ -287,7 +287,9 @@ impl Webhooks {
             let inner = Arc::clone(&self.inner);
             let message_id = message_id.clone();
             let body = body.clone();
-            lock(&self.inner.tasks).spawn(async move {
+            let mut tasks = lock(&self.inner.tasks);
+            while tasks.try_join_next().is_some() {}
+            tasks.spawn(async move {
                 let _guard = guard;
                 deliver(&inner, index, &endpoint, &message_id, &body).await;
             });
