@@ -260,3 +260,157 @@ async fn users_are_found_by_link_and_email_and_unverified_emails_are_dropped() {
     assert_eq!(body["user"]["email"], "dave@example.com");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instantdb_accepts_what_only_our_own_verifier_must_refuse() {
+    let stack = stack().await;
+    let clerk = &stack.clerk;
+    let session = clerk.sign_in("alice@example.com").unwrap().session;
+    let builder = || {
+        clerk
+            .token_builder(&session.id, &devstack::MintOptions::new())
+            .unwrap()
+    };
+    // InstantDB checks neither aud nor azp, accepts JWT-template tokens (no sid),
+    // pending sessions, and tokens without exp: the project's server must refuse them.
+    for token in [
+        builder()
+            .claim("azp", "https://evil.example")
+            .claim("aud", "someone-else")
+            .sign(),
+        builder()
+            .without_claim("sid")
+            .header("cat", clerk_jwt::CAT_JWT_TEMPLATE)
+            .sign(),
+        builder().claim("sts", "pending").sign(),
+        builder().without_claim("exp").sign(),
+    ] {
+        let (status, body) = sign_in(&stack, &token, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["user"]["email"], "alice@example.com");
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_through_the_admin_api() {
+    let stack = stack().await;
+    let app = stack.app.id.clone();
+    let call = |method: Method, path: &str, body: Option<serde_json::Value>| {
+        let request = admin(&stack, method, path);
+        async move {
+            let request = match body {
+                Some(body) => request.json(&body),
+                None => request,
+            };
+            answer(request.send().await.unwrap()).await
+        }
+    };
+    let (status, first) = call(
+        Method::POST,
+        "/admin/refresh_tokens",
+        Some(json!({"email": "Erin@Example.com"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["created"], true);
+    assert_eq!(first["user"]["email"], "erin@example.com");
+    let user_id = first["user"]["id"].as_str().unwrap().to_owned();
+    let first_token = first["user"]["refresh_token"].as_str().unwrap().to_owned();
+    let (_, second) = call(
+        Method::POST,
+        "/admin/refresh_tokens",
+        Some(json!({"email": "erin@example.com"})),
+    )
+    .await;
+    assert_eq!(second["created"], false);
+    assert_ne!(second["user"]["refresh_token"], first_token.as_str());
+    assert_eq!(
+        stack.instant.refresh_token_count(&app, &user_id).unwrap(),
+        2
+    );
+
+    // A user by id, without email.
+    let id = "99999999-8888-4777-8666-555555555555";
+    let (_, by_id) = call(
+        Method::POST,
+        "/admin/refresh_tokens",
+        Some(json!({"id": id})),
+    )
+    .await;
+    assert_eq!(by_id["created"], true);
+    assert_eq!(by_id["user"]["id"], id);
+    assert!(by_id["user"].get("email").is_none());
+
+    // Sign out one token, then all of a user's tokens.
+    let (status, body) = call(
+        Method::POST,
+        "/admin/sign_out",
+        Some(json!({"refresh_token": first_token})),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({"ok": true})));
+    assert_eq!(
+        stack.instant.refresh_token_count(&app, &user_id).unwrap(),
+        1
+    );
+    let (_, gone) = call(
+        Method::GET,
+        &format!("/admin/users?refresh_token={first_token}"),
+        None,
+    )
+    .await;
+    assert_eq!(gone, json!({"user": null}));
+    call(
+        Method::POST,
+        "/admin/sign_out",
+        Some(json!({"id": user_id})),
+    )
+    .await;
+    assert_eq!(
+        stack.instant.refresh_token_count(&app, &user_id).unwrap(),
+        0
+    );
+
+    // Impersonating by email needs the admin token and a real user.
+    let (status, body) = answer(
+        admin(&stack, Method::POST, "/admin/query")
+            .header("as-email", "erin@example.com")
+            .json(&json!({"query": {"$users": {"$": {"where": {"email": "erin@example.com"}}}}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["$users"][0]["id"], user_id.as_str());
+
+    // Deleting returns the user and removes their tokens.
+    let (_, token) = call(
+        Method::POST,
+        "/admin/refresh_tokens",
+        Some(json!({"id": id})),
+    )
+    .await;
+    let (status, deleted) = call(Method::DELETE, &format!("/admin/users?id={id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(deleted["deleted"]["id"], id);
+    assert_eq!(deleted["deleted"]["app_id"], app.as_str());
+    let refresh = devstack::RefreshToken::new(token["user"]["refresh_token"].as_str().unwrap());
+    assert_eq!(
+        stack.instant.refresh_token_user(&app, &refresh).unwrap(),
+        None
+    );
+    assert_eq!(
+        scrub(
+            post(
+                &format!("{}/runtime/auth/verify_refresh_token", stack.instant.url()),
+                &json!({"app-id": app, "refresh-token": refresh.expose()}),
+            )
+            .await
+            .1
+        )["type"],
+        "record-not-found"
+    );
+    stack.shutdown().await;
+}
