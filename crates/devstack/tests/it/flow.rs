@@ -414,3 +414,24 @@ async fn refresh_tokens_through_the_admin_api() {
     );
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_fields_apply_to_new_users_only() {
+    let stack = stack().await;
+    let url = format!("{}/runtime/oauth/id_token", stack.instant.url());
+    let token = stack.clerk.session_token("frank@example.com").unwrap();
+    let request = |extra: serde_json::Value| json!({"app_id": stack.app.id, "id_token": token, "client_name": "clerk", "extra_fields": extra});
+    let (status, body) = post(&url, &request(json!({"email": "x@example.com"}))).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["message"],
+        "Validation failed for extra-fields: Cannot set system field: email"
+    );
+    let (status, body) = post(&url, &request(json!({"nickname": "frankie"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["nickname"], "frankie");
+    let (_, body) = post(&url, &request(json!({"nickname": "ignored"}))).await;
+    assert_eq!(body["created"], false);
+    assert_eq!(body["user"]["nickname"], "frankie");
+    stack.shutdown().await;
+}
