@@ -9,11 +9,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod dev;
 mod key;
 mod output;
 mod token;
 
-/// Sign users in to InstantDB with their Clerk session: tools for keys and tokens.
+/// Sign users in to InstantDB with their Clerk session: keys, tokens and a local stack.
 #[derive(Debug, Parser)]
 #[command(name = "clerk-instant", version, about, long_about = None)]
 struct Cli {
@@ -29,15 +30,20 @@ enum Command {
     /// Inspect and verify Clerk session tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Run a local Clerk and an InstantDB emulator (no accounts needed), or get a
+    /// session token from them with `dev token`.
+    Dev(dev::DevArgs),
 }
 
 /// How a command ended, when it did not fail outright.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Outcome {
     /// Exit 0.
     Success,
     /// Exit 1: the input was examined and rejected.
     Rejected,
+    /// A command that chose its own exit code.
+    Exit(ExitCode),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Rejected) => ExitCode::from(1),
+        Ok(Outcome::Exit(code)) => code,
         Err(error) => {
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "error: {error:#}");
@@ -62,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         match cli.command {
             Command::Key(command) => key::run(command),
             Command::Token(command) => token::run(command).await,
+            Command::Dev(args) => dev::run(args).await.map(Outcome::Exit),
         }
     })
 }
