@@ -1,0 +1,614 @@
+//! The broker: Clerk token in, InstantDB session out; sign-out of both.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clerk_jwt::{Clock, SessionClaims, SystemClock};
+use instant_client::{IdToken, Query, RefreshToken, SignedIn, Transaction, TxId, User};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, InstantOp, is_dead_refresh_token};
+use crate::ports::{ClerkSessions, InstantAuth, TokenVerifier};
+use crate::store::{SessionStore, StoredSession};
+
+/// How the broker obtains an InstantDB session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Forward the Clerk token to InstantDB's sign-in-with-id-token endpoint, naming the
+    /// Clerk client configured in InstantDB (what Clerk's and InstantDB's guides do).
+    IdToken {
+        /// The client name in the Instant dashboard (e.g. `clerk`).
+        client_name: String,
+    },
+    /// Create a refresh token for the verified email with the admin token: no Clerk
+    /// client needed in InstantDB, but the email must be verified.
+    Admin,
+}
+
+impl Strategy {
+    /// `id-token` or `admin`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Strategy::IdToken { .. } => "id-token",
+            Strategy::Admin => "admin",
+        }
+    }
+}
+
+/// Who the Clerk token says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ClerkIdentity {
+    /// `sub`: the Clerk user id.
+    pub user_id: String,
+    /// `sid`: the Clerk session id.
+    pub session_id: String,
+    /// The `email` claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The `email_verified` claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+}
+
+impl From<&SessionClaims> for ClerkIdentity {
+    fn from(claims: &SessionClaims) -> Self {
+        ClerkIdentity {
+            user_id: claims.sub.clone(),
+            session_id: claims.sid.clone(),
+            email: claims.email.clone(),
+            email_verified: claims.email_verified,
+        }
+    }
+}
+
+/// The outcome of a sign-in.
+#[derive(Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SignIn {
+    /// The Clerk identity.
+    pub clerk: ClerkIdentity,
+    /// The InstantDB user.
+    pub user: Arc<User>,
+    /// The InstantDB session: hand it to the client (it is the user's credential).
+    pub refresh_token: RefreshToken,
+    /// Whether InstantDB created the user for this sign-in.
+    pub created: bool,
+    /// Whether an existing InstantDB session was reused.
+    pub reused: bool,
+}
+
+impl fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignIn")
+            .field("clerk", &self.clerk)
+            .field("user", &self.user.id)
+            .field("refresh_token", &self.refresh_token)
+            .field("created", &self.created)
+            .field("reused", &self.reused)
+            .finish()
+    }
+}
+
+/// What happened to one half of a sign-out.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Half {
+    /// Done.
+    Done,
+    /// Not attempted, and why.
+    Skipped(&'static str),
+    /// Attempted and failed.
+    Failed(HalfError),
+}
+
+/// Why one half of a sign-out failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum HalfError {
+    /// InstantDB's sign-out failed.
+    #[error(transparent)]
+    Instant(instant_client::Error),
+    /// Clerk's revoke failed.
+    #[error(transparent)]
+    Clerk(clerk_backend::Error),
+}
+
+impl HalfError {
+    /// Whether retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            HalfError::Instant(e) => e.is_unavailable(),
+            HalfError::Clerk(e) => e.is_unavailable(),
+        }
+    }
+
+    /// Whether the upstream timed out.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            HalfError::Instant(e) => matches!(
+                e,
+                instant_client::Error::Unavailable {
+                    cause: instant_client::Outage::Timeout,
+                    ..
+                }
+            ),
+            HalfError::Clerk(e) => {
+                matches!(e, clerk_backend::Error::Unavailable { message, .. } if message.contains("timed out"))
+            }
+        }
+    }
+}
+
+impl Half {
+    /// `done`, `skipped` or `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Half::Done => "done",
+            Half::Skipped(_) => "skipped",
+            Half::Failed(_) => "failed",
+        }
+    }
+
+    /// Whether this half failed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Half::Failed(_))
+    }
+}
+
+/// The outcome of a sign-out: each half reported, neither hidden.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignOut {
+    /// The Clerk identity that signed out.
+    pub clerk: ClerkIdentity,
+    /// InstantDB: the session's refresh token signed out.
+    pub instant: Half,
+    /// Clerk: the session revoked through the Backend API.
+    pub clerk_session: Half,
+}
+
+/// The broker's settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BrokerConfig {
+    /// How InstantDB sessions are obtained.
+    pub strategy: Strategy,
+    /// A stored session is returned without asking InstantDB for this long after
+    /// InstantDB last confirmed it; after that the sign-in passes the stored refresh
+    /// token back to InstantDB (which reuses it) or checks it (admin strategy). Zero
+    /// asks every time. Default 60 s.
+    pub revalidate_after: Duration,
+    /// How long a stored session is kept. Default 7 days (Clerk's default session
+    /// lifetime).
+    pub session_ttl: Duration,
+}
+
+impl BrokerConfig {
+    /// Settings with the defaults for this strategy.
+    pub fn new(strategy: Strategy) -> Self {
+        BrokerConfig {
+            strategy,
+            revalidate_after: Duration::from_secs(60),
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+
+    /// Sets how long a stored session is trusted without asking InstantDB.
+    pub fn revalidate_after(mut self, after: Duration) -> Self {
+        self.revalidate_after = after;
+        self
+    }
+
+    /// Sets how long a stored session is kept.
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Turns Clerk sessions into InstantDB sessions. Cheap to clone.
+#[derive(Clone)]
+pub struct SessionBroker {
+    verifier: Arc<dyn TokenVerifier>,
+    instant: Arc<dyn InstantAuth>,
+    clerk: Option<Arc<dyn ClerkSessions>>,
+    store: Arc<dyn SessionStore>,
+    clock: Arc<dyn Clock>,
+    config: BrokerConfig,
+}
+
+impl fmt::Debug for SessionBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionBroker")
+            .field("config", &self.config)
+            .field("revokes_clerk_sessions", &self.clerk.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionBroker {
+    /// A broker over these seams. `clerk` is the Backend API used to revoke Clerk
+    /// sessions on sign-out; without it that half is skipped (and reported so).
+    pub fn new(
+        config: BrokerConfig,
+        verifier: Arc<dyn TokenVerifier>,
+        instant: Arc<dyn InstantAuth>,
+        clerk: Option<Arc<dyn ClerkSessions>>,
+        store: Arc<dyn SessionStore>,
+    ) -> Self {
+        SessionBroker {
+            verifier,
+            instant,
+            clerk,
+            store,
+            clock: Arc::new(SystemClock),
+            config,
+        }
+    }
+
+    /// Uses this clock (for tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// The session store.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// Verifies a token and returns who it says the caller is (no InstantDB call).
+    pub async fn identify(&self, token: &str) -> Result<ClerkIdentity, Error> {
+        let claims = self.verifier.verify(token).await?;
+        Ok(ClerkIdentity::from(&claims))
+    }
+
+    /// The InstantDB session stored for a Clerk session, if any (no InstantDB call).
+    pub async fn stored_session(&self, identity: &ClerkIdentity) -> Option<StoredSession> {
+        self.store
+            .get(&identity.session_id, self.clock.now())
+            .await
+            .filter(|s| s.clerk_user_id == identity.user_id)
+    }
+
+    /// Signs in: verifies the Clerk token locally (a bad token never reaches InstantDB),
+    /// then returns the InstantDB session of this Clerk session, reusing the stored one.
+    pub async fn sign_in(&self, token: &str) -> Result<SignIn, Error> {
+        let claims = self.verifier.verify(token).await?;
+        let identity = ClerkIdentity::from(&claims);
+        self.sign_in_verified(token, identity).await
+    }
+
+    async fn sign_in_verified(
+        &self,
+        token: &str,
+        identity: ClerkIdentity,
+    ) -> Result<SignIn, Error> {
+        let sid = identity.session_id.clone();
+        let now = self.clock.now();
+        if let Some(stored) = self.store.get(&sid, now).await {
+            if stored.clerk_user_id != identity.user_id {
+                // A session id never changes hands in Clerk; drop the inconsistent entry.
+                if let Some(stale) = self.store.remove(&sid).await {
+                    self.sign_out_in_background(vec![stale]);
+                }
+            } else if now.saturating_sub(stored.confirmed_at) < secs(self.config.revalidate_after) {
+                return Ok(SignIn {
+                    clerk: identity,
+                    user: stored.user,
+                    refresh_token: stored.refresh_token,
+                    created: false,
+                    reused: true,
+                });
+            } else {
+                match self.confirm(token, &identity, &stored).await {
+                    Ok(signed) => {
+                        let reused = signed.refresh_token == stored.refresh_token;
+                        let user = Arc::new(signed.user);
+                        let session = StoredSession::new(
+                            identity.user_id.clone(),
+                            signed.refresh_token.clone(),
+                            Arc::clone(&user),
+                            now,
+                            stored.expires_at,
+                        );
+                        let inserted = self.store.insert(&sid, session, now).await;
+                        self.sign_out_in_background(inserted.displaced);
+                        return Ok(SignIn {
+                            clerk: identity,
+                            user,
+                            refresh_token: signed.refresh_token,
+                            created: signed.created,
+                            reused,
+                        });
+                    }
+                    Err(Error::Instant { source, .. }) if is_dead_refresh_token(&source) => {
+                        tracing::info!(
+                            session = %sid,
+                            "InstantDB no longer knows the stored refresh token; signing in again"
+                        );
+                        self.store.remove(&sid).await;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+
+        let signed = self.fresh(token, &identity).await?;
+        let user = Arc::new(signed.user);
+        let session = StoredSession::new(
+            identity.user_id.clone(),
+            signed.refresh_token.clone(),
+            Arc::clone(&user),
+            now,
+            now.saturating_add(secs(self.config.session_ttl)),
+        );
+        match self.store.insert_if_absent(&sid, session, now).await {
+            Ok(inserted) => {
+                self.sign_out_in_background(inserted.displaced);
+                Ok(SignIn {
+                    clerk: identity,
+                    user,
+                    refresh_token: signed.refresh_token,
+                    created: signed.created,
+                    reused: false,
+                })
+            }
+            Err(existing) => {
+                // Another sign-in of the same Clerk session stored its token first: use
+                // that one and end ours, so tokens do not pile up.
+                if existing.refresh_token != signed.refresh_token {
+                    self.sign_out_in_background(vec![StoredSession::new(
+                        identity.user_id.clone(),
+                        signed.refresh_token,
+                        user,
+                        now,
+                        now,
+                    )]);
+                }
+                Ok(SignIn {
+                    clerk: identity,
+                    user: existing.user,
+                    refresh_token: existing.refresh_token,
+                    created: false,
+                    reused: true,
+                })
+            }
+        }
+    }
+
+    /// Asks InstantDB whether the stored session is still good.
+    async fn confirm(
+        &self,
+        token: &str,
+        identity: &ClerkIdentity,
+        stored: &StoredSession,
+    ) -> Result<SignedIn, Error> {
+        match &self.config.strategy {
+            Strategy::IdToken { client_name } => self
+                .instant
+                .sign_in_with_id_token(
+                    &id_token(token)?,
+                    client_name,
+                    Some(stored.refresh_token.clone()),
+                )
+                .await
+                .map_err(Error::instant(InstantOp::Confirm)),
+            Strategy::Admin => {
+                require_verified_email(identity)?;
+                let user = self
+                    .instant
+                    .verify_refresh_token(&stored.refresh_token)
+                    .await
+                    .map_err(Error::instant(InstantOp::Confirm))?;
+                Ok(SignedIn::new(user, stored.refresh_token.clone(), false))
+            }
+        }
+    }
+
+    /// Obtains a new InstantDB session.
+    async fn fresh(&self, token: &str, identity: &ClerkIdentity) -> Result<SignedIn, Error> {
+        match &self.config.strategy {
+            Strategy::IdToken { client_name } => self
+                .instant
+                .sign_in_with_id_token(&id_token(token)?, client_name, None)
+                .await
+                .map_err(Error::instant(InstantOp::SignIn)),
+            Strategy::Admin => {
+                let email = require_verified_email(identity)?;
+                self.instant
+                    .create_token_for_email(email)
+                    .await
+                    .map_err(Error::instant(InstantOp::SignIn))
+            }
+        }
+    }
+
+    /// Signs out of both: InstantDB first (the stored session's refresh token, or
+    /// `refresh_token` when none is stored and it belongs to the same user), then the
+    /// Clerk session through the Backend API, in that order as InstantDB's guide does.
+    /// Each half is reported; a failure of one never skips the other.
+    pub async fn sign_out(
+        &self,
+        token: &str,
+        refresh_token: Option<RefreshToken>,
+    ) -> Result<SignOut, Error> {
+        let claims = self.verifier.verify(token).await?;
+        let identity = ClerkIdentity::from(&claims);
+        let sid = identity.session_id.clone();
+        let stored = self
+            .store
+            .remove(&sid)
+            .await
+            .filter(|s| s.clerk_user_id == identity.user_id);
+
+        let instant_token = match (&stored, refresh_token) {
+            (Some(stored), _) => Some(stored.refresh_token.clone()),
+            (None, Some(given)) => {
+                self.check_ownership(&identity, &given).await?;
+                Some(given)
+            }
+            (None, None) => None,
+        };
+        let instant = match instant_token {
+            None => Half::Skipped("no InstantDB session is known for this Clerk session"),
+            Some(rt) => match self.instant.sign_out(&rt).await {
+                Ok(()) => Half::Done,
+                Err(error) => {
+                    // Keep the session so a retried sign-out can end it.
+                    if let Some(stored) = stored {
+                        self.store.insert(&sid, stored, self.clock.now()).await;
+                    }
+                    tracing::warn!(session = %sid, %error, "InstantDB sign-out failed");
+                    Half::Failed(HalfError::Instant(error))
+                }
+            },
+        };
+        let clerk_session = match &self.clerk {
+            None => Half::Skipped(
+                "no Clerk secret key is configured, so the Clerk session was not revoked",
+            ),
+            Some(clerk) => match clerk.revoke_session(&sid).await {
+                Ok(()) => Half::Done,
+                Err(error) => {
+                    tracing::warn!(session = %sid, %error, "Clerk session revoke failed");
+                    Half::Failed(HalfError::Clerk(error))
+                }
+            },
+        };
+        Ok(SignOut {
+            clerk: identity,
+            instant,
+            clerk_session,
+        })
+    }
+
+    /// A refresh token named by the client is signed out only if InstantDB says it
+    /// belongs to the same person: the same email.
+    async fn check_ownership(
+        &self,
+        identity: &ClerkIdentity,
+        refresh_token: &RefreshToken,
+    ) -> Result<(), Error> {
+        let user = match self.instant.verify_refresh_token(refresh_token).await {
+            Ok(user) => user,
+            // Already dead: signing it out again is harmless.
+            Err(e) if is_dead_refresh_token(&e) => return Ok(()),
+            Err(e) => return Err(Error::instant(InstantOp::SignOut)(e)),
+        };
+        let same = match (&user.email, &identity.email) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => false,
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(Error::NotYourSession)
+        }
+    }
+
+    /// Runs an InstaQL query as the user of the Clerk token (InstantDB's permission
+    /// rules apply), signing in first if needed.
+    pub async fn query(&self, token: &str, query: &Query) -> Result<Value, Error> {
+        let session = self.sign_in(token).await?;
+        match self.instant.query_as(&session.refresh_token, query).await {
+            Err(e) if is_dead_refresh_token(&e) => {
+                let session = self.renew(token, session).await?;
+                self.instant
+                    .query_as(&session.refresh_token, query)
+                    .await
+                    .map_err(Error::instant(InstantOp::Query))
+            }
+            other => other.map_err(Error::instant(InstantOp::Query)),
+        }
+    }
+
+    /// Runs a transaction as the user of the Clerk token (InstantDB's permission rules
+    /// apply), signing in first if needed.
+    pub async fn transact(&self, token: &str, transaction: &Transaction) -> Result<TxId, Error> {
+        let session = self.sign_in(token).await?;
+        match self
+            .instant
+            .transact_as(&session.refresh_token, transaction)
+            .await
+        {
+            Err(e) if is_dead_refresh_token(&e) => {
+                let session = self.renew(token, session).await?;
+                self.instant
+                    .transact_as(&session.refresh_token, transaction)
+                    .await
+                    .map_err(Error::instant(InstantOp::Transact))
+            }
+            other => other.map_err(Error::instant(InstantOp::Transact)),
+        }
+    }
+
+    /// Drops a session InstantDB refused and signs in again, once.
+    async fn renew(&self, token: &str, dead: SignIn) -> Result<SignIn, Error> {
+        let sid = dead.clerk.session_id.clone();
+        if let Some(stored) = self.store.remove(&sid).await
+            && stored.refresh_token != dead.refresh_token
+        {
+            self.store.insert(&sid, stored, self.clock.now()).await;
+        }
+        self.sign_in_verified(token, dead.clerk).await
+    }
+
+    /// Signs out the sessions that expired in the store; returns how many.
+    pub async fn sweep(&self) -> usize {
+        let expired = self.store.sweep(self.clock.now()).await;
+        let count = expired.len();
+        self.sign_out_in_background(expired);
+        count
+    }
+
+    fn sign_out_in_background(&self, sessions: Vec<StoredSession>) {
+        if sessions.is_empty() {
+            return;
+        }
+        let instant = Arc::clone(&self.instant);
+        let task = async move {
+            for session in sessions {
+                if let Err(error) = instant.sign_out(&session.refresh_token).await {
+                    tracing::warn!(%error, "could not sign out a displaced InstantDB session");
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(task);
+            }
+            Err(_) => tracing::warn!("no runtime to sign out displaced InstantDB sessions"),
+        }
+    }
+}
+
+fn id_token(token: &str) -> Result<IdToken, Error> {
+    // The token was verified, so this cannot fail in practice.
+    IdToken::new(token.to_owned()).map_err(|_| {
+        Error::Token(clerk_jwt::Error::Rejected {
+            reason: clerk_jwt::Reason::TokenInvalid,
+            detail: "the token cannot be forwarded".to_owned(),
+        })
+    })
+}
+
+fn require_verified_email(identity: &ClerkIdentity) -> Result<&str, Error> {
+    match (&identity.email, identity.email_verified) {
+        (Some(email), Some(true)) => Ok(email),
+        _ => Err(Error::EmailNotVerified),
+    }
+}

@@ -1,0 +1,55 @@
+//! Clerk session in, InstantDB session out.
+//!
+//! [`SessionBroker`] verifies a Clerk session token locally first (a bad token never
+//! reaches InstantDB, and the caller learns the exact reason), then obtains the user's
+//! InstantDB session by one of two [`Strategy`]s, keeps it per Clerk session so repeated
+//! sign-ins reuse it instead of piling up refresh tokens that never expire, runs queries
+//! and transactions as the user, and signs out of both services.
+//!
+//! It reaches the outside world only through the small traits of [`ports`]
+//! ([`TokenVerifier`], [`InstantAuth`], [`ClerkSessions`]) and a [`SessionStore`], so
+//! its logic is tested with `mockall` doubles; the concrete clients of the workspace
+//! implement them. It knows no HTTP framework and reads no environment.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use auth_core::{BrokerConfig, MemorySessionStore, SessionBroker, StoreLimits, Strategy};
+//!
+//! # async fn demo(verifier: clerk_jwt::Verifier, instant: instant_client::Client) -> Result<(), auth_core::Error> {
+//! let broker = SessionBroker::new(
+//!     BrokerConfig::new(Strategy::IdToken { client_name: "clerk".into() }),
+//!     Arc::new(verifier),
+//!     Arc::new(instant),
+//!     None, // no Clerk secret key: sign-out reports the Clerk half as skipped
+//!     Arc::new(MemorySessionStore::new(StoreLimits::default())),
+//! );
+//! let session = broker.sign_in("<Clerk session token>").await?;
+//! println!("{} {}", session.clerk.user_id, session.user.id);
+//! # Ok(()) }
+//! ```
+//!
+//! # Security defaults
+//!
+//! Every Clerk token is verified with all of `clerk-jwt`'s rules before anything else.
+//! The admin strategy signs in only verified emails. A refresh token named by a client
+//! for sign-out is ended only when InstantDB says it belongs to the same email. Errors
+//! carry no token or secret ([`Error::public_message`] is safe to send to clients), and
+//! [`SignIn`]'s `Debug` redacts the refresh token.
+
+mod broker;
+mod error;
+pub mod ports;
+mod store;
+
+pub use broker::{
+    BrokerConfig, ClerkIdentity, Half, HalfError, SessionBroker, SignIn, SignOut, Strategy,
+};
+pub use error::{Error, ErrorKind, InstantOp};
+pub use ports::{ClerkSessions, InstantAuth, TokenVerifier};
+pub use store::{Inserted, MemorySessionStore, SessionStore, StoreLimits, StoredSession};
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,356 @@
+//! Where the broker remembers which InstantDB session belongs to which Clerk session.
+//!
+//! InstantDB refresh tokens never expire and every sign-in without one mints another,
+//! so the broker keeps one per Clerk session and reuses it. [`SessionStore`] is the
+//! seam (a shared store such as Redis fits behind it); [`MemorySessionStore`] is the
+//! bounded in-memory one: entries expire, the oldest are evicted when it is full, and
+//! whatever leaves the store is handed back so the broker can sign its token out.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use instant_client::{RefreshToken, User};
+
+/// One InstantDB session, kept for one Clerk session.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StoredSession {
+    /// The Clerk user the session belongs to (`sub`).
+    pub clerk_user_id: String,
+    /// The InstantDB session.
+    pub refresh_token: RefreshToken,
+    /// The InstantDB user, as InstantDB last returned it.
+    pub user: Arc<User>,
+    /// When InstantDB last confirmed the refresh token (clock seconds).
+    pub confirmed_at: i64,
+    /// When the entry stops being used (clock seconds).
+    pub expires_at: i64,
+}
+
+impl StoredSession {
+    /// A session confirmed at `now`, kept until `expires_at`.
+    pub fn new(
+        clerk_user_id: impl Into<String>,
+        refresh_token: RefreshToken,
+        user: Arc<User>,
+        now: i64,
+        expires_at: i64,
+    ) -> Self {
+        StoredSession {
+            clerk_user_id: clerk_user_id.into(),
+            refresh_token,
+            user,
+            confirmed_at: now,
+            expires_at,
+        }
+    }
+}
+
+/// The outcome of [`SessionStore::insert`].
+#[derive(Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Inserted {
+    /// Sessions that left the store to make room or that were replaced by one with
+    /// another token: sign their tokens out.
+    pub displaced: Vec<StoredSession>,
+}
+
+/// Sessions by Clerk session id.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// The live session stored for a Clerk session (expired entries count as absent).
+    async fn get(&self, session_id: &str, now: i64) -> Option<StoredSession>;
+
+    /// Stores a session, replacing the one stored for `session_id`.
+    async fn insert(&self, session_id: &str, session: StoredSession, now: i64) -> Inserted;
+
+    /// Stores a session unless a live one is already stored, in which case that one is
+    /// returned and nothing changes (two sign-ins racing for one Clerk session).
+    async fn insert_if_absent(
+        &self,
+        session_id: &str,
+        session: StoredSession,
+        now: i64,
+    ) -> Result<Inserted, StoredSession>;
+
+    /// Removes and returns the session stored for a Clerk session, expired or not.
+    async fn remove(&self, session_id: &str) -> Option<StoredSession>;
+
+    /// Removes expired sessions and returns them.
+    async fn sweep(&self, now: i64) -> Vec<StoredSession>;
+
+    /// How many sessions are stored.
+    async fn len(&self) -> usize;
+
+    /// Whether no session is stored.
+    async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
+}
+
+/// Limits of a [`MemorySessionStore`]. (Each entry carries its own expiry, set by the
+/// broker.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreLimits {
+    /// The most sessions kept; the oldest go first. Default 100,000.
+    pub max_entries: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_entries: 100_000,
+        }
+    }
+}
+
+impl StoreLimits {
+    /// Sets the entry limit (at least 1).
+    pub fn max_entries(mut self, max: usize) -> Self {
+        self.max_entries = max.max(1);
+        self
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, (StoredSession, u64)>,
+    /// Insertion order, for eviction: `(session id, generation)`; stale pairs (whose
+    /// generation no longer matches the entry) are skipped and compacted away.
+    order: VecDeque<(String, u64)>,
+    generation: u64,
+}
+
+impl Inner {
+    fn push(&mut self, session_id: &str, session: StoredSession) -> Option<StoredSession> {
+        self.generation += 1;
+        let generation = self.generation;
+        self.order.push_back((session_id.to_owned(), generation));
+        let previous = self
+            .entries
+            .insert(session_id.to_owned(), (session, generation))
+            .map(|(s, _)| s);
+        if self.order.len() > 2 * self.entries.len() + 64 {
+            let entries = &self.entries;
+            self.order
+                .retain(|(id, g)| entries.get(id).is_some_and(|(_, current)| current == g));
+        }
+        previous
+    }
+
+    fn evict_oldest(&mut self) -> Option<StoredSession> {
+        while let Some((id, generation)) = self.order.pop_front() {
+            if self
+                .entries
+                .get(&id)
+                .is_some_and(|(_, current)| *current == generation)
+            {
+                return self.entries.remove(&id).map(|(s, _)| s);
+            }
+        }
+        None
+    }
+
+    fn make_room(&mut self, max: usize, displaced: &mut Vec<StoredSession>) {
+        while self.entries.len() >= max {
+            match self.evict_oldest() {
+                Some(old) => displaced.push(old),
+                None => break,
+            }
+        }
+    }
+}
+
+/// A bounded in-memory [`SessionStore`]. Cheap to clone; clones share the entries.
+#[derive(Clone, Default)]
+pub struct MemorySessionStore {
+    inner: Arc<Mutex<Inner>>,
+    limits: StoreLimits,
+}
+
+impl std::fmt::Debug for MemorySessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemorySessionStore")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemorySessionStore {
+    /// A store with these limits.
+    pub fn new(limits: StoreLimits) -> Self {
+        MemorySessionStore {
+            inner: Arc::default(),
+            limits,
+        }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemorySessionStore {
+    async fn get(&self, session_id: &str, now: i64) -> Option<StoredSession> {
+        let inner = self.lock();
+        let (session, _) = inner.entries.get(session_id)?;
+        (session.expires_at > now).then(|| session.clone())
+    }
+
+    async fn insert(&self, session_id: &str, session: StoredSession, now: i64) -> Inserted {
+        let mut inner = self.lock();
+        let mut displaced = Vec::new();
+        if !inner.entries.contains_key(session_id) {
+            inner.make_room(self.limits.max_entries, &mut displaced);
+        }
+        let token = session.refresh_token.clone();
+        if let Some(previous) = inner.push(session_id, session)
+            && (previous.refresh_token != token || previous.expires_at <= now)
+        {
+            displaced.push(previous);
+        }
+        Inserted { displaced }
+    }
+
+    async fn insert_if_absent(
+        &self,
+        session_id: &str,
+        session: StoredSession,
+        now: i64,
+    ) -> Result<Inserted, StoredSession> {
+        let mut inner = self.lock();
+        let mut displaced = Vec::new();
+        match inner.entries.get(session_id) {
+            Some((existing, _)) if existing.expires_at > now => return Err(existing.clone()),
+            Some(_) => {}
+            None => inner.make_room(self.limits.max_entries, &mut displaced),
+        }
+        if let Some(expired) = inner.push(session_id, session) {
+            displaced.push(expired);
+        }
+        Ok(Inserted { displaced })
+    }
+
+    async fn remove(&self, session_id: &str) -> Option<StoredSession> {
+        self.lock().entries.remove(session_id).map(|(s, _)| s)
+    }
+
+    async fn sweep(&self, now: i64) -> Vec<StoredSession> {
+        let mut inner = self.lock();
+        let expired: Vec<String> = inner
+            .entries
+            .iter()
+            .filter(|(_, (s, _))| s.expires_at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|id| inner.entries.remove(&id).map(|(s, _)| s))
+            .collect()
+    }
+
+    async fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use instant_client::Uuid;
+
+    fn session(token: &str, now: i64, ttl: i64) -> StoredSession {
+        StoredSession::new(
+            "user_1",
+            RefreshToken::new(token).unwrap(),
+            Arc::new(User::new(Uuid::nil())),
+            now,
+            now + ttl,
+        )
+    }
+
+    fn token(n: u32) -> String {
+        format!("00000000-0000-4000-8000-{n:012}")
+    }
+
+    #[tokio::test]
+    async fn entries_expire() {
+        let store = MemorySessionStore::new(StoreLimits::default());
+        store
+            .insert("sess_a", session(&token(1), 100, 10), 100)
+            .await;
+        assert!(store.get("sess_a", 109).await.is_some());
+        assert!(store.get("sess_a", 110).await.is_none());
+        let swept = store.sweep(110).await;
+        assert_eq!(swept.len(), 1);
+        assert_eq!(store.len().await, 0);
+    }
+
+    #[tokio::test]
+    async fn the_oldest_are_evicted_and_handed_back() {
+        let store = MemorySessionStore::new(StoreLimits::default().max_entries(3));
+        for i in 0..3 {
+            let out = store
+                .insert(&format!("sess_{i}"), session(&token(i), 0, 100), 0)
+                .await;
+            assert!(out.displaced.is_empty());
+        }
+        let out = store.insert("sess_3", session(&token(3), 0, 100), 0).await;
+        assert_eq!(out.displaced.len(), 1);
+        assert_eq!(out.displaced[0].refresh_token.expose(), token(0));
+        assert!(store.get("sess_0", 0).await.is_none());
+        assert_eq!(store.len().await, 3);
+    }
+
+    #[tokio::test]
+    async fn memory_stays_bounded_under_churn() {
+        let store = MemorySessionStore::new(StoreLimits::default().max_entries(100));
+        for i in 0..10_000u32 {
+            // Replacing the same few ids over and over must not grow the order queue.
+            store
+                .insert(&format!("sess_{}", i % 150), session(&token(i), 0, 100), 0)
+                .await;
+        }
+        assert_eq!(store.len().await, 100);
+        assert!(store.lock().order.len() <= 2 * 100 + 64 + 1);
+    }
+
+    #[tokio::test]
+    async fn replacing_with_another_token_displaces_the_old_one() {
+        let store = MemorySessionStore::new(StoreLimits::default());
+        store.insert("sess_a", session(&token(1), 0, 100), 0).await;
+        let same = store.insert("sess_a", session(&token(1), 5, 100), 5).await;
+        assert!(same.displaced.is_empty(), "same token: nothing to sign out");
+        let other = store.insert("sess_a", session(&token(2), 6, 100), 6).await;
+        assert_eq!(other.displaced[0].refresh_token.expose(), token(1));
+    }
+
+    #[tokio::test]
+    async fn insert_if_absent_keeps_the_first_live_session() {
+        let store = MemorySessionStore::new(StoreLimits::default());
+        assert!(
+            store
+                .insert_if_absent("sess_a", session(&token(1), 0, 10), 0)
+                .await
+                .is_ok()
+        );
+        let lost = store
+            .insert_if_absent("sess_a", session(&token(2), 1, 10), 1)
+            .await;
+        assert_eq!(lost.unwrap_err().refresh_token.expose(), token(1));
+        // Once expired, the slot is free again and the expired one is handed back.
+        let won = store
+            .insert_if_absent("sess_a", session(&token(3), 20, 10), 20)
+            .await
+            .unwrap();
+        assert_eq!(won.displaced[0].refresh_token.expose(), token(1));
+    }
+}

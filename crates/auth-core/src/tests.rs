@@ -1,0 +1,536 @@
+//! The broker's logic against `mockall` doubles of InstantDB and Clerk's Backend API,
+//! with the real verifier (tokens minted by clerk-jwt's `testing` feature).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use clerk_jwt::testing::{TEST_EMAIL, TEST_SESSION_ID, TEST_USER_ID, TestKey, TokenBuilder};
+use clerk_jwt::{KeySet, ManualClock, Verifier};
+use instant_client::{
+    Endpoint, ErrorType, Outage, Query, RefreshToken, Rejection, SignedIn, Transaction, TxId, User,
+    Uuid,
+};
+use mockall::Sequence;
+use mockall::predicate::{always, eq};
+use serde_json::json;
+
+use crate::ports::{MockClerkSessions, MockInstantAuth};
+use crate::{
+    BrokerConfig, Error, ErrorKind, Half, MemorySessionStore, SessionBroker, SessionStore,
+    StoreLimits, Strategy,
+};
+
+const ISSUER: &str = "https://clerk.example.com";
+const NOW: i64 = 1_800_000_000;
+
+fn key() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| TestKey::generate("ins_2brokertest"))
+}
+
+struct Fixture {
+    clock: Arc<ManualClock>,
+    store: Arc<MemorySessionStore>,
+    verifier: Arc<Verifier>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let verifier = Verifier::builder()
+            .issuer(ISSUER)
+            .keys(KeySet::from_jwks_json(key().jwks().to_string().as_bytes()).unwrap())
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        Fixture {
+            clock,
+            store: Arc::new(MemorySessionStore::new(StoreLimits::default())),
+            verifier: Arc::new(verifier),
+        }
+    }
+
+    /// A fresh token for the test session, as of the clock.
+    fn token(&self) -> String {
+        TokenBuilder::session(key(), ISSUER, clerk_jwt::Clock::now(&*self.clock)).sign()
+    }
+
+    fn broker(
+        &self,
+        config: BrokerConfig,
+        instant: MockInstantAuth,
+        clerk: Option<MockClerkSessions>,
+    ) -> SessionBroker {
+        SessionBroker::new(
+            config,
+            self.verifier.clone(),
+            Arc::new(instant),
+            clerk.map(|c| Arc::new(c) as Arc<dyn crate::ClerkSessions>),
+            self.store.clone(),
+        )
+        .with_clock(self.clock.clone())
+    }
+}
+
+fn id_token() -> BrokerConfig {
+    BrokerConfig::new(Strategy::IdToken {
+        client_name: "clerk".into(),
+    })
+}
+
+fn rt(n: u8) -> RefreshToken {
+    RefreshToken::new(format!("00000000-0000-4000-8000-0000000000{n:02}")).unwrap()
+}
+
+fn signed(n: u8, created: bool) -> SignedIn {
+    let mut user = User::new(Uuid::from_u128(42));
+    user.email = Some(TEST_EMAIL.to_owned());
+    SignedIn::new(user, rt(n), created)
+}
+
+fn rejected(error_type: ErrorType, message: &str) -> instant_client::Error {
+    instant_client::Error::Rejected {
+        endpoint: Endpoint::SignInWithIdToken,
+        status: 400,
+        rejection: Box::new(Rejection::new(error_type, Some(message))),
+    }
+}
+
+fn dead_token() -> instant_client::Error {
+    rejected(ErrorType::RecordNotFound, "Record not found: app-user")
+}
+
+fn down() -> instant_client::Error {
+    instant_client::Error::Unavailable {
+        endpoint: Endpoint::SignInWithIdToken,
+        cause: Outage::Connect,
+        attempts: 1,
+        source: None,
+    }
+}
+
+/// Lets background sign-outs run.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn id_token_strategy_forwards_the_token_with_the_client_name() {
+    let f = Fixture::new();
+    let token = f.token();
+    let mut instant = MockInstantAuth::new();
+    let expected = token.clone();
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(move |id, client, refresh| {
+            id.expose() == expected && client == "clerk" && refresh.is_none()
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant.expect_create_token_for_email().never();
+    let broker = f.broker(id_token(), instant, None);
+    let session = broker.sign_in(&token).await.unwrap();
+    assert_eq!(session.clerk.user_id, TEST_USER_ID);
+    assert_eq!(session.clerk.session_id, TEST_SESSION_ID);
+    assert_eq!(session.refresh_token, rt(1));
+    assert!(session.created);
+    assert!(!session.reused);
+    assert_eq!(f.store.len().await, 1);
+    assert!(!format!("{session:?}").contains(rt(1).expose()));
+}
+
+#[tokio::test]
+async fn admin_strategy_creates_a_token_for_the_verified_email_only() {
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_create_token_for_email()
+        .with(eq(TEST_EMAIL))
+        .times(1)
+        .returning(|_| Ok(signed(1, false)));
+    instant.expect_sign_in_with_id_token().never();
+    let broker = f.broker(BrokerConfig::new(Strategy::Admin), instant, None);
+    broker.sign_in(&f.token()).await.unwrap();
+
+    // Unverified (or absent) email_verified: refused before InstantDB is asked.
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant.expect_create_token_for_email().never();
+    let broker = f.broker(BrokerConfig::new(Strategy::Admin), instant, None);
+    let unverified = TokenBuilder::session(key(), ISSUER, NOW)
+        .without_claim("email_verified")
+        .sign();
+    let err = broker.sign_in(&unverified).await.unwrap_err();
+    assert!(matches!(err, Error::EmailNotVerified), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert_eq!(err.code(), "email-unverified");
+}
+
+#[tokio::test]
+async fn a_bad_token_never_reaches_instantdb() {
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant.expect_sign_in_with_id_token().never();
+    let broker = f.broker(id_token(), instant, None);
+    let expired = TokenBuilder::session(key(), ISSUER, NOW - 3600).sign();
+    let err = broker.sign_in(&expired).await.unwrap_err();
+    assert_eq!(err.code(), "token-expired");
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    let err = broker.sign_in("not.a.token").await.unwrap_err();
+    assert_eq!(err.code(), "token-invalid");
+}
+
+#[tokio::test]
+async fn repeated_sign_ins_reuse_the_session_and_pass_its_token_back_when_revalidating() {
+    let f = Fixture::new();
+    let mut seq = Sequence::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(|_, _, refresh| refresh.is_none())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(1, true)));
+    // After the revalidation window, the stored token goes back to InstantDB.
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(|_, _, refresh| refresh.as_ref() == Some(&rt(1)))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(1, false)));
+    instant.expect_sign_out().never();
+    let broker = f.broker(
+        id_token().revalidate_after(Duration::from_secs(60)),
+        instant,
+        None,
+    );
+    let first = broker.sign_in(&f.token()).await.unwrap();
+    // Within the window: no InstantDB call at all.
+    for _ in 0..5 {
+        f.clock.advance(10);
+        let again = broker.sign_in(&f.token()).await.unwrap();
+        assert_eq!(again.refresh_token, first.refresh_token);
+        assert!(again.reused);
+        assert!(!again.created);
+    }
+    f.clock.advance(10);
+    let revalidated = broker.sign_in(&f.token()).await.unwrap();
+    assert_eq!(revalidated.refresh_token, rt(1));
+    assert!(revalidated.reused);
+    assert_eq!(f.store.len().await, 1);
+}
+
+#[tokio::test]
+async fn a_stored_token_instantdb_rejects_is_dropped_and_the_sign_in_retried_once_without_it() {
+    let f = Fixture::new();
+    let mut seq = Sequence::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(|_, _, refresh| refresh.is_none())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(|_, _, refresh| refresh.is_some())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Err(dead_token()));
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(|_, _, refresh| refresh.is_none())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(2, false)));
+    let broker = f.broker(id_token().revalidate_after(Duration::ZERO), instant, None);
+    broker.sign_in(&f.token()).await.unwrap();
+    let renewed = broker.sign_in(&f.token()).await.unwrap();
+    assert_eq!(renewed.refresh_token, rt(2));
+    assert!(!renewed.reused);
+    let stored = f.store.get(TEST_SESSION_ID, NOW).await.unwrap();
+    assert_eq!(stored.refresh_token, rt(2));
+}
+
+#[tokio::test]
+async fn other_failures_while_revalidating_are_reported_and_keep_the_session() {
+    let f = Fixture::new();
+    let mut seq = Sequence::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant
+        .expect_sign_in_with_id_token()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Err(down()));
+    let broker = f.broker(id_token().revalidate_after(Duration::ZERO), instant, None);
+    broker.sign_in(&f.token()).await.unwrap();
+    let err = broker.sign_in(&f.token()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(err.code(), "instant-unavailable");
+    assert!(f.store.get(TEST_SESSION_ID, NOW).await.is_some());
+
+    // An unknown client name is a configuration problem, not a dead refresh token.
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .times(1)
+        .returning(|_, _, _| {
+            Err(rejected(
+                ErrorType::RecordNotFound,
+                "Record not found: app-oauth-client",
+            ))
+        });
+    let broker = f.broker(id_token(), instant, None);
+    let err = broker.sign_in(&f.token()).await.unwrap_err();
+    assert_eq!(err.code(), "instant-misconfigured");
+    assert_eq!(err.kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn sign_out_ends_instantdb_then_clerk_and_forgets_the_session() {
+    let f = Fixture::new();
+    let mut seq = Sequence::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant
+        .expect_sign_out()
+        .withf(|token| *token == rt(1))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    let mut clerk = MockClerkSessions::new();
+    clerk
+        .expect_revoke_session()
+        .with(eq(TEST_SESSION_ID))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    let broker = f.broker(id_token(), instant, Some(clerk));
+    broker.sign_in(&f.token()).await.unwrap();
+    let out = broker.sign_out(&f.token(), None).await.unwrap();
+    assert!(matches!(out.instant, Half::Done));
+    assert!(matches!(out.clerk_session, Half::Done));
+    assert_eq!(f.store.len().await, 0);
+}
+
+#[tokio::test]
+async fn a_failing_half_is_reported_and_never_skips_the_other() {
+    // InstantDB down: Clerk is still revoked, and the session is kept for a retry.
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant
+        .expect_sign_out()
+        .times(1)
+        .returning(|_| Err(down()));
+    let mut clerk = MockClerkSessions::new();
+    clerk.expect_revoke_session().times(1).returning(|_| Ok(()));
+    let broker = f.broker(id_token(), instant, Some(clerk));
+    broker.sign_in(&f.token()).await.unwrap();
+    let out = broker.sign_out(&f.token(), None).await.unwrap();
+    assert!(matches!(&out.instant, Half::Failed(e) if e.is_unavailable()));
+    assert!(matches!(out.clerk_session, Half::Done));
+    assert_eq!(f.store.len().await, 1);
+
+    // Clerk down: InstantDB is still signed out.
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant.expect_sign_out().times(1).returning(|_| Ok(()));
+    let mut clerk = MockClerkSessions::new();
+    clerk.expect_revoke_session().times(1).returning(|_| {
+        Err(clerk_backend::Error::Unavailable {
+            call: "revoke session",
+            message: "HTTP 503".into(),
+        })
+    });
+    let broker = f.broker(id_token(), instant, Some(clerk));
+    broker.sign_in(&f.token()).await.unwrap();
+    let out = broker.sign_out(&f.token(), None).await.unwrap();
+    assert!(matches!(out.instant, Half::Done));
+    assert!(matches!(&out.clerk_session, Half::Failed(e) if e.is_unavailable()));
+
+    // No secret key: the Clerk half is skipped, and says why.
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant.expect_sign_out().never();
+    let broker = f.broker(id_token(), instant, None);
+    let out = broker.sign_out(&f.token(), None).await.unwrap();
+    assert!(matches!(out.instant, Half::Skipped(_)));
+    assert!(matches!(out.clerk_session, Half::Skipped(why) if why.contains("secret key")));
+}
+
+#[tokio::test]
+async fn a_refresh_token_named_for_sign_out_must_belong_to_the_same_person() {
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant.expect_verify_refresh_token().returning(|token| {
+        let mut user = User::new(Uuid::from_u128(7));
+        user.email = Some(if *token == rt(5) {
+            TEST_EMAIL.to_uppercase()
+        } else {
+            "mallory@example.com".into()
+        });
+        Ok(user)
+    });
+    instant
+        .expect_sign_out()
+        .withf(|token| *token == rt(5))
+        .times(1)
+        .returning(|_| Ok(()));
+    let mut clerk = MockClerkSessions::new();
+    clerk.expect_revoke_session().times(1).returning(|_| Ok(()));
+    let broker = f.broker(id_token(), instant, Some(clerk));
+    let err = broker.sign_out(&f.token(), Some(rt(6))).await.unwrap_err();
+    assert!(matches!(err, Error::NotYourSession));
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+    let out = broker.sign_out(&f.token(), Some(rt(5))).await.unwrap();
+    assert!(matches!(out.instant, Half::Done));
+}
+
+#[tokio::test]
+async fn a_lost_race_keeps_the_first_session_and_ends_the_second() {
+    let f = Fixture::new();
+    let store = f.store.clone();
+    let mut instant = MockInstantAuth::new();
+    // While this sign-in is with InstantDB, another one stores its session first.
+    instant
+        .expect_sign_in_with_id_token()
+        .times(1)
+        .returning(move |_, _, _| {
+            let store = store.clone();
+            let winner = crate::StoredSession::new(
+                TEST_USER_ID,
+                rt(1),
+                Arc::new(User::new(Uuid::from_u128(42))),
+                NOW,
+                NOW + 3600,
+            );
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                rt.block_on(store.insert(TEST_SESSION_ID, winner, NOW));
+            })
+            .join()
+            .unwrap();
+            Ok(signed(2, false))
+        });
+    instant
+        .expect_sign_out()
+        .withf(|token| *token == rt(2))
+        .times(1)
+        .returning(|_| Ok(()));
+    let broker = f.broker(id_token(), instant, None);
+    let session = broker.sign_in(&f.token()).await.unwrap();
+    assert_eq!(session.refresh_token, rt(1));
+    assert!(session.reused);
+    settle().await;
+}
+
+#[tokio::test]
+async fn query_and_transact_run_as_the_user_and_renew_a_dead_session_once() {
+    let f = Fixture::new();
+    let mut seq = Sequence::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant
+        .expect_query_as()
+        .withf(|token, _| *token == rt(1))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Err(dead_token()));
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(|_, _, refresh| refresh.is_none())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(2, false)));
+    instant
+        .expect_query_as()
+        .withf(|token, _| *token == rt(2))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(json!({"goals": []})));
+    instant
+        .expect_transact_as()
+        .with(eq(rt(2)), always())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(TxId(7)));
+    let broker = f.broker(id_token(), instant, None);
+    let result = broker
+        .query(&f.token(), &Query::new(json!({"goals": {}})))
+        .await
+        .unwrap();
+    assert_eq!(result, json!({"goals": []}));
+    let tx = Transaction::new().update("goals", Uuid::from_u128(1), json!({"title": "x"}));
+    assert_eq!(broker.transact(&f.token(), &tx).await.unwrap(), TxId(7));
+}
+
+#[tokio::test]
+async fn permission_and_input_errors_of_queries_are_the_callers() {
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant
+        .expect_query_as()
+        .times(1)
+        .returning(|_, _| Err(rejected(ErrorType::PermissionDenied, "Permission denied")));
+    instant
+        .expect_query_as()
+        .times(1)
+        .returning(|_, _| Err(rejected(ErrorType::ValidationFailed, "Validation failed")));
+    let broker = f.broker(id_token(), instant, None);
+    let q = Query::new(json!({"secrets": {}}));
+    let err = broker.query(&f.token(), &q).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+    assert_eq!(err.code(), "instant-permission-denied");
+    let err = broker.query(&f.token(), &q).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadInput);
+}
+
+#[tokio::test]
+async fn expired_store_entries_are_swept_and_signed_out() {
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant
+        .expect_sign_out()
+        .withf(|token| *token == rt(1))
+        .times(1)
+        .returning(|_| Ok(()));
+    let broker = f.broker(
+        id_token().session_ttl(Duration::from_secs(100)),
+        instant,
+        None,
+    );
+    broker.sign_in(&f.token()).await.unwrap();
+    f.clock.advance(99);
+    assert_eq!(broker.sweep().await, 0);
+    f.clock.advance(1);
+    assert_eq!(broker.sweep().await, 1);
+    settle().await;
+}
