@@ -458,7 +458,17 @@ impl Error {
 /// A parser message without any quoted value from the body (serde quotes the
 /// offending string: `invalid type: string "…", expected …`), then scrubbed.
 pub(crate) fn describe_json_error(err: &serde_json::Error) -> String {
-    let raw = err.to_string();
+    let what = match err.classify() {
+        serde_json::error::Category::Eof => "the json ends early",
+        serde_json::error::Category::Syntax => "the body is not json",
+        serde_json::error::Category::Data => "the json is not of the expected shape",
+        serde_json::error::Category::Io => "the body could not be read",
+    };
+    format!("{what} ({})", without_values(&err.to_string()))
+}
+
+/// A parser message with every quoted string elided (`"…"`), then scrubbed.
+pub(crate) fn without_values(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut in_quote = false;
     for c in raw.chars() {
@@ -471,13 +481,7 @@ pub(crate) fn describe_json_error(err: &serde_json::Error) -> String {
             out.push(c);
         }
     }
-    let what = match err.classify() {
-        serde_json::error::Category::Eof => "the json ends early",
-        serde_json::error::Category::Syntax => "the body is not json",
-        serde_json::error::Category::Data => "the json is not of the expected shape",
-        serde_json::error::Category::Io => "the body could not be read",
-    };
-    format!("{what} ({})", scrub(&out, &[]))
+    scrub(&out, &[])
 }
 
 /// Turns a non-200 answer into an error. `secrets` are the credentials sent with the

@@ -17,6 +17,10 @@
 //!   [`Client::as_email`], [`Client::as_refresh_token`] (no admin token needed),
 //!   [`Client::as_guest`] give an [`Impersonated`] view whose queries and transactions
 //!   obey permission rules.
+//! - Forwarding: [`Transaction::from_json`] (and `Deserialize`) reads a transaction a
+//!   browser sent in InstantDB's wire format, strictly and at most
+//!   [`Transaction::MAX_STEPS`] steps; its errors name the step and the problem, never
+//!   a value, so they can be answered as a 400.
 //! - [`Error`] says what to do next: [`Error::Rejected`] (fix the input),
 //!   [`Error::BadCredentials`] (fix the admin token), [`Error::RateLimited`] and
 //!   [`Error::Unavailable`] (retry later), [`Error::UnexpectedResponse`] (check the

@@ -1,10 +1,15 @@
 //! Typed InstaML transactions: steps built in Rust, serialized exactly as the official
-//! SDKs send them to `POST /admin/transact`.
+//! SDKs send them to `POST /admin/transact`, or parsed from that JSON (`parse`).
 
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
+
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+
+mod parse;
 
 /// An entity: its UUID, or a lookup by a unique attribute (`[attr, value]` on the
 /// wire).
@@ -45,6 +50,14 @@ impl EntityId {
     pub fn random() -> Self {
         EntityId::Id(Uuid::new_v4())
     }
+
+    /// The JSON it serializes to.
+    fn into_value(self) -> Value {
+        match self {
+            EntityId::Id(id) => Value::String(id.to_string()),
+            EntityId::Lookup { attr, value } => Value::Array(vec![Value::String(attr), value]),
+        }
+    }
 }
 
 impl From<Uuid> for EntityId {
@@ -77,6 +90,18 @@ impl Serialize for LinkTarget {
         match self {
             LinkTarget::One(id) => id.serialize(s),
             LinkTarget::Many(ids) => ids.serialize(s),
+        }
+    }
+}
+
+impl LinkTarget {
+    /// The JSON it serializes to.
+    fn into_value(self) -> Value {
+        match self {
+            LinkTarget::One(id) => id.into_value(),
+            LinkTarget::Many(ids) => {
+                Value::Array(ids.into_iter().map(EntityId::into_value).collect())
+            }
         }
     }
 }
@@ -135,6 +160,20 @@ enum Action {
 }
 
 impl Action {
+    const ALL: [Action; 7] = [
+        Action::Create,
+        Action::Update,
+        Action::Merge,
+        Action::Delete,
+        Action::Link,
+        Action::Unlink,
+        Action::RuleParams,
+    ];
+
+    fn parse(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
@@ -176,7 +215,8 @@ impl Serialize for Step {
 
 /// A transaction for `POST /admin/transact`: steps applied atomically, in order.
 ///
-/// Serializes to the request body, `{"steps": [...], "throw-on-missing-attrs?": …}`.
+/// Serializes to the request body, `{"steps": [...], "throw-on-missing-attrs?": …}`,
+/// and deserializes from it, strictly (see [`Transaction::from_json`]).
 ///
 /// ```
 /// use instant_client::{EntityId, Transaction, UpdateOptions, Uuid};
@@ -199,9 +239,65 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// The most steps a parsed transaction may have ([`Transaction::from_json`] and
+    /// `Deserialize`). The builder does not enforce it.
+    pub const MAX_STEPS: usize = 1000;
+
     /// An empty transaction.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Parses a transaction in InstantDB's wire format, as a browser using the
+    /// official SDK would send it to a server that forwards it:
+    /// `{"steps": [...], "throw-on-missing-attrs?": bool}` (the flag optional, default
+    /// `false`), at most [`Transaction::MAX_STEPS`] steps, each one of
+    ///
+    /// - `["create" | "update" | "merge", etype, eid, {attrs}]`, optionally followed by
+    ///   options `{"upsert": bool}`;
+    /// - `["link" | "unlink", etype, eid, {label: eid | [eid, ...], ...}]` (at least
+    ///   one label, none empty);
+    /// - `["delete", etype, eid]` or `["delete", etype, eid, null]`;
+    /// - `["ruleParams", etype, eid, {params}]`;
+    ///
+    /// where `etype` is a non-empty string and `eid` a UUID in its hyphenated form or
+    /// an `[attr, value]` lookup. Anything else is refused, including an entity id
+    /// that is a string but not a UUID (InstantDB refuses those too) and keys other
+    /// than these two.
+    ///
+    /// Serializing the result gives back the same JSON, except that UUIDs are written
+    /// in lowercase, a delete always carries its `null`, the flag is always present,
+    /// object keys are sorted and numbers are reprinted by `serde_json`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (for [`Endpoint::Transact`]) whose `detail` names the
+    /// step (counted from 1) and what is wrong with it — positions and JSON kinds,
+    /// never a value from the body, so it can be shown to whoever sent it (e.g. as a
+    /// 400 answer).
+    ///
+    /// ```
+    /// use instant_client::{Error, Transaction};
+    ///
+    /// let body = br#"{"steps": [["update", "goals", "00000000-0000-4000-8000-000000000001", {"title": "Get fit"}]]}"#;
+    /// let tx = Transaction::from_json(body)?;
+    /// assert_eq!(tx.len(), 1);
+    ///
+    /// let bad = br#"{"steps": [["delete", "goals", "00000000-0000-4000-8000-000000000001"], ["link", "goals", "00000000-0000-4000-8000-000000000001", {"owner": 5}]]}"#;
+    /// match Transaction::from_json(bad) {
+    ///     Err(Error::InvalidInput { detail, .. }) => assert_eq!(
+    ///         detail,
+    ///         "step 2: link targets must be entity ids (a uuid or an [attribute, value] lookup, or an array of these), got a number"
+    ///     ),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_json(body: &[u8]) -> Result<Self, Error> {
+        serde_json::from_slice(body).map_err(|err| Error::InvalidInput {
+            endpoint: Endpoint::Transact,
+            detail: parse::describe(&err),
+        })
     }
 
     fn push(
@@ -339,8 +435,7 @@ impl Transaction {
 
 fn link_args(label: String, target: LinkTarget) -> Value {
     let mut map = Map::with_capacity(1);
-    // A `LinkTarget` always serializes to JSON.
-    map.insert(label, serde_json::to_value(target).unwrap_or(Value::Null));
+    map.insert(label, target.into_value());
     Value::Object(map)
 }
 

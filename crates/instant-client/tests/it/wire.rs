@@ -21,7 +21,7 @@ const FIXTURE: &str = include_str!("../fixtures/instant-requests.jsonl");
 const NOT_COVERED: &[(&str, &str)] = &[
     (
         "admin.transact.lookup",
-        "its entity id \"x\" is neither a UUID nor an [attr, value] lookup; the typed builder cannot express it (lookups are covered by admin.transact.lookupHelper)",
+        "its entity id \"x\" is neither a UUID nor an [attr, value] lookup; the typed builder cannot express it and Transaction::from_json refuses it (lookups are covered by admin.transact.lookupHelper)",
     ),
     (
         "admin.auth.verifyToken",
