@@ -214,6 +214,35 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Clerk sessions signed out here, remembered until every token minted for them has
+/// expired (Clerk keeps honouring them for their remaining lifetime of up to 60 s).
+#[derive(Default)]
+struct SignedOut {
+    until: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+/// A session token lives 60 s at Clerk; the verifier's leeway adds at most 30 s.
+const TOKEN_LIFETIME_BOUND: i64 = 60 + 30;
+
+impl SignedOut {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, i64>> {
+        self.until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn insert(&self, session_id: &str, now: i64) {
+        let mut until = self.lock();
+        until.retain(|_, t| *t > now);
+        until.insert(session_id.to_owned(), now + TOKEN_LIFETIME_BOUND);
+    }
+
+    fn contains(&self, session_id: &str, now: i64) -> bool {
+        let until = self.lock();
+        until.get(session_id).is_some_and(|t| *t > now)
+    }
+}
+
 /// Turns Clerk sessions into InstantDB sessions. Cheap to clone.
 #[derive(Clone)]
 pub struct SessionBroker {
@@ -223,6 +252,7 @@ pub struct SessionBroker {
     store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
     config: BrokerConfig,
+    signed_out: Arc<SignedOut>,
 }
 
 impl fmt::Debug for SessionBroker {
@@ -251,6 +281,7 @@ impl SessionBroker {
             store,
             clock: Arc::new(SystemClock),
             config,
+            signed_out: Arc::default(),
         }
     }
 
@@ -299,6 +330,9 @@ impl SessionBroker {
     ) -> Result<SignIn, Error> {
         let sid = identity.session_id.clone();
         let now = self.clock.now();
+        if self.signed_out.contains(&sid, now) {
+            return Err(Error::SessionSignedOut);
+        }
         if let Some(stored) = self.store.get(&sid, now).await {
             if stored.clerk_user_id != identity.user_id {
                 // A session id never changes hands in Clerk; drop the inconsistent entry.
@@ -449,6 +483,9 @@ impl SessionBroker {
         let claims = self.verifier.verify(token).await?;
         let identity = ClerkIdentity::from(&claims);
         let sid = identity.session_id.clone();
+        // From now on, tokens of this session no longer sign in here, even those Clerk
+        // still honours until they expire.
+        self.signed_out.insert(&sid, self.clock.now());
         let stored = self
             .store
             .remove(&sid)

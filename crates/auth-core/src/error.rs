@@ -65,6 +65,10 @@ pub enum Error {
         "the admin sign-in strategy needs a verified email in the token (email and email_verified: true)"
     )]
     EmailNotVerified,
+    /// The Clerk session was signed out through this broker; tokens minted before that
+    /// stay valid at Clerk for up to a minute, but not here.
+    #[error("this Clerk session was signed out; sign in again")]
+    SessionSignedOut,
     /// A refresh token given for sign-out belongs to another user.
     #[error("the refresh token does not belong to the signed-in user")]
     NotYourSession,
@@ -90,21 +94,22 @@ impl Error {
             Error::Token(e) if e.is_token_rejection() => ErrorKind::Unauthorized,
             Error::Token(e) if e.is_unavailable() => ErrorKind::Unavailable,
             Error::Token(_) => ErrorKind::Config,
-            Error::EmailNotVerified => ErrorKind::Unauthorized,
+            Error::EmailNotVerified | Error::SessionSignedOut => ErrorKind::Unauthorized,
             Error::NotYourSession => ErrorKind::Forbidden,
             Error::Instant { op, source } => instant_kind(*op, source),
         }
     }
 
     /// A stable kebab-case code: the Clerk reason for token problems, else one of
-    /// `email-unverified`, `session-not-owned`, `instant-rejected`,
+    /// `email-unverified`, `session-signed-out`, `session-not-owned`, `instant-rejected`,
     /// `instant-permission-denied`, `instant-misconfigured`, `instant-rate-limited`,
-    /// `instant-unavailable`, `instant-timeout`, `instant-bad-response`,
+    /// `instant-unavailable`, `instant-timeout`, `instant-failed`, `instant-bad-response`,
     /// `verifier-misconfigured`.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Token(e) => e.reason().map_or("verifier-misconfigured", |r| r.as_str()),
             Error::EmailNotVerified => "email-unverified",
+            Error::SessionSignedOut => "session-signed-out",
             Error::NotYourSession => "session-not-owned",
             Error::Instant { source, .. } => instant_code(source),
         }
@@ -158,6 +163,10 @@ fn instant_code(source: &instant_client::Error) -> &'static str {
             cause: Outage::Timeout,
             ..
         } => "instant-timeout",
+        E::Unavailable {
+            cause: Outage::Status { status, .. },
+            ..
+        } if !matches!(status, 502..=504) => "instant-failed",
         E::Unavailable { .. } => "instant-unavailable",
         _ => "instant-bad-response",
     }

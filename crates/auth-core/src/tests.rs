@@ -534,3 +534,27 @@ async fn expired_store_entries_are_swept_and_signed_out() {
     assert_eq!(broker.sweep().await, 1);
     settle().await;
 }
+
+#[tokio::test]
+async fn tokens_of_a_signed_out_session_no_longer_sign_in() {
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .times(2)
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant.expect_sign_out().returning(|_| Ok(()));
+    let broker = f.broker(id_token(), instant, None);
+    let token = f.token();
+    broker.sign_in(&token).await.unwrap();
+    broker.sign_out(&token, None).await.unwrap();
+    // The token is still valid at Clerk for the rest of its minute, but not here.
+    let err = broker.sign_in(&token).await.unwrap_err();
+    assert!(matches!(err, Error::SessionSignedOut), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert_eq!(err.code(), "session-signed-out");
+    // Once every token of that moment has expired, a new token of a session Clerk still
+    // honours (no secret key, so it was not revoked) signs in again.
+    f.clock.advance(90);
+    broker.sign_in(&f.token()).await.unwrap();
+}
