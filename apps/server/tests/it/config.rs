@@ -1,0 +1,121 @@
+//! Start-up configuration: every problem named with its setting and fix.
+
+use clerk_instant_server::config::{Mode, ServerArgs};
+
+const PK_LIVE: &str = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k";
+const APP: &str = "11111111-2222-4333-8444-555555555555";
+
+fn base() -> ServerArgs {
+    ServerArgs {
+        listen: "127.0.0.1:8787".into(),
+        log_format: "text".into(),
+        log_level: "info".into(),
+        body_limit: 64 * 1024,
+        request_timeout: 10,
+        session_revalidate: 60,
+        max_sessions: 100_000,
+        ..ServerArgs::default()
+    }
+}
+
+fn configured() -> ServerArgs {
+    ServerArgs {
+        clerk_publishable_key: Some(PK_LIVE.into()),
+        instant_app_id: Some(APP.into()),
+        ..base()
+    }
+}
+
+#[test]
+fn no_settings_means_the_local_stack_and_full_settings_mean_real_services() {
+    assert!(matches!(base().resolve(), Ok(Mode::Dev(_))));
+    let Ok(Mode::Configured(settings)) = configured().resolve() else {
+        panic!("a publishable key and an app id are enough");
+    };
+    assert_eq!(settings.instant_api_uri, "https://api.instantdb.com");
+    assert_eq!(settings.strategy.as_str(), "id-token");
+    assert!(settings.secret_key.is_none());
+}
+
+#[test]
+fn each_bad_setting_is_named_with_its_fix() {
+    let cases: Vec<(&str, ServerArgs)> = vec![
+        (
+            "only a publishable key",
+            ServerArgs {
+                clerk_publishable_key: Some(PK_LIVE.into()),
+                ..base()
+            },
+        ),
+        (
+            "a secret key where the publishable key goes, and a bad app id",
+            ServerArgs {
+                clerk_publishable_key: Some("sk_test_abc".into()),
+                instant_app_id: Some("my-app".into()),
+                ..base()
+            },
+        ),
+        (
+            "test secret key with a live publishable key",
+            ServerArgs {
+                clerk_secret_key: Some("sk_test_abc".into()),
+                ..configured()
+            },
+        ),
+        (
+            "admin strategy without an admin token",
+            ServerArgs {
+                strategy: Some("admin".into()),
+                ..configured()
+            },
+        ),
+        (
+            "unknown strategy and a bad API URI",
+            ServerArgs {
+                strategy: Some("magic".into()),
+                instant_api_uri: Some("api.instantdb.com".into()),
+                ..configured()
+            },
+        ),
+        (
+            "a private key as the JWT key, and an authorized party that is not an origin",
+            ServerArgs {
+                clerk_jwt_key: Some(
+                    "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----".into(),
+                ),
+                clerk_authorized_parties: vec!["app.example.com".into()],
+                ..configured()
+            },
+        ),
+        (
+            "listen address, log format, timeout",
+            ServerArgs {
+                listen: "localhost".into(),
+                log_format: "xml".into(),
+                request_timeout: 0,
+                ..configured()
+            },
+        ),
+    ];
+    let mut transcript = String::new();
+    for (case, args) in cases {
+        let error = args.resolve().expect_err(case);
+        transcript.push_str(&format!("## {case}\n{error}\n\n"));
+    }
+    insta::assert_snapshot!(transcript);
+}
+
+#[test]
+fn the_binary_refuses_bad_configuration_with_exit_code_2() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clerk-instant-server"))
+        .env_clear()
+        .env("CLERK_PUBLISHABLE_KEY", "pk_test_bm90LWEtaG9zdA")
+        .env("INSTANT_APP_ID", APP)
+        .env("INSTANT_APP_ADMIN_TOKEN", "hunter2-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("hunter2"), "a secret reached the output");
+    insta::assert_snapshot!(stderr);
+}

@@ -1,0 +1,258 @@
+//! The whole journey over real HTTP: local Clerk, the server, the InstantDB emulator.
+
+use std::time::Duration;
+
+use devstack::clerk::SessionState;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Harness, code};
+
+const GOAL: &str = "9f5d3a0e-7f6b-4c61-9d46-2f1b0c3e8a11";
+
+/// An InstantDB client pointed at the emulator, to check tokens from the outside.
+fn instant(h: &Harness) -> instant_client::Client {
+    instant_client::Client::builder(instant_client::Uuid::parse_str(&h.stack.app.id).unwrap())
+        .base_url(h.stack.instant.url())
+        .build()
+        .unwrap()
+}
+
+async fn journey(h: &Harness, expect_created: bool) {
+    let (sid, token) = h.clerk_sign_in("alice@example.com");
+
+    // Sign in: the user is created (or found) and gets one refresh token.
+    let (status, first) = h.sign_in(&token).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["created"], expect_created);
+    assert_eq!(first["reused"], false);
+    assert_eq!(first["clerk"]["session_id"], sid.as_str());
+    assert_eq!(first["user"]["email"], "alice@example.com");
+    assert!(first["user"].get("refresh_token").is_none());
+    let refresh = first["refresh_token"].as_str().unwrap().to_owned();
+    let user_id = first["user"]["id"].as_str().unwrap().to_owned();
+    let app = &h.stack.app.id;
+    assert_eq!(h.stack.instant.refresh_token_count(app, &user_id).unwrap(), 1);
+
+    // Again, in the same Clerk session with a fresh token: the same InstantDB session,
+    // and no new token in the emulator.
+    for _ in 0..3 {
+        let again = h.stack.clerk.mint(&sid).unwrap();
+        let (status, body) = h.sign_in(&again).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["refresh_token"], refresh.as_str());
+        assert_eq!(body["reused"], true);
+    }
+    assert_eq!(h.stack.instant.refresh_token_count(app, &user_id).unwrap(), 1);
+
+    // Transact and query as the user.
+    let (status, tx) = h
+        .call(
+            Method::POST,
+            "/v1/transact",
+            Some(&token),
+            Some(json!({"steps": [["update", "goals", GOAL, {"title": "Get fit"}]]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tx}");
+    assert!(tx["tx-id"].is_number());
+    let (status, result) = h
+        .call(
+            Method::POST,
+            "/v1/query",
+            Some(&token),
+            Some(json!({"query": {"goals": {"$": {"where": {"id": GOAL}}}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert_eq!(result["goals"][0]["title"], "Get fit");
+    let (status, me) = h.call(Method::GET, "/v1/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["instant"]["user"]["id"], user_id.as_str());
+
+    // Sign out of both.
+    let (status, out) = h.sign_out(&token).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["instant"]["status"], "done");
+    assert_eq!(out["clerk_session"]["status"], "done");
+
+    // The InstantDB token is dead...
+    let dead = instant(h)
+        .verify_refresh_token(&instant_client::RefreshToken::new(refresh).unwrap())
+        .await
+        .unwrap_err();
+    assert!(dead.is_not_found(), "{dead:?}");
+    // ...the Clerk session is revoked and mints no more tokens...
+    assert_eq!(
+        h.stack.clerk.session(&sid).unwrap().status,
+        SessionState::Revoked
+    );
+    assert!(h.stack.clerk.mint(&sid).is_err());
+    // ...and a token minted before the sign-out, still valid at Clerk for its minute,
+    // no longer signs in here.
+    let (status, body) = h.sign_in(&token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(code(&body), "session-signed-out");
+    let (_, me) = h.call(Method::GET, "/v1/me", Some(&token), None).await;
+    assert_eq!(me["instant"], Value::Null);
+}
+
+#[tokio::test]
+async fn id_token_strategy_signs_in_reuses_runs_as_the_user_and_signs_out_of_both() {
+    let h = Harness::start().await;
+    journey(&h, true).await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn revalidating_passes_the_stored_token_back_and_keeps_one_token() {
+    // With no reuse window, every sign-in goes to InstantDB with the stored token.
+    let h = Harness::start_with(|s| s.options.revalidate_after = Duration::ZERO).await;
+    journey(&h, true).await;
+    assert!(
+        h.stack.instant.faults().hits("POST /runtime/oauth/id_token") >= 4,
+        "every sign-in reached InstantDB"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_strategy_does_the_same_with_the_admin_token() {
+    let h = Harness::admin().await;
+    journey(&h, true).await;
+    assert_eq!(
+        h.stack.instant.faults().hits("POST /runtime/oauth/id_token"),
+        0,
+        "the admin strategy never forwards the Clerk token"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn dev_mode_runs_the_local_stack_and_mints_tokens_on_loopback() {
+    let running = clerk_instant_server::start(clerk_instant_server::config::Mode::Dev(
+        crate::support::options(),
+    ))
+    .await
+    .unwrap();
+    let banner = clerk_instant_server::dev_banner(&running);
+    assert!(banner.contains("/dev/token"), "{banner}");
+    assert!(banner.contains("permissions are NOT evaluated"), "{banner}");
+    let http = reqwest::Client::new();
+    let url = running.url();
+    let minted: Value = http
+        .post(format!("{url}/dev/token"))
+        .json(&json!({"email": "bob@example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = minted["token"].as_str().unwrap();
+    let signed_in = http
+        .post(format!("{url}/v1/session"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let body: Value = signed_in.json().await.unwrap();
+    assert_eq!(body["user"]["email"], "bob@example.com");
+    // A second token for the same user reuses their Clerk session.
+    let again: Value = http
+        .post(format!("{url}/dev/token"))
+        .json(&json!({"email": "bob@example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body: Value = http
+        .post(format!("{url}/v1/session"))
+        .bearer_auth(again["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["reused"], true);
+    let bad = http
+        .post(format!("{url}/dev/token"))
+        .json(&json!({"email": "not an email"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_dev_endpoint_does_not_exist_outside_dev_mode() {
+    let h = Harness::start().await;
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/dev/token",
+            None,
+            Some(json!({"email": "a@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(code(&body), "not-found");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let h = Harness::start().await;
+    let (status, body) = h.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, body) = h.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ready"], true);
+
+    let (_, token) = h.clerk_sign_in("carol@example.com");
+    h.sign_in(&token).await;
+    h.sign_in("garbage").await;
+    let metrics = h
+        .http
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains(
+        "clerk_instant_requests_total{method=\"POST\",route=\"/v1/session\",status=\"200\"} 1"
+    ));
+    assert!(metrics.contains("clerk_instant_token_rejections_total{reason=\"token-invalid\"} 1"));
+    assert!(metrics.contains("upstream=\"instantdb\",call=\"sign-in-with-id-token\""));
+    assert!(metrics.contains("clerk_instant_sessions 1"));
+    assert!(!metrics.contains(&token));
+
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn readiness_fails_while_instantdb_does_not_answer() {
+    let h = Harness::start().await;
+    h.stack
+        .instant
+        .faults()
+        .inject(
+            "POST /runtime/auth/verify_refresh_token",
+            devstack::Fault::drop_connection(),
+            10,
+        )
+        .unwrap();
+    let (status, body) = h.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["checks"]["instantdb"]["status"], "failed");
+    assert_eq!(body["checks"]["clerk_keys"]["status"], "ok");
+    h.shutdown().await;
+}

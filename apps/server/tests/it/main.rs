@@ -1,0 +1,6 @@
+//! The server over real HTTP on 127.0.0.1, against the local stack.
+
+mod config;
+mod failures;
+mod flow;
+mod support;
