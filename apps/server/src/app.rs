@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use auth_core::{
-    BrokerConfig, ClerkSessions, Half, HalfError, InstantAuth, MemorySessionStore,
-    SessionBroker, StoreLimits,
+    BrokerConfig, ClerkSessions, Half, HalfError, InstantAuth, MemorySessionStore, SessionBroker,
+    StoreLimits,
 };
 use axum::Json;
 use axum::Router;
@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use clerk_jwt::{KeySource, RemoteJwks, RemoteOptions, TokenExtractor, Verifier};
+use clerk_jwt::{RemoteJwks, TokenExtractor, Verifier};
 use instant_client::{Query, RefreshToken, SignedIn, Transaction, TxId, User};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -98,17 +98,20 @@ impl InstantAuth for TimedInstant {
         .await
     }
 
-    async fn create_token_for_email(
-        &self,
-        email: &str,
-    ) -> Result<SignedIn, instant_client::Error> {
-        self.time("create-token", InstantAuth::create_token_for_email(&self.inner, email))
-            .await
+    async fn create_token_for_email(&self, email: &str) -> Result<SignedIn, instant_client::Error> {
+        self.time(
+            "create-token",
+            InstantAuth::create_token_for_email(&self.inner, email),
+        )
+        .await
     }
 
     async fn sign_out(&self, refresh_token: &RefreshToken) -> Result<(), instant_client::Error> {
-        self.time("sign-out", InstantAuth::sign_out(&self.inner, refresh_token))
-            .await
+        self.time(
+            "sign-out",
+            InstantAuth::sign_out(&self.inner, refresh_token),
+        )
+        .await
     }
 
     async fn verify_refresh_token(
@@ -127,8 +130,11 @@ impl InstantAuth for TimedInstant {
         refresh_token: &RefreshToken,
         query: &Query,
     ) -> Result<Value, instant_client::Error> {
-        self.time("query", InstantAuth::query_as(&self.inner, refresh_token, query))
-            .await
+        self.time(
+            "query",
+            InstantAuth::query_as(&self.inner, refresh_token, query),
+        )
+        .await
     }
 
     async fn transact_as(
@@ -140,7 +146,7 @@ impl InstantAuth for TimedInstant {
             "transact",
             InstantAuth::transact_as(&self.inner, refresh_token, transaction),
         )
-            .await
+        .await
     }
 }
 
@@ -169,55 +175,24 @@ impl AppState {
             .timeout(Duration::from_secs(10))
             .build()?;
 
-        let mut verifier = Verifier::builder()
-            .publishable_key(settings.publishable_key.clone())
-            .http_client(http.clone());
-        for issuer in &settings.issuers {
-            verifier = verifier.issuer(issuer);
-        }
-        for party in &settings.authorized_parties {
-            verifier = verifier.authorized_party(party);
-        }
-        let mut keys = None;
-        if let Some(pem) = &settings.jwt_key {
-            verifier = verifier.keys(KeySource::Pem(pem.clone()));
-        } else {
-            let remote = RemoteJwks::frontend_api(&settings.publishable_key, RemoteOptions::default())
-                .with_client(http.clone());
-            keys = Some(remote.clone());
-            verifier = verifier.keys(remote);
-        }
-        let verifier = verifier.build()?;
-
-        let mut instant = instant_client::Client::builder(settings.instant_app_id)
-            .base_url(&settings.instant_api_uri)
-            .http_client(http.clone());
-        if let Some(token) = &settings.instant_admin_token {
-            instant = instant.admin_token(token.clone());
-        }
+        let clients = settings.service.clients(&http)?;
         let instant: Arc<dyn InstantAuth> = Arc::new(TimedInstant {
-            inner: instant.build()?,
+            inner: clients.instant,
             metrics: Arc::clone(&metrics),
         });
-
-        let clerk: Option<Arc<dyn ClerkSessions>> = match &settings.secret_key {
-            Some(secret) => {
-                let mut backend =
-                    clerk_backend::BackendClient::builder(secret.clone()).http_client(http);
-                if let Some(url) = &settings.clerk_api_url {
-                    backend = backend.base_url(url);
-                }
-                Some(Arc::new(TimedClerk {
-                    inner: backend.build()?,
-                    metrics: Arc::clone(&metrics),
-                }))
-            }
-            None => None,
-        };
+        let clerk: Option<Arc<dyn ClerkSessions>> = clients.clerk.map(|inner| {
+            Arc::new(TimedClerk {
+                inner,
+                metrics: Arc::clone(&metrics),
+            }) as Arc<dyn ClerkSessions>
+        });
+        let verifier = clients.verifier;
+        let keys = clients.keys;
 
         let options = &settings.options;
         let broker = SessionBroker::new(
-            BrokerConfig::new(settings.strategy.clone()).revalidate_after(options.revalidate_after),
+            BrokerConfig::new(settings.service.strategy.clone())
+                .revalidate_after(options.revalidate_after),
             Arc::new(verifier.clone()),
             Arc::clone(&instant),
             clerk,
@@ -228,7 +203,7 @@ impl AppState {
         Ok(AppState {
             inner: Arc::new(Inner {
                 broker,
-                extractor: TokenExtractor::new(Some(&settings.publishable_key)),
+                extractor: TokenExtractor::new(Some(&settings.service.publishable_key)),
                 metrics,
                 keys,
                 verifier,
@@ -364,12 +339,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let span = tracing::info_span!("request", id = %id, method, route);
     let start = Instant::now();
     let limit = state.inner.request_timeout;
-    let mut response = match tokio::time::timeout(limit, next.run(request).instrument(span.clone()))
-        .await
-    {
-        Ok(response) => response,
-        Err(_) => ApiError::timeout(limit).into_response(),
-    };
+    let mut response =
+        match tokio::time::timeout(limit, next.run(request).instrument(span.clone())).await {
+            Ok(response) => response,
+            Err(_) => ApiError::timeout(limit).into_response(),
+        };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

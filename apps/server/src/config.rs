@@ -5,13 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use auth_core::Strategy;
+pub use auth_core::config::Problem;
+use auth_core::config::{RawServiceConfig, ServiceConfig};
 use clap::Parser;
-use clerk_jwt::{PublishableKey, SecretKey, VerifyingKey};
-use instant_client::{AdminToken, Uuid};
-
-/// The default InstantDB API.
-pub const DEFAULT_INSTANT_API: &str = "https://api.instantdb.com";
 
 /// `clerk-instant-server`: Clerk session in, InstantDB session out.
 ///
@@ -80,15 +76,6 @@ pub struct ServerArgs {
     pub max_sessions: usize,
 }
 
-/// One configuration problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The setting, as the environment name and the flag.
-    pub setting: &'static str,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
 /// Every problem found, reported together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError(pub Vec<Problem>);
@@ -139,57 +126,26 @@ pub struct Options {
 pub struct Settings {
     /// Common options.
     pub options: Options,
-    /// The Clerk instance.
-    pub publishable_key: PublishableKey,
-    /// Revokes Clerk sessions when set.
-    pub secret_key: Option<SecretKey>,
-    /// Networkless verification key.
-    pub jwt_key: Option<VerifyingKey>,
-    /// Required `azp` values.
-    pub authorized_parties: Vec<String>,
-    /// Extra issuers.
-    pub issuers: Vec<String>,
-    /// Clerk Backend API base URL.
-    pub clerk_api_url: Option<String>,
-    /// InstantDB app.
-    pub instant_app_id: Uuid,
-    /// InstantDB admin token.
-    pub instant_admin_token: Option<AdminToken>,
-    /// InstantDB base URL.
-    pub instant_api_uri: String,
-    /// Sign-in strategy.
-    pub strategy: Strategy,
-}
-
-/// A set, non-blank setting, trimmed.
-fn text(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
-fn is_http_url(text: &str) -> bool {
-    text.strip_prefix("https://")
-        .or_else(|| text.strip_prefix("http://"))
-        .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
+    /// Clerk and InstantDB.
+    pub service: ServiceConfig,
 }
 
 impl ServerArgs {
-    /// Whether any Clerk or InstantDB setting is present.
-    fn configures_services(&self) -> bool {
-        [
-            &self.clerk_publishable_key,
-            &self.clerk_secret_key,
-            &self.clerk_jwt_key,
-            &self.clerk_api_url,
-            &self.instant_app_id,
-            &self.instant_admin_token,
-            &self.instant_api_uri,
-            &self.instant_client_name,
-            &self.strategy,
-        ]
-        .into_iter()
-        .any(|v| v.as_deref().is_some_and(|s| !s.trim().is_empty()))
-            || self.clerk_authorized_parties.iter().any(|p| !p.trim().is_empty())
-            || self.clerk_issuers.iter().any(|p| !p.trim().is_empty())
+    /// The Clerk and InstantDB settings, as given.
+    pub fn service(&self) -> RawServiceConfig {
+        let mut raw = RawServiceConfig::default();
+        raw.clerk_publishable_key = self.clerk_publishable_key.clone();
+        raw.clerk_secret_key = self.clerk_secret_key.clone();
+        raw.clerk_jwt_key = self.clerk_jwt_key.clone();
+        raw.clerk_authorized_parties = self.clerk_authorized_parties.clone();
+        raw.clerk_issuers = self.clerk_issuers.clone();
+        raw.clerk_api_url = self.clerk_api_url.clone();
+        raw.instant_app_id = self.instant_app_id.clone();
+        raw.instant_admin_token = self.instant_admin_token.clone();
+        raw.instant_api_uri = self.instant_api_uri.clone();
+        raw.instant_client_name = self.instant_client_name.clone();
+        raw.strategy = self.strategy.clone();
+        raw
     }
 
     /// Checks everything and decides the mode.
@@ -199,7 +155,12 @@ impl ServerArgs {
             problems.push(Problem { setting, message });
         };
 
-        let listen = self.listen.trim().parse::<SocketAddr>().map_err(|_| ()).ok();
+        let listen = self
+            .listen
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|_| ())
+            .ok();
         if listen.is_none() {
             problem(
                 "LISTEN_ADDR (--listen)",
@@ -246,7 +207,10 @@ impl ServerArgs {
             );
         }
         if self.max_sessions == 0 {
-            problem("MAX_SESSIONS (--max-sessions)", "must be at least 1".to_owned());
+            problem(
+                "MAX_SESSIONS (--max-sessions)",
+                "must be at least 1".to_owned(),
+            );
         }
         let options = Options {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8787))),
@@ -258,197 +222,23 @@ impl ServerArgs {
             max_sessions: self.max_sessions,
         };
 
-        if !self.configures_services() {
+        let raw = self.service();
+        if raw.is_empty() {
             return if problems.is_empty() {
                 Ok(Mode::Dev(options))
             } else {
                 Err(ConfigError(problems))
             };
         }
-
-
-        let publishable_key = match text(&self.clerk_publishable_key) {
-            None => {
-                problem(
-                    "CLERK_PUBLISHABLE_KEY (--clerk-publishable-key)",
-                    "is not set; copy the publishable key (pk_test_… or pk_live_…) from the Clerk dashboard, API keys".to_owned(),
-                );
-                None
+        match raw.resolve() {
+            Ok(service) if problems.is_empty() => {
+                Ok(Mode::Configured(Box::new(Settings { options, service })))
             }
-            Some(pk) => match PublishableKey::parse(pk) {
-                Ok(pk) => Some(pk),
-                Err(e) => {
-                    problem(
-                        "CLERK_PUBLISHABLE_KEY (--clerk-publishable-key)",
-                        format!("{e}; copy it again from the Clerk dashboard, API keys"),
-                    );
-                    None
-                }
-            },
-        };
-        let secret_key = match text(&self.clerk_secret_key) {
-            None => None,
-            Some(sk) => match SecretKey::new(sk) {
-                Ok(sk) => Some(sk),
-                Err(e) => {
-                    problem("CLERK_SECRET_KEY (--clerk-secret-key)", e.to_string());
-                    None
-                }
-            },
-        };
-        if let (Some(pk), Some(sk)) = (&publishable_key, &secret_key) {
-            let live_pk = pk.kind() == clerk_jwt::InstanceKind::Production;
-            let live_sk = sk.prefix() == "sk_live_";
-            if live_pk != live_sk {
-                problem(
-                    "CLERK_SECRET_KEY (--clerk-secret-key)",
-                    format!(
-                        "is a {} key but the publishable key is {}; use both keys of the same instance",
-                        if live_sk { "live" } else { "test" },
-                        if live_pk { "live" } else { "test" }
-                    ),
-                );
+            Ok(_) => Err(ConfigError(problems)),
+            Err(more) => {
+                problems.extend(more);
+                Err(ConfigError(problems))
             }
-        }
-        let jwt_key = match text(&self.clerk_jwt_key) {
-            None => None,
-            Some(pem) => match VerifyingKey::from_pem(pem) {
-                Ok(key) => Some(key),
-                Err(e) => {
-                    problem(
-                        "CLERK_JWT_KEY (--clerk-jwt-key)",
-                        format!(
-                            "{e}; copy the PEM public key from the Clerk dashboard (API keys, JWT public key), or unset it to use the JWKS"
-                        ),
-                    );
-                    None
-                }
-            },
-        };
-        let authorized_parties: Vec<String> = self
-            .clerk_authorized_parties
-            .iter()
-            .map(|p| p.trim().trim_end_matches('/').to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
-        for party in &authorized_parties {
-            if !is_http_url(party) {
-                problem(
-                    "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party)",
-                    format!(
-                        "{party:?} is not an origin; list origins like https://app.example.com"
-                    ),
-                );
-            }
-        }
-        let issuers: Vec<String> = self
-            .clerk_issuers
-            .iter()
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
-        for issuer in &issuers {
-            if !is_http_url(issuer) {
-                problem(
-                    "CLERK_ISSUERS (--clerk-issuer)",
-                    format!("{issuer:?} is not a URL; give the issuer as https://clerk.example.com"),
-                );
-            }
-        }
-        let clerk_api_url = text(&self.clerk_api_url).map(str::to_owned);
-        if let Some(url) = &clerk_api_url
-            && !is_http_url(url)
-        {
-            problem(
-                "CLERK_API_URL (--clerk-api-url)",
-                format!("{url:?} is not an http(s) URL"),
-            );
-        }
-
-        let instant_app_id = match text(&self.instant_app_id) {
-            None => {
-                problem(
-                    "INSTANT_APP_ID (--instant-app-id)",
-                    "is not set; copy the app id from the Instant dashboard".to_owned(),
-                );
-                None
-            }
-            Some(id) => match Uuid::parse_str(id) {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    problem(
-                        "INSTANT_APP_ID (--instant-app-id)",
-                        format!("{id:?} is not a UUID; copy the app id from the Instant dashboard"),
-                    );
-                    None
-                }
-            },
-        };
-        let instant_admin_token = match text(&self.instant_admin_token) {
-            None => None,
-            Some(token) => match AdminToken::new(token) {
-                Ok(token) => Some(token),
-                Err(e) => {
-                    problem(
-                        "INSTANT_APP_ADMIN_TOKEN (--instant-admin-token)",
-                        format!("{e}; copy the admin token from the Instant dashboard"),
-                    );
-                    None
-                }
-            },
-        };
-        let instant_api_uri = text(&self.instant_api_uri)
-            .unwrap_or(DEFAULT_INSTANT_API)
-            .trim_end_matches('/')
-            .to_owned();
-        if !is_http_url(&instant_api_uri) {
-            problem(
-                "INSTANT_API_URI (--instant-api-uri)",
-                format!(
-                    "{instant_api_uri:?} is not an http(s) URL; unset it for {DEFAULT_INSTANT_API}"
-                ),
-            );
-        }
-        let client_name = text(&self.instant_client_name).unwrap_or("clerk").to_owned();
-        let strategy = match text(&self.strategy).unwrap_or("id-token") {
-            "id-token" => Some(Strategy::IdToken { client_name }),
-            "admin" => {
-                if instant_admin_token.is_none() && text(&self.instant_admin_token).is_none() {
-                    problem(
-                        "INSTANT_APP_ADMIN_TOKEN (--instant-admin-token)",
-                        "is required by SIGN_IN_STRATEGY=admin; copy it from the Instant dashboard, or use the id-token strategy".to_owned(),
-                    );
-                }
-                Some(Strategy::Admin)
-            }
-            other => {
-                problem(
-                    "SIGN_IN_STRATEGY (--strategy)",
-                    format!("must be id-token or admin, not {other:?}"),
-                );
-                None
-            }
-        };
-
-        match (publishable_key, instant_app_id, strategy) {
-            (Some(publishable_key), Some(instant_app_id), Some(strategy))
-                if problems.is_empty() =>
-            {
-                Ok(Mode::Configured(Box::new(Settings {
-                    options,
-                    publishable_key,
-                    secret_key,
-                    jwt_key,
-                    authorized_parties,
-                    issuers,
-                    clerk_api_url,
-                    instant_app_id,
-                    instant_admin_token,
-                    instant_api_uri,
-                    strategy,
-                })))
-            }
-            _ => Err(ConfigError(problems)),
         }
     }
 }

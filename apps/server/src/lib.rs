@@ -11,9 +11,8 @@ pub mod metrics;
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use auth_core::Strategy;
+use auth_core::config::RawServiceConfig;
 use devstack::{DevStack, DevStackConfig};
-use instant_client::{AdminToken, Uuid};
 
 use crate::app::{AppState, DevTokens};
 use crate::config::{Mode, Options, Settings};
@@ -67,23 +66,27 @@ impl Running {
     }
 }
 
-/// The settings of the embedded local stack.
+/// The settings of the embedded local stack (checked like any other configuration).
 pub fn dev_settings(stack: &DevStack, options: Options) -> anyhow::Result<Settings> {
-    Ok(Settings {
-        options,
-        publishable_key: stack.clerk.publishable_key().clone(),
-        secret_key: Some(stack.clerk.secret_key().clone()),
-        jwt_key: None,
-        authorized_parties: Vec::new(),
-        issuers: Vec::new(),
-        clerk_api_url: Some(stack.clerk.url().to_owned()),
-        instant_app_id: Uuid::parse_str(&stack.app.id).context("the emulator's app id")?,
-        instant_admin_token: Some(AdminToken::new(stack.app.admin_token.expose())?),
-        instant_api_uri: stack.instant.url().to_owned(),
-        strategy: Strategy::IdToken {
-            client_name: stack.client_name.clone(),
-        },
-    })
+    let mut raw = RawServiceConfig::default();
+    raw.clerk_publishable_key = Some(stack.clerk.publishable_key().to_string());
+    raw.clerk_secret_key = Some(stack.clerk.secret_key().expose().to_owned());
+    raw.clerk_api_url = Some(stack.clerk.url().to_owned());
+    raw.instant_app_id = Some(stack.app.id.clone());
+    raw.instant_admin_token = Some(stack.app.admin_token.expose().to_owned());
+    raw.instant_api_uri = Some(stack.instant.url().to_owned());
+    raw.instant_client_name = Some(stack.client_name.clone());
+    let service = raw.resolve().map_err(|problems| {
+        anyhow::anyhow!(
+            "the local stack's settings were refused: {}",
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.setting, p.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    Ok(Settings { options, service })
 }
 
 /// Starts the server: in dev mode the local stack first.
@@ -96,9 +99,14 @@ pub async fn start(mode: Mode) -> anyhow::Result<Running> {
                 .context("starting the local stack")?;
             let settings = dev_settings(&stack, options)?;
             // The token endpoint exists only in dev mode, and only on loopback.
-            let dev = settings.options.listen.ip().is_loopback().then(|| DevTokens {
-                clerk: stack.clerk.backend(),
-            });
+            let dev = settings
+                .options
+                .listen
+                .ip()
+                .is_loopback()
+                .then(|| DevTokens {
+                    clerk: stack.clerk.backend(),
+                });
             serve(&settings, dev, Some(stack)).await
         }
     }
@@ -172,7 +180,9 @@ Sign a test user in:
 "#
         ));
     } else {
-        text.push_str("\n(the /dev/token endpoint is off: the server does not listen on loopback)\n");
+        text.push_str(
+            "\n(the /dev/token endpoint is off: the server does not listen on loopback)\n",
+        );
     }
     text
 }

@@ -23,10 +23,16 @@ fn main() -> ExitCode {
         Mode::Configured(settings) => settings.options.clone(),
     };
     init_logging(options.json_logs, options.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
-            let _ = writeln!(std::io::stderr(), "error: cannot start the runtime: {error}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the runtime: {error}"
+            );
             return ExitCode::from(1);
         }
     };

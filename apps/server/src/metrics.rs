@@ -52,7 +52,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Metrics {
     /// Counts a finished request.
     pub fn request(&self, method: &'static str, route: &'static str, status: u16) {
-        *lock(&self.requests).entry((method, route, status)).or_default() += 1;
+        *lock(&self.requests)
+            .entry((method, route, status))
+            .or_default() += 1;
     }
 
     /// Counts a token rejected for `reason`.
@@ -90,7 +92,9 @@ impl Metrics {
                 "clerk_instant_token_rejections_total{{reason=\"{reason}\"}} {n}"
             );
         }
-        out.push_str("# HELP clerk_instant_upstream_seconds Latency of calls to InstantDB and Clerk.\n");
+        out.push_str(
+            "# HELP clerk_instant_upstream_seconds Latency of calls to InstantDB and Clerk.\n",
+        );
         out.push_str("# TYPE clerk_instant_upstream_seconds histogram\n");
         for ((upstream, call, outcome), h) in lock(&self.upstream).iter() {
             let labels = format!("upstream=\"{upstream}\",call=\"{call}\",outcome=\"{outcome}\"");
@@ -105,8 +109,16 @@ impl Metrics {
                 "clerk_instant_upstream_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "clerk_instant_upstream_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "clerk_instant_upstream_seconds_count{{{labels}}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "clerk_instant_upstream_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "clerk_instant_upstream_seconds_count{{{labels}}} {}",
+                h.count
+            );
         }
         out.push_str("# HELP clerk_instant_sessions InstantDB sessions held for Clerk sessions.\n");
         out.push_str("# TYPE clerk_instant_sessions gauge\n");

@@ -37,6 +37,7 @@
 //! [`SignIn`]'s `Debug` redacts the refresh token.
 
 mod broker;
+pub mod config;
 mod error;
 pub mod ports;
 mod store;

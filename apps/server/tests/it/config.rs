@@ -32,9 +32,12 @@ fn no_settings_means_the_local_stack_and_full_settings_mean_real_services() {
     let Ok(Mode::Configured(settings)) = configured().resolve() else {
         panic!("a publishable key and an app id are enough");
     };
-    assert_eq!(settings.instant_api_uri, "https://api.instantdb.com");
-    assert_eq!(settings.strategy.as_str(), "id-token");
-    assert!(settings.secret_key.is_none());
+    assert_eq!(
+        settings.service.instant_api_uri,
+        "https://api.instantdb.com"
+    );
+    assert_eq!(settings.service.strategy.as_str(), "id-token");
+    assert!(settings.service.secret_key.is_none());
 }
 
 #[test]

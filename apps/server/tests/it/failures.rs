@@ -93,9 +93,15 @@ async fn each_token_problem_reaches_the_client_as_its_code_and_never_reaches_ins
     }
     // No token at all, or a scheme that is not Bearer.
     let (status, body) = h.sign_in_without_token(None).await;
-    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "token-missing"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "token-missing")
+    );
     let (status, body) = h.sign_in_without_token(Some("Basic dXNlcjpwYXNz")).await;
-    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "token-missing"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "token-missing")
+    );
     assert_eq!(h.stack.instant.faults().hits(SIGN_IN_ROUTE), 0);
     h.assert_healthy().await;
     h.shutdown().await;
@@ -117,7 +123,11 @@ impl Harness {
 async fn instantdb_failures_become_gateway_errors_and_the_server_stays_up() {
     let h = Harness::start_with(|s| s.options.request_timeout = Duration::from_millis(800)).await;
     let cases: Vec<(Fault, StatusCode, &str)> = vec![
-        (Fault::status(500), StatusCode::BAD_GATEWAY, "instant-failed"),
+        (
+            Fault::status(500),
+            StatusCode::BAD_GATEWAY,
+            "instant-failed",
+        ),
         (
             Fault::status(503),
             StatusCode::SERVICE_UNAVAILABLE,
@@ -184,13 +194,22 @@ async fn query_failures_are_the_callers_or_the_gateways() {
         .inject("POST /admin/query", Fault::status(500), 1)
         .unwrap();
     let (status, body) = query(json!({"query": {"goals": {}}})).await;
-    assert_eq!((status, code(&body)), (StatusCode::BAD_GATEWAY, "instant-failed"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_GATEWAY, "instant-failed")
+    );
     let (status, body) = query(json!({"query": {"goals": {}}})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = query(json!({"query": ["goals"]})).await;
-    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid-body"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid-body")
+    );
     let (status, body) = query(json!({"query": {}, "extra": 1})).await;
-    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid-body"));
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid-body")
+    );
     h.shutdown().await;
 }
 
@@ -241,17 +260,32 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         }
     };
     let json_type = Some("application/json");
-    let big = format!("{{\"query\": {{\"goals\": {{}}}}, \"pad\": \"{}\"}}", "x".repeat(32 * 1024));
+    let big = format!(
+        "{{\"query\": {{\"goals\": {{}}}}, \"pad\": \"{}\"}}",
+        "x".repeat(32 * 1024)
+    );
     let cases: Vec<(&str, (StatusCode, Value), StatusCode, &str)> = vec![
         (
             "malformed JSON",
-            send(Method::POST, "/v1/query", json_type, b"{\"query\":".to_vec()).await,
+            send(
+                Method::POST,
+                "/v1/query",
+                json_type,
+                b"{\"query\":".to_vec(),
+            )
+            .await,
             StatusCode::BAD_REQUEST,
             "malformed-json",
         ),
         (
             "oversize query",
-            send(Method::POST, "/v1/query", json_type, big.clone().into_bytes()).await,
+            send(
+                Method::POST,
+                "/v1/query",
+                json_type,
+                big.clone().into_bytes(),
+            )
+            .await,
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload-too-large",
         ),
@@ -287,7 +321,13 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         ),
         (
             "sign-out body not JSON",
-            send(Method::DELETE, "/v1/session", Some("text/plain"), b"x".to_vec()).await,
+            send(
+                Method::DELETE,
+                "/v1/session",
+                Some("text/plain"),
+                b"x".to_vec(),
+            )
+            .await,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
         ),
@@ -355,8 +395,8 @@ async fn a_refresh_token_of_someone_else_is_not_signed_out() {
 async fn a_wrong_admin_token_is_a_server_problem_and_is_never_echoed() {
     let wrong = "11111111-2222-4333-8444-555555555555";
     let h = Harness::start_with(|s| {
-        s.strategy = auth_core::Strategy::Admin;
-        s.instant_admin_token = Some(instant_client::AdminToken::new(wrong).unwrap());
+        s.service.strategy = auth_core::Strategy::Admin;
+        s.service.instant_admin_token = Some(instant_client::AdminToken::new(wrong).unwrap());
     })
     .await;
     let (_, token) = h.clerk_sign_in("gina@example.com");

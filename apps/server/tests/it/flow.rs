@@ -32,7 +32,10 @@ async fn journey(h: &Harness, expect_created: bool) {
     let refresh = first["refresh_token"].as_str().unwrap().to_owned();
     let user_id = first["user"]["id"].as_str().unwrap().to_owned();
     let app = &h.stack.app.id;
-    assert_eq!(h.stack.instant.refresh_token_count(app, &user_id).unwrap(), 1);
+    assert_eq!(
+        h.stack.instant.refresh_token_count(app, &user_id).unwrap(),
+        1
+    );
 
     // Again, in the same Clerk session with a fresh token: the same InstantDB session,
     // and no new token in the emulator.
@@ -43,7 +46,10 @@ async fn journey(h: &Harness, expect_created: bool) {
         assert_eq!(body["refresh_token"], refresh.as_str());
         assert_eq!(body["reused"], true);
     }
-    assert_eq!(h.stack.instant.refresh_token_count(app, &user_id).unwrap(), 1);
+    assert_eq!(
+        h.stack.instant.refresh_token_count(app, &user_id).unwrap(),
+        1
+    );
 
     // Transact and query as the user.
     let (status, tx) = h
@@ -110,7 +116,11 @@ async fn revalidating_passes_the_stored_token_back_and_keeps_one_token() {
     let h = Harness::start_with(|s| s.options.revalidate_after = Duration::ZERO).await;
     journey(&h, true).await;
     assert!(
-        h.stack.instant.faults().hits("POST /runtime/oauth/id_token") >= 4,
+        h.stack
+            .instant
+            .faults()
+            .hits("POST /runtime/oauth/id_token")
+            >= 4,
         "every sign-in reached InstantDB"
     );
     h.shutdown().await;
@@ -121,7 +131,10 @@ async fn admin_strategy_does_the_same_with_the_admin_token() {
     let h = Harness::admin().await;
     journey(&h, true).await;
     assert_eq!(
-        h.stack.instant.faults().hits("POST /runtime/oauth/id_token"),
+        h.stack
+            .instant
+            .faults()
+            .hits("POST /runtime/oauth/id_token"),
         0,
         "the admin strategy never forwards the Clerk token"
     );

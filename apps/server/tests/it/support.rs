@@ -49,7 +49,7 @@ impl Harness {
     }
 
     pub(crate) async fn admin() -> Harness {
-        Harness::start_with(|s| s.strategy = Strategy::Admin).await
+        Harness::start_with(|s| s.service.strategy = Strategy::Admin).await
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
