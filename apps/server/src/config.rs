@@ -47,7 +47,7 @@ pub struct ServerArgs {
     /// InstantDB admin token (needed by the admin strategy).
     #[arg(long, env = "INSTANT_APP_ADMIN_TOKEN", hide_env_values = true)]
     pub instant_admin_token: Option<String>,
-    /// InstantDB API base URL (self-hosted servers; default https://api.instantdb.com).
+    /// InstantDB API base URL, for self-hosted servers (default: the hosted api.instantdb.com).
     #[arg(long, env = "INSTANT_API_URI")]
     pub instant_api_uri: Option<String>,
     /// The Clerk client's name in the Instant dashboard.

@@ -24,7 +24,8 @@
 //!     Arc::new(MemorySessionStore::new(StoreLimits::default())),
 //! );
 //! let session = broker.sign_in("<Clerk session token>").await?;
-//! println!("{} {}", session.clerk.user_id, session.user.id);
+//! let (clerk_user, instant_user) = (&session.clerk.user_id, session.user.id);
+//! # let _ = (clerk_user, instant_user);
 //! # Ok(()) }
 //! ```
 //!
