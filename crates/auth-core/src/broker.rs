@@ -560,36 +560,39 @@ impl SessionBroker {
     /// Runs an InstaQL query as the user of the Clerk token (InstantDB's permission
     /// rules apply), signing in first if needed.
     pub async fn query(&self, token: &str, query: &Query) -> Result<Value, Error> {
-        let session = self.sign_in(token).await?;
-        match self.instant.query_as(&session.refresh_token, query).await {
-            Err(e) if is_dead_refresh_token(&e) => {
-                let session = self.renew(token, session).await?;
-                self.instant
-                    .query_as(&session.refresh_token, query)
-                    .await
-                    .map_err(Error::instant(InstantOp::Query))
-            }
-            other => other.map_err(Error::instant(InstantOp::Query)),
-        }
+        let instant = &self.instant;
+        self.as_user(token, InstantOp::Query, |rt| async move {
+            instant.query_as(&rt, query).await
+        })
+        .await
     }
 
     /// Runs a transaction as the user of the Clerk token (InstantDB's permission rules
     /// apply), signing in first if needed.
     pub async fn transact(&self, token: &str, transaction: &Transaction) -> Result<TxId, Error> {
+        let instant = &self.instant;
+        self.as_user(token, InstantOp::Transact, |rt| async move {
+            instant.transact_as(&rt, transaction).await
+        })
+        .await
+    }
+
+    /// Runs `call` with the user's refresh token; when InstantDB no longer knows the
+    /// token, signs in again once and retries.
+    async fn as_user<T, F, Fut>(&self, token: &str, op: InstantOp, call: F) -> Result<T, Error>
+    where
+        F: Fn(RefreshToken) -> Fut,
+        Fut: Future<Output = Result<T, instant_client::Error>>,
+    {
         let session = self.sign_in(token).await?;
-        match self
-            .instant
-            .transact_as(&session.refresh_token, transaction)
-            .await
-        {
+        match call(session.refresh_token.clone()).await {
             Err(e) if is_dead_refresh_token(&e) => {
                 let session = self.renew(token, session).await?;
-                self.instant
-                    .transact_as(&session.refresh_token, transaction)
+                call(session.refresh_token)
                     .await
-                    .map_err(Error::instant(InstantOp::Transact))
+                    .map_err(Error::instant(op))
             }
-            other => other.map_err(Error::instant(InstantOp::Transact)),
+            other => other.map_err(Error::instant(op)),
         }
     }
 
