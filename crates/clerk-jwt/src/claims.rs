@@ -3,7 +3,7 @@
 use std::fmt;
 
 use serde::Serialize;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::json::{Key, Scalar, StrictValue, describe, describe_str, duplicate, fill, fill_extra};
@@ -341,19 +341,20 @@ pub(crate) struct RawClaims<'a> {
     extra: Map<String, Value>,
 }
 
-impl<'de> Deserialize<'de> for RawClaims<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ClaimsVisitor;
-        impl<'de> Visitor<'de> for ClaimsVisitor {
-            type Value = RawClaims<'de>;
+/// Fills the slots where they are (they are large: moving them costs more than filling
+/// them).
+impl<'de> DeserializeSeed<'de> for &mut RawClaims<'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        struct ClaimsVisitor<'a, 'de>(&'a mut RawClaims<'de>);
+        impl<'de> Visitor<'de> for ClaimsVisitor<'_, 'de> {
+            type Value = ();
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> Result<RawClaims<'de>, A::Error> {
-                let mut c = RawClaims::default();
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+                let c = self.0;
                 while let Some(Key(key)) = access.next_key()? {
                     let slot = match key.as_ref() {
                         "iss" => &mut c.iss,
@@ -391,34 +392,34 @@ impl<'de> Deserialize<'de> for RawClaims<'de> {
                     };
                     fill(slot, &key, &mut access)?;
                 }
-                Ok(c)
+                Ok(())
             }
         }
-        deserializer.deserialize_map(ClaimsVisitor)
+        deserializer.deserialize_map(ClaimsVisitor(self))
     }
 }
 
 impl RawClaims<'_> {
     /// Judges the types and builds the typed claims; unknown claims become `extra`.
-    pub(crate) fn into_parsed(self) -> Result<Parsed, ClaimError> {
+    pub(crate) fn take_parsed(&mut self) -> Result<Parsed, ClaimError> {
         let c = self;
-        let sub = match c.sub {
+        let sub = match c.sub.take() {
             Some(Scalar::Str(s)) => s.into_owned(),
             Some(other) => return Err(wrong_scalar("sub", "a string", &other)),
             None => return Err("claim sub is missing".into()),
         };
-        let exp = match c.exp {
+        let exp = match c.exp.take() {
             Some(value) => date("exp", Some(value))?.unwrap_or_default(),
             None => return Err("claim exp is missing".into()),
         };
-        let nbf = date("nbf", c.nbf)?;
-        let iat = date("iat", c.iat)?;
-        let iss = string("iss", c.iss)?.unwrap_or_default();
-        let sid = string("sid", c.sid)?;
-        let azp = string("azp", c.azp)?;
-        let jti = string("jti", c.jti)?;
+        let nbf = date("nbf", c.nbf.take())?;
+        let iat = date("iat", c.iat.take())?;
+        let iss = string("iss", c.iss.take())?.unwrap_or_default();
+        let sid = string("sid", c.sid.take())?;
+        let azp = string("azp", c.azp.take())?;
+        let jti = string("jti", c.jti.take())?;
         let aud_expected = "a string or an array of strings";
-        let aud = match c.aud {
+        let aud = match c.aud.take() {
             None | Some(Scalar::Null) => Vec::new(),
             Some(Scalar::Str(s)) => vec![s.into_owned()],
             Some(Scalar::Nested(Value::Array(items))) => items
@@ -430,28 +431,28 @@ impl RawClaims<'_> {
                 .collect::<Result<_, _>>()?,
             Some(other) => return Err(wrong_scalar("aud", aud_expected, &other)),
         };
-        let version = match c.v {
+        let version = match c.v.take() {
             None | Some(Scalar::Null) => 1,
             Some(Scalar::Int(v)) if (1..=i64::from(u32::MAX)).contains(&v) => {
                 u32::try_from(v).unwrap_or(1)
             }
             Some(other) => return Err(wrong_scalar("v", "a small positive integer", &other)),
         };
-        let status = string("sts", c.sts)?.map(|s| match s.as_str() {
+        let status = string("sts", c.sts.take())?.map(|s| match s.as_str() {
             "active" => SessionStatus::Active,
             "pending" => SessionStatus::Pending,
             _ => SessionStatus::Other(s),
         });
-        let factor_age = nested(c.fva).map(|v| parse_fva(&v)).transpose()?;
-        let features = CommaList(string("fea", c.fea)?.unwrap_or_default());
-        let plan = string("pla", c.pla)?;
-        let actor = nested(c.act).map(parse_actor).transpose()?;
-        let mut extra = c.extra;
+        let factor_age = nested(c.fva.take()).map(|v| parse_fva(&v)).transpose()?;
+        let features = CommaList(string("fea", c.fea.take())?.unwrap_or_default());
+        let plan = string("pla", c.pla.take())?;
+        let actor = nested(c.act.take()).map(parse_actor).transpose()?;
+        let mut extra = std::mem::take(&mut c.extra);
         let v1_claims = [
-            ("org_id", c.org_id),
-            ("org_slug", c.org_slug),
-            ("org_role", c.org_role),
-            ("org_permissions", c.org_permissions),
+            ("org_id", c.org_id.take()),
+            ("org_slug", c.org_slug.take()),
+            ("org_role", c.org_role.take()),
+            ("org_permissions", c.org_permissions.take()),
         ];
         let organization = if version >= 2 {
             for (name, value) in v1_claims {
@@ -459,25 +460,25 @@ impl RawClaims<'_> {
                     extra.insert(name.to_owned(), value.into_value());
                 }
             }
-            match c.o {
+            match c.o.take() {
                 Some(slot) => parse_org_v2(slot)?,
                 None => None,
             }
         } else {
-            if let Some(o) = c.o {
+            if let Some(o) = c.o.take() {
                 extra.insert("o".to_owned(), o.into_value());
             }
             let [id, slug, role, permissions] = v1_claims.map(|(_, value)| value);
             parse_org_v1(id, slug, role, permissions)?
         };
-        let (email, email_present) = match c.email {
+        let (email, email_present) = match c.email.take() {
             None | Some(Scalar::Null) => (None, EmailClaim::Missing),
             Some(Scalar::Str(s)) if s.trim().is_empty() => (None, EmailClaim::Empty),
             Some(Scalar::Str(s)) if !is_email_address(&s) => (None, EmailClaim::NotAddress),
             Some(Scalar::Str(s)) => (Some(s.into_owned()), EmailClaim::Valid),
             Some(_) => (None, EmailClaim::NotString),
         };
-        let email_verified = match c.email_verified {
+        let email_verified = match c.email_verified.take() {
             None | Some(Scalar::Null) => None,
             Some(Scalar::Bool(b)) => Some(b),
             Some(Scalar::Str(s)) if s.eq_ignore_ascii_case("true") => Some(true),
@@ -763,9 +764,10 @@ mod tests {
 
     fn parse(value: Value) -> Result<Parsed, ClaimError> {
         let bytes = serde_json::to_vec(&value).unwrap();
-        serde_json::from_slice::<RawClaims<'_>>(&bytes)
-            .unwrap()
-            .into_parsed()
+        let mut raw = RawClaims::default();
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        DeserializeSeed::deserialize(&mut raw, &mut de).unwrap();
+        raw.take_parsed()
     }
 
     #[test]

@@ -70,8 +70,18 @@ impl fmt::Debug for Decoded<'_> {
     }
 }
 
-impl<'a> Decoded<'a> {
-    /// The first rule group, part one: size, three parts, base64url.
+/// A token split into its three base64url parts, not yet decoded.
+#[derive(Clone, Copy)]
+pub(crate) struct Parts<'a> {
+    /// The header part, as sent.
+    pub(crate) header: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+    signing_input: &'a [u8],
+}
+
+impl<'a> Parts<'a> {
+    /// The first rule group, part one: size and three parts.
     pub(crate) fn split(token: &'a str) -> Result<Self, DecodeError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(DecodeError::invalid(format!(
@@ -93,20 +103,42 @@ impl<'a> Decoded<'a> {
         if signature.len() > MAX_SIGNATURE_BYTES * 4 / 3 + 4 {
             return Err(DecodeError::invalid("signature is too long"));
         }
-        let signing_input = &token.as_bytes()[..header.len() + 1 + payload.len()];
+        Ok(Parts {
+            header,
+            payload,
+            signature,
+            signing_input: &token.as_bytes()[..header.len() + 1 + payload.len()],
+        })
+    }
+
+    /// Part two: base64url. The header is skipped when `with_header` is false (its
+    /// exact bytes were seen, decoded and checked before).
+    pub(crate) fn decode(self, with_header: bool) -> Result<Decoded<'a>, DecodeError> {
         // One allocation for all three parts (base64 shrinks by a quarter).
-        let mut bytes = Vec::with_capacity((token.len() / 4 + 1) * 3);
-        decode_part(header, "header", &mut bytes)?;
+        let mut bytes = Vec::with_capacity((self.signing_input.len() / 4 + 1) * 3 + 400);
+        if with_header {
+            decode_part(self.header, "header", &mut bytes)?;
+        } else {
+            // Still the same alphabet check as decoding would make.
+            debug_assert!(!self.header.is_empty());
+        }
         let header_end = bytes.len();
-        decode_part(payload, "payload", &mut bytes)?;
+        decode_part(self.payload, "payload", &mut bytes)?;
         let payload_end = bytes.len();
-        decode_part(signature, "signature", &mut bytes)?;
+        decode_part(self.signature, "signature", &mut bytes)?;
         Ok(Decoded {
-            signing_input,
+            signing_input: self.signing_input,
             bytes,
             header_end,
             payload_end,
         })
+    }
+}
+
+impl<'a> Decoded<'a> {
+    /// The first rule group, part one: size, three parts, base64url.
+    pub(crate) fn split(token: &'a str) -> Result<Self, DecodeError> {
+        Parts::split(token)?.decode(true)
     }
 
     fn header_json(&self) -> &[u8] {
@@ -120,14 +152,30 @@ impl<'a> Decoded<'a> {
     /// The first rule group, part two: the header and the payload are JSON objects with
     /// no duplicate key. Claims are sorted into typed slots but not judged.
     pub(crate) fn parse(&self) -> Result<(RawHeader<'_>, RawClaims<'_>), DecodeError> {
-        // Validating UTF-8 once per part is cheaper than once per string.
+        let header = self.parse_header()?;
+        let mut claims = RawClaims::default();
+        self.parse_claims_into(&mut claims)?;
+        Ok((header, claims))
+    }
+
+    /// The header as a JSON object (UTF-8 is validated once per part: cheaper than once
+    /// per string).
+    pub(crate) fn parse_header(&self) -> Result<RawHeader<'_>, DecodeError> {
         let header = utf8(self.header_json(), "header")?;
+        serde_json::from_str::<RawHeader<'_>>(header).map_err(|e| json_error("header", &e))
+    }
+
+    /// The payload as a JSON object, sorted into `claims` in place (the slots are large:
+    /// filling them where they live saves copying them around).
+    pub(crate) fn parse_claims_into<'s>(
+        &'s self,
+        claims: &mut RawClaims<'s>,
+    ) -> Result<(), DecodeError> {
         let payload = utf8(self.payload_json(), "payload")?;
-        let header =
-            serde_json::from_str::<RawHeader<'_>>(header).map_err(|e| json_error("header", &e))?;
-        let payload = serde_json::from_str::<RawClaims<'_>>(payload)
-            .map_err(|e| json_error("payload", &e))?;
-        Ok((header, payload))
+        let mut de = serde_json::Deserializer::from_str(payload);
+        serde::de::DeserializeSeed::deserialize(&mut *claims, &mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| json_error("payload", &e))
     }
 
     /// The header and payload as JSON objects, for display.

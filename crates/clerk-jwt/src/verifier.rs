@@ -1,9 +1,10 @@
 //! The verifier: every rule, in a fixed order, each failure with its reason.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use crate::claims::RawClaims;
 use crate::claims::{EmailClaim, Parsed, SessionClaims, SessionStatus};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error};
@@ -11,7 +12,7 @@ use crate::json::{describe, describe_str};
 use crate::keys::{KeySource, VerifyingKey};
 use crate::publishable_key::PublishableKey;
 use crate::remote::{LookupError, RemoteJwks, RemoteOptions};
-use crate::token::{CAT_JWT_TEMPLATE, CAT_MACHINE, Decoded};
+use crate::token::{CAT_JWT_TEMPLATE, CAT_MACHINE, CheckedHeader, Parts};
 use crate::{Reason, Result};
 
 /// The default clock-skew allowance.
@@ -163,6 +164,7 @@ impl VerifierBuilder {
         };
         Ok(Verifier {
             inner: Arc::new(Inner {
+                headers: HeaderCache::default(),
                 keys,
                 issuers,
                 authorized_parties: self.authorized_parties,
@@ -178,7 +180,51 @@ impl VerifierBuilder {
     }
 }
 
+/// What the header rules found, shareable without copying strings.
+#[derive(Clone)]
+struct HeaderFacts {
+    kid: Option<Arc<str>>,
+    cat: Option<Arc<str>>,
+    access_token: bool,
+}
+
+impl From<&CheckedHeader<'_>> for HeaderFacts {
+    fn from(h: &CheckedHeader<'_>) -> Self {
+        HeaderFacts {
+            kid: h.kid.map(Arc::from),
+            cat: h.cat.map(Arc::from),
+            access_token: h.access_token,
+        }
+    }
+}
+
+/// The last header that passed the rules, by its exact base64url text. Tokens of one
+/// Clerk instance share their header, so most verifications skip decoding it.
+#[derive(Default)]
+struct HeaderCache(RwLock<Option<(Box<str>, HeaderFacts)>>);
+
+/// Headers longer than this are not cached.
+const MAX_CACHED_HEADER: usize = 512;
+
+impl HeaderCache {
+    fn get(&self, header: &str) -> Option<HeaderFacts> {
+        let slot = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        match &*slot {
+            Some((text, facts)) if **text == *header => Some(facts.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, header: &str, facts: &HeaderFacts) {
+        if header.len() <= MAX_CACHED_HEADER {
+            *self.0.write().unwrap_or_else(PoisonError::into_inner) =
+                Some((header.into(), facts.clone()));
+        }
+    }
+}
+
 struct Inner {
+    headers: HeaderCache,
     keys: KeySource,
     issuers: Vec<String>,
     authorized_parties: Vec<String>,
@@ -246,15 +292,33 @@ impl Verifier {
         let now = inner.clock.now();
         let reject = |e: crate::token::DecodeError| Error::rejected(e.reason, e.detail);
 
-        // 1-2. Structure and header, before any key is chosen.
-        let decoded = Decoded::split(token).map_err(reject)?;
-        let (raw_header, raw_claims) = decoded.parse().map_err(reject)?;
-        let header = raw_header
-            .check(inner.keys.requires_kid())
-            .map_err(reject)?;
+        // 1. Structure: size, three base64url parts, header and payload JSON objects.
+        //    A header seen before (the same bytes) was decoded and passed the rules then:
+        //    it is not decoded again.
+        let parts = Parts::split(token).map_err(reject)?;
+        let cached = inner.headers.get(parts.header);
+        let decoded = parts.decode(cached.is_none()).map_err(reject)?;
+        let raw_header = match &cached {
+            Some(_) => None,
+            None => Some(decoded.parse_header().map_err(reject)?),
+        };
+        let mut raw_claims = RawClaims::default();
+        decoded.parse_claims_into(&mut raw_claims).map_err(reject)?;
+
+        // 2. Header rules, before any key is chosen.
+        let header = match (cached, raw_header) {
+            (Some(facts), _) => facts,
+            (None, raw) => {
+                let raw = raw.unwrap_or_default();
+                let facts =
+                    HeaderFacts::from(&raw.check(inner.keys.requires_kid()).map_err(reject)?);
+                inner.headers.put(parts.header, &facts);
+                facts
+            }
+        };
 
         // 3. The key named by kid.
-        let key = self.key_for(header.kid, now).await?;
+        let key = self.key_for(header.kid.as_deref(), now).await?;
 
         // 4. The signature, before any claim is trusted.
         if !key.verify_rs256(decoded.signing_input, decoded.signature()) {
@@ -270,7 +334,7 @@ impl Verifier {
             has_sid,
             email_present,
         } = raw_claims
-            .into_parsed()
+            .take_parsed()
             .map_err(|detail| Error::rejected(Reason::TokenVerificationFailed, detail))?;
 
         // 6. Time, with leeway.
@@ -356,9 +420,9 @@ impl Verifier {
             None
         } else if header.access_token {
             Some("typ at+jwt marks an OAuth access token")
-        } else if header.cat == Some(CAT_JWT_TEMPLATE) {
+        } else if header.cat.as_deref() == Some(CAT_JWT_TEMPLATE) {
             Some("cat marks a JWT template token")
-        } else if header.cat == Some(CAT_MACHINE) {
+        } else if header.cat.as_deref() == Some(CAT_MACHINE) {
             Some("cat marks a machine token")
         } else if !has_sid {
             Some("the token has no sid claim (JWT template tokens have none and outlive sign-out)")
