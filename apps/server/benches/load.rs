@@ -286,7 +286,10 @@ impl Server {
         let http = http_client()?;
         let start = Instant::now();
         loop {
-            if let Ok(answer) = http.get(format!("{}/healthz", self.url)).send().await
+            let probe = http
+                .get(format!("{}/healthz", self.url))
+                .timeout(Duration::from_secs(1));
+            if let Ok(answer) = probe.send().await
                 && answer.status() == 200
             {
                 return Ok(());
