@@ -2,8 +2,8 @@
 //!
 //! - `ci`: format check, clippy with warnings denied, the tests (nextest when present),
 //!   doc-tests and docs with warnings denied: what CI runs.
-//! - `bench [verify|client|all]`: the benchmarks, each writing `target/bench/*.json`,
-//!   with a summary against the targets.
+//! - `bench [verify|client|server|all]`: the benchmarks, each writing
+//!   `target/bench/*.json`, with a summary against the targets.
 //! - `fuzz [--seconds N]`: the token-parser fuzz target (needs cargo-fuzz and nightly).
 //!
 //! Hygiene checks ("tidy") are ordinary tests in `tidy.rs`, so `cargo test` runs them.
@@ -27,7 +27,9 @@ fn main() -> ExitCode {
         Some("bench") => bench(args.get(1).map_or("all", String::as_str)),
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [verify|client|all] | fuzz [--seconds N]>");
+            eprintln!(
+                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -148,29 +150,47 @@ fn ci() -> anyhow::Result<()> {
 struct Bench {
     name: &'static str,
     package: &'static str,
+    /// The package's directory in the workspace.
+    dir: &'static str,
     target: &'static str,
     report: &'static str,
     /// The report field holding the ratio, and the target it must reach.
     ratio_field: &'static str,
     target_ratio: f64,
+    /// Further report fields that must stay below a bound: `(field, bound)`.
+    below: &'static [(&'static str, f64)],
 }
 
 const BENCHES: &[Bench] = &[
     Bench {
         name: "verify",
         package: "clerk-jwt",
+        dir: "crates/clerk-jwt",
         target: "verify",
         report: "verify.json",
         ratio_field: "ratio",
         target_ratio: 0.85,
+        below: &[],
     },
     Bench {
         name: "client",
         package: "instant-client",
+        dir: "crates/instant-client",
         target: "client_overhead",
         report: "instant-client.json",
         ratio_field: "ratio",
         target_ratio: 0.90,
+        below: &[],
+    },
+    Bench {
+        name: "server",
+        package: "clerk-instant-server",
+        dir: "apps/server",
+        target: "load",
+        report: "server.json",
+        ratio_field: "ratio",
+        target_ratio: 0.5,
+        below: &[("session_p99_ms", 5.0)],
     },
 ];
 
@@ -184,7 +204,7 @@ fn bench(which: &str) -> anyhow::Result<()> {
     let selected: Vec<&Bench> = BENCHES
         .iter()
         .filter(|b| which == "all" || b.name == which)
-        .filter(|b| which != "all" || root().join(package_dir(b.package)).exists())
+        .filter(|b| which != "all" || root().join(b.dir).exists())
         .collect();
     if selected.is_empty() {
         let names: Vec<&str> = BENCHES.iter().map(|b| b.name).collect();
@@ -211,23 +231,27 @@ fn bench(which: &str) -> anyhow::Result<()> {
         } else {
             "BELOW"
         };
-        summary.push(format!(
+        let mut line = format!(
             "{:<8} {} -> {} {ratio:.3} {verdict} target {:.2}",
             b.name,
             text.trim(),
             b.ratio_field,
             b.target_ratio
-        ));
+        );
+        for (field, bound) in b.below {
+            let value = report[field]
+                .as_f64()
+                .with_context(|| format!("{} has no numeric {field}", path.display()))?;
+            let verdict = if value < *bound { "meets" } else { "ABOVE" };
+            line.push_str(&format!("; {field} {value} {verdict} target < {bound}"));
+        }
+        summary.push(line);
     }
     eprintln!("\nbench summary ({}):", dir.display());
     for line in summary {
         eprintln!("  {line}");
     }
     Ok(())
-}
-
-fn package_dir(package: &str) -> String {
-    format!("crates/{package}")
 }
 
 fn fuzz(args: &[String]) -> anyhow::Result<()> {
