@@ -1,7 +1,7 @@
 //! `clerk-instant`: the command-line face of the clerk-instant crates.
 //!
 //! `main` parses flags, runs one command and maps the outcome to an exit code in one
-//! place: 0 success, 1 the token was rejected or a call failed, 2 a usage or
+//! place: 0 success, 1 the token was rejected or a call or check failed, 2 a usage or
 //! configuration error.
 
 use std::io::Write as _;
@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod dev;
+mod doctor;
 mod key;
 mod output;
 mod report;
@@ -46,6 +47,9 @@ enum Command {
     Query(Box<session::QueryArgs>),
     /// Run a transaction as the user of a Clerk session token (permissions apply).
     Transact(Box<session::TransactArgs>),
+    /// Check the Clerk and InstantDB setup step by step, each with its fix. Exit 1 if a
+    /// check fails.
+    Doctor(Box<doctor::DoctorArgs>),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -90,6 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::SignOut(args) => session::sign_out(&args).await,
             Command::Query(args) => session::query(&args).await,
             Command::Transact(args) => session::transact(&args).await,
+            Command::Doctor(args) => doctor::run(&args).await,
         }
     })
 }

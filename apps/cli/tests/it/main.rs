@@ -1,5 +1,6 @@
 //! The `clerk-instant` binary, run as a user runs it; output snapshot-tested.
 
+mod doctor;
 mod session;
 mod stack;
 
