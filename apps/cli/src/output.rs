@@ -1,4 +1,5 @@
-//! The one place that writes to stdout.
+//! The one place that writes to stdout (and, for the reports of failed commands,
+//! stderr).
 
 use std::io::Write as _;
 
@@ -12,6 +13,17 @@ pub(crate) fn print(text: &str) -> anyhow::Result<()> {
         out.write_all(b"\n")?;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Writes `text` (and a newline if it lacks one) to stderr.
+pub(crate) fn eprint(text: &str) -> anyhow::Result<()> {
+    let mut err = std::io::stderr().lock();
+    err.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        err.write_all(b"\n")?;
+    }
+    err.flush()?;
     Ok(())
 }
 

@@ -104,7 +104,7 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<Outcome> {
     }
 }
 
-fn read_token(arg: &str) -> anyhow::Result<String> {
+pub(crate) fn read_token(arg: &str) -> anyhow::Result<String> {
     let token = if arg == "-" {
         let mut text = String::new();
         std::io::stdin()

@@ -1,5 +1,9 @@
 //! The `clerk-instant` binary, run as a user runs it; output snapshot-tested.
 
+mod doctor;
+mod session;
+mod stack;
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -1,0 +1,419 @@
+//! `clerk-instant sign-in`, `sign-out`, `query` and `transact`: a user's Clerk session
+//! token in; their InstantDB session, or what they can read and write, out.
+//!
+//! A command is one process with no session store, so `query` and `transact` sign in,
+//! act as the user through their fresh refresh token, and sign that token out again:
+//! InstantDB refresh tokens never expire, and one-shot commands must not pile them up.
+
+use std::io::Read as _;
+
+use auth_core::{Half, InstantOp, SignIn};
+use clap::Args;
+use instant_client::{Impersonated, Query, RefreshToken, Transaction, TxId};
+use serde_json::{Value, json};
+
+use crate::Outcome;
+use crate::output::rows;
+use crate::report::{Failure, Report, finish};
+use crate::service::{Service, ServiceArgs};
+use crate::token::read_token;
+
+/// The most bytes read for a query or a transaction (from a file or stdin).
+const MAX_DOCUMENT: u64 = 1024 * 1024;
+
+#[derive(Debug, Args)]
+pub(crate) struct SignInArgs {
+    /// The Clerk session token, or - to read it from stdin (keeps it out of shell history).
+    token: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SignOutArgs {
+    /// The Clerk session token, or - to read it from stdin.
+    token: String,
+    /// The InstantDB refresh token to sign out (the one `sign-in` printed), or - to read
+    /// it from stdin. Without it, only the Clerk session is revoked.
+    #[arg(long, value_name = "REFRESH_TOKEN")]
+    refresh_token: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// The Clerk session token, or - to read it from stdin.
+    token: String,
+    /// The InstaQL query as JSON (e.g. '{"goals": {}}'), or @FILE, or @- for stdin.
+    #[arg(value_name = "INSTAQL_JSON|@FILE")]
+    query: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TransactArgs {
+    /// The Clerk session token, or - to read it from stdin.
+    token: String,
+    /// The steps as JSON, in InstantDB's wire format: an array of steps such as
+    /// [["update", "goals", ID, {"title": "Run"}]] (ID a UUID, quoted), or
+    /// {"steps": [...]}; or @FILE, or @- for stdin.
+    #[arg(value_name = "STEPS_JSON|@FILE")]
+    steps: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+/// Runs `clerk-instant sign-in`.
+pub(crate) async fn sign_in(args: &SignInArgs) -> anyhow::Result<Outcome> {
+    finish(sign_in_report(args).await, args.json)
+}
+
+/// Runs `clerk-instant sign-out`.
+pub(crate) async fn sign_out(args: &SignOutArgs) -> anyhow::Result<Outcome> {
+    finish(sign_out_report(args).await, args.json)
+}
+
+/// Runs `clerk-instant query`.
+pub(crate) async fn query(args: &QueryArgs) -> anyhow::Result<Outcome> {
+    finish(query_report(args).await, args.json)
+}
+
+/// Runs `clerk-instant transact`.
+pub(crate) async fn transact(args: &TransactArgs) -> anyhow::Result<Outcome> {
+    finish(transact_report(args).await, args.json)
+}
+
+fn token_arg(arg: &str) -> Result<String, Failure> {
+    read_token(arg).map_err(|e| Failure::usage(format!("{e:#}")))
+}
+
+fn one_stdin(a: &str, b: &str, what: &str) -> Result<(), Failure> {
+    if a == "-" && b == "-" {
+        Err(Failure::usage(format!(
+            "the token and {what} cannot both be read from stdin"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// JSON given inline, or `@FILE`, or `@-` (stdin).
+fn document_arg(arg: &str, what: &str) -> Result<Vec<u8>, Failure> {
+    let Some(path) = arg.strip_prefix('@') else {
+        return Ok(arg.as_bytes().to_vec());
+    };
+    let mut bytes = Vec::new();
+    let read = if path == "-" {
+        std::io::stdin()
+            .take(MAX_DOCUMENT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("reading {what} from stdin: {e}"))
+    } else {
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes))
+            .map_err(|e| format!("reading {what} from {path}: {e}"))
+    };
+    read.map_err(Failure::usage)?;
+    if bytes.len() as u64 > MAX_DOCUMENT {
+        return Err(Failure::usage(format!(
+            "{what} is larger than {MAX_DOCUMENT} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// "alice@example.com (InstantDB user …)".
+fn who(signed: &SignIn) -> String {
+    let id = signed.user.id;
+    match signed.user.email.as_ref().or(signed.clerk.email.as_ref()) {
+        Some(email) => format!("{email} (InstantDB user {id})"),
+        None => format!("InstantDB user {id}"),
+    }
+}
+
+async fn sign_in_report(args: &SignInArgs) -> Result<Report, Failure> {
+    let token = token_arg(&args.token)?;
+    let service = args.service.connect()?;
+    let signed = service
+        .broker
+        .sign_in(&token)
+        .await
+        .map_err(|e| Failure::broker(&e))?;
+    let json = json!({
+        "clerk": signed.clerk,
+        "user": &*signed.user,
+        "refresh_token": signed.refresh_token.expose(),
+        "created": signed.created,
+    });
+    let email = match &signed.user.email {
+        Some(email) => email.clone(),
+        None => "(none: InstantDB keeps the email only when the token's email_verified is true)"
+            .to_owned(),
+    };
+    let mut text = format!(
+        "signed in to InstantDB (strategy {})\n",
+        service.config.strategy.as_str()
+    );
+    text.push_str(&rows(&[
+        ("  InstantDB user", signed.user.id.to_string()),
+        ("  email", email),
+        (
+            "  created",
+            if signed.created {
+                "yes: InstantDB created the user for this sign-in".to_owned()
+            } else {
+                "no: the user already existed".to_owned()
+            },
+        ),
+        ("  Clerk user", signed.clerk.user_id.clone()),
+        ("  Clerk session", signed.clerk.session_id.clone()),
+        ("  refresh token", signed.refresh_token.expose().to_owned()),
+    ]));
+    text.push_str(
+        "\nThe refresh token is the user's InstantDB session and never expires. End it with\n  \
+         clerk-instant sign-out <Clerk session token> --refresh-token <refresh token>\n",
+    );
+    Ok(Report::success(json, text))
+}
+
+/// One half of a sign-out, as printed.
+struct HalfView {
+    status: &'static str,
+    /// Why it was skipped or how it failed.
+    detail: Option<String>,
+}
+
+impl HalfView {
+    fn of(half: &Half) -> Self {
+        let detail = match half {
+            Half::Skipped(why) => Some((*why).to_owned()),
+            Half::Failed(error) => Some(error.to_string()),
+            _ => None,
+        };
+        HalfView {
+            status: half.as_str(),
+            detail,
+        }
+    }
+
+    fn json(&self) -> Value {
+        match (self.status, &self.detail) {
+            ("skipped", Some(why)) => json!({"status": "skipped", "reason": why}),
+            ("failed", Some(message)) => json!({"status": "failed", "message": message}),
+            (status, _) => json!({"status": status}),
+        }
+    }
+
+    fn text(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("{}: {detail}", self.status),
+            None => self.status.to_owned(),
+        }
+    }
+}
+
+async fn sign_out_report(args: &SignOutArgs) -> Result<Report, Failure> {
+    one_stdin(
+        &args.token,
+        args.refresh_token.as_deref().unwrap_or_default(),
+        "the refresh token",
+    )?;
+    let token = token_arg(&args.token)?;
+    let refresh_token =
+        match &args.refresh_token {
+            None => None,
+            Some(arg) => {
+                let text = read_token(arg).map_err(|e| Failure::usage(format!("{e:#}")))?;
+                Some(RefreshToken::new(text).map_err(|_| {
+                    Failure::usage("--refresh-token is not an InstantDB refresh token")
+                })?)
+            }
+        };
+    let given = refresh_token.is_some();
+    let service = args.service.connect()?;
+    let out = service
+        .broker
+        .sign_out(&token, refresh_token)
+        .await
+        .map_err(|e| Failure::broker(&e))?;
+    let instant = match &out.instant {
+        // The broker looked for a stored session; a one-shot command has none.
+        Half::Skipped(_) if !given => HalfView {
+            status: "skipped",
+            detail: Some(
+                "no --refresh-token given (a one-shot command keeps no sessions): pass the refresh token that sign-in printed to end it".to_owned(),
+            ),
+        },
+        half => HalfView::of(half),
+    };
+    let clerk = HalfView::of(&out.clerk_session);
+    let halves = rows(&[
+        ("  InstantDB", instant.text()),
+        ("  Clerk session", clerk.text()),
+    ]);
+    let session = &out.clerk.session_id;
+    let failed = match (out.instant.is_failed(), out.clerk_session.is_failed()) {
+        (true, true) => Some("neither InstantDB nor Clerk could be signed out"),
+        (true, false) => Some("the InstantDB session could not be signed out"),
+        (false, true) => Some("the Clerk session could not be revoked"),
+        (false, false) => None,
+    };
+    if let Some(which) = failed {
+        let mut failure = Failure::incomplete_sign_out(format!("{which}; retry"));
+        failure = failure.with("clerk", json!(out.clerk), None);
+        failure = failure.with("instant", instant.json(), None);
+        failure = failure.with(
+            "clerk_session",
+            clerk.json(),
+            Some(halves.trim_end().to_owned()),
+        );
+        return Err(failure);
+    }
+    let json = json!({
+        "clerk": out.clerk,
+        "instant": instant.json(),
+        "clerk_session": clerk.json(),
+    });
+    let text = format!("signed out (Clerk session {session})\n{halves}");
+    Ok(Report::success(json, text))
+}
+
+/// How signing out a one-shot command's session went.
+struct OneShot(Result<(), instant_client::Error>);
+
+impl OneShot {
+    fn json(&self) -> Value {
+        match &self.0 {
+            Ok(()) => json!({"status": "done"}),
+            Err(e) => json!({"status": "failed", "message": e.to_string()}),
+        }
+    }
+
+    fn warning(&self) -> Option<String> {
+        self.0.as_ref().err().map(|e| {
+            format!("the InstantDB session opened for this command could not be signed out: {e}")
+        })
+    }
+}
+
+/// Signs in, runs `call` as the user through the fresh refresh token, and signs that
+/// token out again whatever `call` returned.
+async fn as_user<T, F, Fut>(
+    service: &Service,
+    token: &str,
+    op: InstantOp,
+    call: F,
+) -> Result<(SignIn, T, OneShot), Failure>
+where
+    F: FnOnce(Impersonated) -> Fut,
+    Fut: Future<Output = Result<T, instant_client::Error>>,
+{
+    let signed = service
+        .broker
+        .sign_in(token)
+        .await
+        .map_err(|e| Failure::broker(&e))?;
+    let instant = &service.clients.instant;
+    let result = call(instant.as_refresh_token(signed.refresh_token.clone())).await;
+    let signed_out = OneShot(instant.sign_out(&signed.refresh_token).await);
+    match result {
+        Ok(value) => Ok((signed, value, signed_out)),
+        Err(source) => Err(
+            Failure::broker(&auth_core::Error::Instant { op, source }).with(
+                "sign_out",
+                signed_out.json(),
+                signed_out.warning().map(|w| format!("warning: {w}")),
+            ),
+        ),
+    }
+}
+
+async fn query_report(args: &QueryArgs) -> Result<Report, Failure> {
+    one_stdin(
+        &args.token,
+        args.query.strip_prefix('@').unwrap_or_default(),
+        "the query",
+    )?;
+    let token = token_arg(&args.token)?;
+    let bytes = document_arg(&args.query, "the query")?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::usage(format!("the query is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Failure::usage(
+            "the query must be an InstaQL object, e.g. {\"goals\": {}}",
+        ));
+    }
+    let query = Query::new(value);
+    let service = args.service.connect()?;
+    let (signed, result, signed_out) =
+        as_user(&service, &token, InstantOp::Query, |user| async move {
+            user.query(&query).await
+        })
+        .await?;
+    let json = json!({
+        "clerk": signed.clerk,
+        "user": &*signed.user,
+        "result": result,
+        "sign_out": signed_out.json(),
+    });
+    let text = format!(
+        "as {}:\n{}",
+        who(&signed),
+        serde_json::to_string_pretty(&result).unwrap_or_default()
+    );
+    let mut report = Report::success(json, text);
+    report.warnings.extend(signed_out.warning());
+    Ok(report)
+}
+
+async fn transact_report(args: &TransactArgs) -> Result<Report, Failure> {
+    one_stdin(
+        &args.token,
+        args.steps.strip_prefix('@').unwrap_or_default(),
+        "the steps",
+    )?;
+    let token = token_arg(&args.token)?;
+    let bytes = document_arg(&args.steps, "the steps")?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::usage(format!("the steps are not JSON: {e}")))?;
+    let body = match value {
+        Value::Array(steps) => json!({"steps": steps}),
+        other => other,
+    };
+    let transaction = Transaction::from_json(body.to_string().as_bytes()).map_err(|e| match e {
+        instant_client::Error::InvalidInput { detail, .. } => {
+            Failure::usage(format!("the transaction is not valid: {detail}"))
+        }
+        other => Failure::usage(format!("the transaction is not valid: {other}")),
+    })?;
+    let service = args.service.connect()?;
+    let (signed, TxId(tx_id), signed_out) =
+        as_user(&service, &token, InstantOp::Transact, |user| async move {
+            user.transact(&transaction).await
+        })
+        .await?;
+    let json = json!({
+        "clerk": signed.clerk,
+        "user": &*signed.user,
+        "tx-id": tx_id,
+        "sign_out": signed_out.json(),
+    });
+    let text = format!("transaction {tx_id} applied as {}\n", who(&signed));
+    let mut report = Report::success(json, text);
+    report.warnings.extend(signed_out.warning());
+    Ok(report)
+}
