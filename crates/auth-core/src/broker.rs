@@ -483,26 +483,38 @@ impl SessionBroker {
         let claims = self.verifier.verify(token).await?;
         let identity = ClerkIdentity::from(&claims);
         let sid = identity.session_id.clone();
-        // From now on, tokens of this session no longer sign in here, even those Clerk
-        // still honours until they expire.
-        self.signed_out.insert(&sid, self.clock.now());
         let stored = self
             .store
-            .remove(&sid)
+            .get(&sid, self.clock.now())
             .await
             .filter(|s| s.clerk_user_id == identity.user_id);
 
+        // A refresh token named by the client must belong to the same person; someone
+        // else's aborts everything. When InstantDB cannot say, the InstantDB half fails
+        // and the Clerk half still runs.
         let instant_token = match (&stored, refresh_token) {
-            (Some(stored), _) => Some(stored.refresh_token.clone()),
-            (None, Some(given)) => {
-                self.check_ownership(&identity, &given).await?;
-                Some(given)
-            }
-            (None, None) => None,
+            (Some(stored), _) => Ok(Some(stored.refresh_token.clone())),
+            (None, Some(given)) => match self.check_ownership(&identity, &given).await {
+                Ok(()) => Ok(Some(given)),
+                Err(Error::NotYourSession) => return Err(Error::NotYourSession),
+                Err(Error::Instant { source, .. }) => Err(source),
+                Err(other) => return Err(other),
+            },
+            (None, None) => Ok(None),
         };
+        // From now on, tokens of this session no longer sign in here, even those Clerk
+        // still honours until they expire.
+        self.signed_out.insert(&sid, self.clock.now());
+        if stored.is_some() {
+            self.store.remove(&sid).await;
+        }
         let instant = match instant_token {
-            None => Half::Skipped("no InstantDB session is known for this Clerk session"),
-            Some(rt) => match self.instant.sign_out(&rt).await {
+            Err(error) => {
+                tracing::warn!(session = %sid, %error, "could not check the refresh token's owner");
+                Half::Failed(HalfError::Instant(error))
+            }
+            Ok(None) => Half::Skipped("no InstantDB session is known for this Clerk session"),
+            Ok(Some(rt)) => match self.instant.sign_out(&rt).await {
                 Ok(()) => Half::Done,
                 Err(error) => {
                     // Keep the session so a retried sign-out can end it.

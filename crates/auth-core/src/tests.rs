@@ -558,3 +558,42 @@ async fn tokens_of_a_signed_out_session_no_longer_sign_in() {
     f.clock.advance(90);
     broker.sign_in(&f.token()).await.unwrap();
 }
+
+#[tokio::test]
+async fn instantdb_down_while_checking_a_named_token_still_revokes_clerk() {
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_verify_refresh_token()
+        .times(1)
+        .returning(|_| Err(down()));
+    instant.expect_sign_out().never();
+    let mut clerk = MockClerkSessions::new();
+    clerk.expect_revoke_session().times(1).returning(|_| Ok(()));
+    let broker = f.broker(id_token(), instant, Some(clerk));
+    let out = broker.sign_out(&f.token(), Some(rt(5))).await.unwrap();
+    assert!(matches!(&out.instant, Half::Failed(e) if e.is_unavailable()));
+    assert!(matches!(out.clerk_session, Half::Done));
+}
+
+#[tokio::test]
+async fn a_refused_owner_check_leaves_the_session_usable() {
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant.expect_verify_refresh_token().returning(|_| {
+        let mut user = User::new(Uuid::from_u128(9));
+        user.email = Some("mallory@example.com".into());
+        Ok(user)
+    });
+    instant
+        .expect_sign_in_with_id_token()
+        .times(1)
+        .returning(|_, _, _| Ok(signed(1, true)));
+    let mut clerk = MockClerkSessions::new();
+    clerk.expect_revoke_session().never();
+    let broker = f.broker(id_token(), instant, Some(clerk));
+    let err = broker.sign_out(&f.token(), Some(rt(6))).await.unwrap_err();
+    assert!(matches!(err, Error::NotYourSession));
+    // Nothing was signed out, so the session still signs in.
+    broker.sign_in(&f.token()).await.unwrap();
+}
