@@ -375,13 +375,22 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         .sign_in(token)
         .await
         .map_err(|e| state.fail(e))?;
-    Ok(Json(json!({
-        "user": &*signed.user,
-        "refresh_token": signed.refresh_token.expose(),
-        "created": signed.created,
-        "reused": signed.reused,
-        "clerk": signed.clerk,
-    }))
+    // A borrowed struct: serialized straight to bytes, no intermediate JSON tree.
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        clerk: &'a auth_core::ClerkIdentity,
+        created: bool,
+        refresh_token: &'a str,
+        reused: bool,
+        user: &'a User,
+    }
+    Ok(Json(Body {
+        clerk: &signed.clerk,
+        created: signed.created,
+        refresh_token: signed.refresh_token.expose(),
+        reused: signed.reused,
+        user: &signed.user,
+    })
     .into_response())
 }
 

@@ -16,6 +16,10 @@ use instant_client::{AdminToken, Uuid};
 
 use crate::broker::Strategy;
 
+/// How many verified tokens the verifier remembers (see
+/// `clerk_jwt::VerifierBuilder::verified_token_cache`).
+pub const VERIFIED_TOKENS: usize = 10_000;
+
 /// The default InstantDB API.
 pub const DEFAULT_INSTANT_API: &str = "https://api.instantdb.com";
 
@@ -329,8 +333,10 @@ pub struct Clients {
 impl ServiceConfig {
     /// Builds the verifier and the clients, sharing one HTTP connection pool.
     pub fn clients(&self, http: &reqwest::Client) -> Result<Clients, BuildError> {
+        // Clients resend the same token for up to a minute: remember verified ones.
         let mut verifier = Verifier::builder()
             .publishable_key(self.publishable_key.clone())
+            .verified_token_cache(VERIFIED_TOKENS)
             .http_client(http.clone());
         for issuer in &self.issuers {
             verifier = verifier.issuer(issuer);

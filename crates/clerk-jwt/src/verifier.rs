@@ -1,5 +1,6 @@
 //! The verifier: every rule, in a fixed order, each failure with its reason.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub struct VerifierBuilder {
     leeway: Option<Duration>,
     allow_pending: bool,
     any_token_kind: bool,
+    verified_cache: usize,
     email_optional: bool,
     unverified_email_allowed: bool,
     clock: Option<Arc<dyn Clock>>,
@@ -119,6 +121,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// Remembers up to `capacity` tokens that passed every rule, so the same token
+    /// presented again (clients reuse a token for up to a minute) skips decoding and the
+    /// signature check; its time claims are still checked on every use. Off (0) by
+    /// default. Trade-off: a token verified before its key was retired stays valid
+    /// until it expires (at most a minute for Clerk session tokens).
+    pub fn verified_token_cache(mut self, capacity: usize) -> Self {
+        self.verified_cache = capacity;
+        self
+    }
+
     /// The clock (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -164,6 +176,7 @@ impl VerifierBuilder {
         };
         Ok(Verifier {
             inner: Arc::new(Inner {
+                verified: VerifiedCache::new(self.verified_cache),
                 headers: HeaderCache::default(),
                 keys,
                 issuers,
@@ -223,7 +236,54 @@ impl HeaderCache {
     }
 }
 
+/// Tokens that passed every rule, by their exact text, with their claims. A hit skips
+/// the decoding and the signature check (the bytes were verified before) but re-checks
+/// time: expired entries are dropped and the token verified again, so it fails with
+/// its reason. Every other rule depends only on the bytes and the configuration.
+struct VerifiedCache {
+    capacity: usize,
+    entries: RwLock<HashMap<Box<str>, Arc<SessionClaims>>>,
+}
+
+impl VerifiedCache {
+    fn new(capacity: usize) -> Self {
+        VerifiedCache {
+            capacity,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, token: &str, now: i64, leeway: i64) -> Option<SessionClaims> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let claims = entries.get(token)?;
+        let fresh = claims.exp > now.saturating_sub(leeway)
+            && claims.nbf.is_none_or(|nbf| nbf <= now.saturating_add(leeway))
+            && claims.iat.is_none_or(|iat| iat <= now.saturating_add(leeway));
+        fresh.then(|| SessionClaims::clone(claims))
+    }
+
+    fn put(&self, token: &str, claims: &SessionClaims, now: i64) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity {
+            // Expired tokens go first; if that is not enough, start over (bounded, and
+            // the next requests simply verify fully again).
+            entries.retain(|_, c| c.exp > now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(token.into(), Arc::new(claims.clone()));
+    }
+}
+
 struct Inner {
+    verified: VerifiedCache,
     headers: HeaderCache,
     keys: KeySource,
     issuers: Vec<String>,
@@ -290,6 +350,17 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<SessionClaims> {
         let inner = &*self.inner;
         let now = inner.clock.now();
+        if let Some(claims) = inner.verified.get(token, now, inner.leeway) {
+            return Ok(claims);
+        }
+        let claims = self.verify_fully(token, now).await?;
+        inner.verified.put(token, &claims, now);
+        Ok(claims)
+    }
+
+    /// Every rule, in order.
+    async fn verify_fully(&self, token: &str, now: i64) -> Result<SessionClaims> {
+        let inner = &*self.inner;
         let reject = |e: crate::token::DecodeError| Error::rejected(e.reason, e.detail);
 
         // 1. Structure: size, three base64url parts, header and payload JSON objects.

@@ -944,3 +944,45 @@ async fn a_pem_key_needs_no_kid() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_verified_token_cache_skips_work_but_changes_no_outcome() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let verifier = Verifier::builder()
+        .issuer(ISSUER)
+        .keys(keyset())
+        .clock(clock.clone())
+        .verified_token_cache(16)
+        .build()
+        .unwrap();
+    let token = session().sign();
+    let first = verifier.verify(&token).await.unwrap();
+    let again = verifier.verify(&token).await.unwrap();
+    assert_eq!(first, again);
+    // Tampering with a cached token's payload is still caught.
+    let (header, rest) = token.split_once('.').unwrap();
+    let signature = rest.split_once('.').unwrap().1;
+    let forged = format!(
+        "{header}.{}.{signature}",
+        b64(&session().claim("sub", "user_attacker").claims_json())
+    );
+    assert_eq!(
+        verifier.verify(&forged).await.unwrap_err().reason(),
+        Some(Reason::TokenInvalidSignature)
+    );
+    // Time is checked on every use: a cached token expires like any other.
+    clock.set(NOW + 64);
+    verifier.verify(&token).await.unwrap();
+    clock.set(NOW + 65);
+    assert_eq!(
+        verifier.verify(&token).await.unwrap_err().reason(),
+        Some(Reason::TokenExpired)
+    );
+    // Bounded: many distinct tokens keep verifying.
+    clock.set(NOW);
+    for i in 0..40 {
+        let t = session().claim("jti", format!("jti_{i}")).sign();
+        verifier.verify(&t).await.unwrap();
+        verifier.verify(&t).await.unwrap();
+    }
+}
