@@ -260,8 +260,12 @@ impl VerifiedCache {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let claims = entries.get(token)?;
         let fresh = claims.exp > now.saturating_sub(leeway)
-            && claims.nbf.is_none_or(|nbf| nbf <= now.saturating_add(leeway))
-            && claims.iat.is_none_or(|iat| iat <= now.saturating_add(leeway));
+            && claims
+                .nbf
+                .is_none_or(|nbf| nbf <= now.saturating_add(leeway))
+            && claims
+                .iat
+                .is_none_or(|iat| iat <= now.saturating_add(leeway));
         fresh.then(|| SessionClaims::clone(claims))
     }
 
