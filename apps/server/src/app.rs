@@ -615,13 +615,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
     let keys = match &state.inner.keys {
         None => json!({"status": "ok", "source": "pem"}),
-        Some(remote) if !remote.status().kids.is_empty() => {
-            json!({"status": "ok", "source": "jwks", "kids": remote.status().kids.len()})
+        Some(remote) => {
+            let cached = remote.status().kids.len();
+            let loaded = if cached > 0 {
+                Ok(cached)
+            } else {
+                remote.refresh(state.inner.verifier.now()).await
+            };
+            match loaded {
+                Ok(n) => json!({"status": "ok", "source": "jwks", "kids": n}),
+                Err(e) => json!({"status": "failed", "message": e.to_string()}),
+            }
         }
-        Some(remote) => match remote.refresh(state.inner.verifier.now()).await {
-            Ok(n) => json!({"status": "ok", "source": "jwks", "kids": n}),
-            Err(e) => json!({"status": "failed", "message": e.to_string()}),
-        },
     };
     // Any answer from InstantDB to a made-up refresh token proves it is reachable.
     let probe = RefreshToken::new(uuid::Uuid::new_v4().to_string()).expect("a uuid is a token");

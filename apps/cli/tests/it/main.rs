@@ -6,7 +6,7 @@ mod stack;
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use clerk_jwt::testing::{TestKey, TokenBuilder};
@@ -45,38 +45,7 @@ fn jwks_file() -> String {
 
 /// Runs the binary with a clean Clerk environment and returns a transcript.
 fn run(args: &[&str], stdin: Option<&str>) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clerk-instant"));
-    for var in [
-        "CLERK_PUBLISHABLE_KEY",
-        "CLERK_JWT_KEY",
-        "CLERK_SECRET_KEY",
-        "CLERK_AUTHORIZED_PARTIES",
-    ] {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    format!(
-        "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    stack::run(args, &[], stdin).transcript()
 }
 
 fn redact_paths(text: &str) -> String {
