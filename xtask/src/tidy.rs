@@ -113,3 +113,281 @@ fn library_crates_do_not_read_the_environment_or_print() {
         }
     }
 }
+
+/// The architecture, as `cargo metadata` sees it: which project crate depends on which.
+mod dependencies {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::process::Command;
+
+    use serde_json::Value;
+
+    use crate::root;
+
+    /// Crates that depend on no project crate and may be used by any other.
+    const LEAVES: &[&str] = &["clerk-jwt", "instant-client"];
+    /// Small crates below the leaves: they too depend on no project crate.
+    const FOUNDATIONS: &[&str] = &["http-retry"];
+    /// Crates with the `testing` feature of another project crate in their normal
+    /// dependencies (everyone else takes it only as a dev-dependency).
+    const MAY_USE_TESTING: &[&str] = &["devstack"];
+    /// Crates that may have `anyhow` among their normal dependencies.
+    fn may_use_anyhow(name: &str, is_app: bool) -> bool {
+        is_app || name == "xtask"
+    }
+
+    /// One dependency edge between workspace members.
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+    pub(super) struct Edge {
+        pub(super) from: String,
+        pub(super) to: String,
+        /// `normal`, `dev` or `build`.
+        pub(super) kind: String,
+        pub(super) features: Vec<String>,
+    }
+
+    /// What the rules need to know of the workspace.
+    #[derive(Debug, Default)]
+    pub(super) struct Workspace {
+        /// Member name → whether it is an app (it lives under `apps/`).
+        pub(super) members: BTreeMap<String, bool>,
+        pub(super) edges: Vec<Edge>,
+        /// Members with `anyhow` among their normal dependencies.
+        pub(super) anyhow: BTreeSet<String>,
+    }
+
+    impl Workspace {
+        /// Reads `cargo metadata` (no network, no dependency resolution).
+        pub(super) fn load() -> Workspace {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let output = Command::new(cargo)
+                .current_dir(root())
+                .args([
+                    "metadata",
+                    "--format-version",
+                    "1",
+                    "--no-deps",
+                    "--offline",
+                ])
+                .output()
+                .expect("cargo metadata runs");
+            assert!(
+                output.status.success(),
+                "cargo metadata failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let metadata: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+            Workspace::from_metadata(&metadata)
+        }
+
+        pub(super) fn from_metadata(metadata: &Value) -> Workspace {
+            let root = metadata["workspace_root"].as_str().unwrap_or_default();
+            let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+            let mut workspace = Workspace::default();
+            for package in &packages {
+                let name = package["name"].as_str().unwrap_or_default().to_owned();
+                let manifest = package["manifest_path"].as_str().unwrap_or_default();
+                let relative = manifest.strip_prefix(root).unwrap_or(manifest);
+                let is_app = relative.trim_start_matches('/').starts_with("apps/");
+                workspace.members.insert(name, is_app);
+            }
+            for package in &packages {
+                let from = package["name"].as_str().unwrap_or_default();
+                for dep in package["dependencies"].as_array().into_iter().flatten() {
+                    let to = dep["name"].as_str().unwrap_or_default();
+                    let kind = dep["kind"].as_str().unwrap_or("normal").to_owned();
+                    if to == "anyhow" && kind != "dev" {
+                        workspace.anyhow.insert(from.to_owned());
+                    }
+                    if !workspace.members.contains_key(to) || to == from {
+                        continue;
+                    }
+                    let features = dep["features"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f.as_str().map(str::to_owned))
+                        .collect();
+                    workspace.edges.push(Edge {
+                        from: from.to_owned(),
+                        to: to.to_owned(),
+                        kind,
+                        features,
+                    });
+                }
+            }
+            workspace.edges.sort();
+            workspace
+        }
+
+        /// Every broken rule, as a sentence.
+        pub(super) fn violations(
+            &self,
+            declared: &BTreeMap<String, BTreeSet<String>>,
+        ) -> Vec<String> {
+            let mut out = Vec::new();
+            let is_app = |name: &str| self.members.get(name).copied().unwrap_or(false);
+            for edge in &self.edges {
+                let (from, to) = (edge.from.as_str(), edge.to.as_str());
+                if is_app(to) {
+                    out.push(format!(
+                        "{from} depends on the app {to}: nothing depends on an app"
+                    ));
+                }
+                if (LEAVES.contains(&from) && !FOUNDATIONS.contains(&to))
+                    || FOUNDATIONS.contains(&from)
+                {
+                    out.push(format!(
+                        "{from} depends on {to}: the leaves depend on no project crate but the foundations, which depend on none"
+                    ));
+                }
+                if from == "devstack" && to == "instant-client" {
+                    out.push(
+                        "devstack depends on instant-client: the emulator must not be shaped by the client it tests"
+                            .to_owned(),
+                    );
+                }
+                if edge.features.iter().any(|f| f == "testing")
+                    && edge.kind != "dev"
+                    && !MAY_USE_TESTING.contains(&from)
+                {
+                    out.push(format!(
+                        "{from} enables {to}'s `testing` feature outside its dev-dependencies"
+                    ));
+                }
+            }
+            for name in &self.anyhow {
+                if !may_use_anyhow(name, is_app(name)) {
+                    out.push(format!(
+                        "{name} depends on anyhow: libraries return their own typed Error"
+                    ));
+                }
+            }
+            // The documented table and the manifests say the same.
+            for name in self.members.keys() {
+                let actual: BTreeSet<String> = self
+                    .edges
+                    .iter()
+                    .filter(|e| e.from == *name && e.kind != "dev")
+                    .map(|e| e.to.clone())
+                    .collect();
+                match declared.get(name) {
+                    None => out.push(format!(
+                        "docs/architecture.md's dependency table has no line for {name}"
+                    )),
+                    Some(listed) if *listed != actual => out.push(format!(
+                        "{name}: docs/architecture.md lists {listed:?}, the manifest has {actual:?}"
+                    )),
+                    Some(_) => {}
+                }
+            }
+            for name in declared.keys() {
+                if !self.members.contains_key(name) {
+                    out.push(format!(
+                        "docs/architecture.md's dependency table names {name}, which is no member"
+                    ));
+                }
+            }
+            out
+        }
+    }
+
+    /// The table between `<!-- dependencies -->` and `<!-- /dependencies -->` in the
+    /// architecture doc: one `crate: dep dep …` line per member (`-` for none).
+    pub(super) fn declared(doc: &str) -> BTreeMap<String, BTreeSet<String>> {
+        let start = doc
+            .find("<!-- dependencies -->")
+            .expect("docs/architecture.md has a <!-- dependencies --> table");
+        let end = doc[start..]
+            .find("<!-- /dependencies -->")
+            .expect("the dependency table is closed")
+            + start;
+        doc[start..end]
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(name, _)| !name.contains(' ') && !name.starts_with("<!--"))
+            .map(|(name, deps)| {
+                let deps = deps
+                    .split_whitespace()
+                    .filter(|d| *d != "-")
+                    .map(str::to_owned)
+                    .collect();
+                (name.trim().to_owned(), deps)
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn dependencies_point_the_way_the_architecture_doc_says() {
+    let doc = std::fs::read_to_string(root().join("docs/architecture.md")).unwrap();
+    let declared = dependencies::declared(&doc);
+    let workspace = dependencies::Workspace::load();
+    assert!(workspace.members.contains_key("clerk-jwt"), "{workspace:?}");
+    let violations = workspace.violations(&declared);
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn each_dependency_rule_catches_its_breach() {
+    use serde_json::json;
+    let package = |name: &str, dir: &str, deps: serde_json::Value| {
+        json!({
+            "name": name,
+            "manifest_path": format!("/ws/{dir}/{name}/Cargo.toml"),
+            "dependencies": deps,
+        })
+    };
+    let dep = |name: &str, kind: Option<&str>, features: &[&str]| json!({"name": name, "kind": kind, "features": features});
+    let metadata = json!({
+        "workspace_root": "/ws",
+        "packages": [
+            package("clerk-jwt", "crates", json!([dep("auth-core", None, &[])])),
+            package("http-retry", "crates", json!([])),
+            package("instant-client", "crates", json!([dep("http-retry", None, &[])])),
+            package("auth-core", "crates", json!([
+                dep("clerk-jwt", None, &["testing"]),
+                dep("anyhow", None, &[]),
+                dep("server", None, &[]),
+            ])),
+            package("devstack", "crates", json!([
+                dep("instant-client", None, &[]),
+                dep("clerk-jwt", None, &["testing"]),
+            ])),
+            package("server", "apps", json!([
+                dep("anyhow", None, &[]),
+                dep("clerk-jwt", Some("dev"), &["testing"]),
+                dep("auth-core", None, &[]),
+            ])),
+        ],
+    });
+    let workspace = dependencies::Workspace::from_metadata(&metadata);
+    let declared = dependencies::declared(
+        "<!-- dependencies -->\nclerk-jwt: auth-core\nhttp-retry: -\ninstant-client: http-retry\nauth-core: clerk-jwt\ndevstack: clerk-jwt instant-client\nserver: auth-core\nghost: -\n<!-- /dependencies -->",
+    );
+    let violations = workspace.violations(&declared).join("\n");
+    for expected in [
+        "clerk-jwt depends on auth-core: the leaves",
+        "auth-core depends on the app server",
+        "devstack depends on instant-client",
+        "auth-core enables clerk-jwt's `testing` feature",
+        "auth-core depends on anyhow",
+        "auth-core: docs/architecture.md lists",
+        "names ghost, which is no member",
+    ] {
+        assert!(
+            violations.contains(expected),
+            "missing {expected:?} in:\n{violations}"
+        );
+    }
+    for allowed in [
+        "instant-client depends on http-retry",
+        "server depends on anyhow",
+        "devstack enables",
+        "server enables",
+    ] {
+        assert!(
+            !violations.contains(allowed),
+            "{allowed:?} is allowed:\n{violations}"
+        );
+    }
+}
