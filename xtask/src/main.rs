@@ -4,7 +4,8 @@
 //!   doc-tests and docs with warnings denied: what CI runs.
 //! - `bench [verify|client|server|all]`: the benchmarks, each writing
 //!   `target/bench/*.json`, with a summary against the targets.
-//! - `fuzz [--seconds N]`: the token-parser fuzz target (needs cargo-fuzz and nightly).
+//! - `fuzz [--seconds N] [TARGET…]`: every fuzz target of `fuzz/Cargo.toml` (or the
+//!   ones named) for N seconds each (needs cargo-fuzz and nightly).
 //!
 //! Hygiene checks ("tidy") are ordinary tests in `tidy.rs`, so `cargo test` runs them.
 //! xtask depends on no project crate: it shells out to cargo.
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N]>"
+                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N] [TARGET…]>"
             );
             return ExitCode::from(2);
         }
@@ -254,22 +255,69 @@ fn bench(which: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The fuzz targets: every `[[bin]]` of `fuzz/Cargo.toml`.
+fn fuzz_targets() -> anyhow::Result<Vec<String>> {
+    let manifest = std::fs::read_to_string(root().join("fuzz/Cargo.toml"))
+        .context("reading fuzz/Cargo.toml")?;
+    let names: Vec<String> = manifest
+        .split("[[bin]]")
+        .skip(1)
+        .filter_map(|section| {
+            let line = section
+                .lines()
+                .find(|l| l.trim_start().starts_with("name"))?;
+            Some(line.split('"').nth(1)?.to_owned())
+        })
+        .collect();
+    if names.is_empty() {
+        bail!("fuzz/Cargo.toml declares no [[bin]] fuzz target");
+    }
+    Ok(names)
+}
+
+/// `cargo xtask fuzz [--seconds N] [TARGET…]`: each target (all by default) for N
+/// seconds (60 by default), one after the other, stopping at the first crash.
 fn fuzz(args: &[String]) -> anyhow::Result<()> {
-    let seconds = match args {
-        [] => "60".to_owned(),
-        [flag, n] if flag == "--seconds" => n.clone(),
-        _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
-    };
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(root().join("fuzz")).args([
-        "+nightly",
-        "fuzz",
-        "run",
-        "token_parser",
-        "corpus/token_parser",
-        "seeds/token_parser",
-        "--",
-        &format!("-max_total_time={seconds}"),
-    ]);
-    step("fuzz token_parser", cmd)
+    let mut seconds = 60u64;
+    let mut chosen = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--seconds" {
+            seconds = rest
+                .next()
+                .and_then(|n| n.parse().ok())
+                .context("usage: cargo xtask fuzz [--seconds N] [TARGET…]")?;
+        } else {
+            chosen.push(arg.clone());
+        }
+    }
+    let known = fuzz_targets()?;
+    if let Some(unknown) = chosen.iter().find(|t| !known.contains(t)) {
+        bail!(
+            "unknown fuzz target {unknown:?}; known: {}",
+            known.join(", ")
+        );
+    }
+    let targets = if chosen.is_empty() { known } else { chosen };
+    let mut clean = Vec::new();
+    for target in &targets {
+        for dir in ["corpus", "seeds"] {
+            std::fs::create_dir_all(root().join("fuzz").join(dir).join(target))?;
+        }
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(root().join("fuzz")).args([
+            "+nightly",
+            "fuzz",
+            "run",
+            target,
+            &format!("corpus/{target}"),
+            &format!("seeds/{target}"),
+            "--",
+            &format!("-max_total_time={seconds}"),
+        ]);
+        step(&format!("fuzz {target}"), cmd)?;
+        clean.push(format!("{target}: {seconds} s clean"));
+    }
+    eprintln!("\nfuzz summary: {}", clean.join("; "));
+    Ok(())
 }
