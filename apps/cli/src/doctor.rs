@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::Outcome;
-use crate::report::{Failure, Report, finish};
+use crate::report::{Failure, Report};
 use crate::service::{Service, ServiceArgs};
-use crate::token::read_token;
+use crate::token::read_required_token;
 
 /// An address no InstantDB app should have: looking it up proves the admin token works.
 const MADE_UP_EMAIL: &str = "clerk-instant-doctor@example.com";
@@ -36,16 +36,13 @@ pub(crate) struct DoctorArgs {
     /// secret key against its session.
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     service: ServiceArgs,
 }
 
 /// Runs `clerk-instant doctor`.
-pub(crate) async fn run(args: &DoctorArgs) -> anyhow::Result<Outcome> {
-    finish(doctor(args).await, args.json)
+pub(crate) async fn run(args: &DoctorArgs) -> Result<Report, Failure> {
+    doctor(args).await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -149,7 +146,7 @@ impl Sample {
 
 async fn doctor(args: &DoctorArgs) -> Result<Report, Failure> {
     let token = match &args.token {
-        Some(arg) => Some(read_token(arg).map_err(|e| Failure::usage(format!("{e:#}")))?),
+        Some(arg) => Some(read_required_token(arg)?),
         None => None,
     };
     let service = args.service.connect()?;

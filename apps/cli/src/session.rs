@@ -12,11 +12,10 @@ use clap::Args;
 use instant_client::{Impersonated, Query, RefreshToken, Transaction, TxId};
 use serde_json::{Value, json};
 
-use crate::Outcome;
 use crate::output::rows;
-use crate::report::{Failure, Report, finish};
+use crate::report::{Failure, Report};
 use crate::service::{Service, ServiceArgs};
-use crate::token::read_token;
+use crate::token::read_required_token;
 
 /// The most bytes read for a query or a transaction (from a file or stdin).
 const MAX_DOCUMENT: u64 = 1024 * 1024;
@@ -25,9 +24,6 @@ const MAX_DOCUMENT: u64 = 1024 * 1024;
 pub(crate) struct SignInArgs {
     /// The Clerk session token, or - to read it from stdin (keeps it out of shell history).
     token: String,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -40,9 +36,6 @@ pub(crate) struct SignOutArgs {
     /// it from stdin. Without it, only the Clerk session is revoked.
     #[arg(long, value_name = "REFRESH_TOKEN")]
     refresh_token: Option<String>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -54,9 +47,6 @@ pub(crate) struct QueryArgs {
     /// The InstaQL query as JSON (e.g. '{"goals": {}}'), or @FILE, or @- for stdin.
     #[arg(value_name = "INSTAQL_JSON|@FILE")]
     query: String,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -70,35 +60,32 @@ pub(crate) struct TransactArgs {
     /// {"steps": [...]}; or @FILE, or @- for stdin.
     #[arg(value_name = "STEPS_JSON|@FILE")]
     steps: String,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     service: ServiceArgs,
 }
 
 /// Runs `clerk-instant sign-in`.
-pub(crate) async fn sign_in(args: &SignInArgs) -> anyhow::Result<Outcome> {
-    finish(sign_in_report(args).await, args.json)
+pub(crate) async fn sign_in(args: &SignInArgs) -> Result<Report, Failure> {
+    sign_in_report(args).await
 }
 
 /// Runs `clerk-instant sign-out`.
-pub(crate) async fn sign_out(args: &SignOutArgs) -> anyhow::Result<Outcome> {
-    finish(sign_out_report(args).await, args.json)
+pub(crate) async fn sign_out(args: &SignOutArgs) -> Result<Report, Failure> {
+    sign_out_report(args).await
 }
 
 /// Runs `clerk-instant query`.
-pub(crate) async fn query(args: &QueryArgs) -> anyhow::Result<Outcome> {
-    finish(query_report(args).await, args.json)
+pub(crate) async fn query(args: &QueryArgs) -> Result<Report, Failure> {
+    query_report(args).await
 }
 
 /// Runs `clerk-instant transact`.
-pub(crate) async fn transact(args: &TransactArgs) -> anyhow::Result<Outcome> {
-    finish(transact_report(args).await, args.json)
+pub(crate) async fn transact(args: &TransactArgs) -> Result<Report, Failure> {
+    transact_report(args).await
 }
 
 fn token_arg(arg: &str) -> Result<String, Failure> {
-    read_token(arg).map_err(|e| Failure::usage(format!("{e:#}")))
+    read_required_token(arg)
 }
 
 fn one_stdin(a: &str, b: &str, what: &str) -> Result<(), Failure> {
@@ -237,7 +224,7 @@ async fn sign_out_report(args: &SignOutArgs) -> Result<Report, Failure> {
         match &args.refresh_token {
             None => None,
             Some(arg) => {
-                let text = read_token(arg).map_err(|e| Failure::usage(format!("{e:#}")))?;
+                let text = read_required_token(arg)?;
                 Some(RefreshToken::new(text).map_err(|_| {
                     Failure::usage("--refresh-token is not an InstantDB refresh token")
                 })?)
