@@ -46,7 +46,7 @@ mod store;
 pub use broker::{
     BrokerConfig, ClerkIdentity, Half, HalfError, SessionBroker, SignIn, SignOut, Strategy,
 };
-pub use error::{Error, ErrorKind, InstantOp};
+pub use error::{Code, Error, ErrorKind, InstantOp};
 pub use ports::{ClerkSessions, InstantAuth, TokenVerifier};
 pub use store::{Inserted, MemorySessionStore, SessionStore, StoreLimits, StoredSession};
 
