@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::Outcome;
-use crate::report::{Failure, Report};
+use crate::report::{Failure, Report, describe};
 use crate::service::{Service, ServiceArgs};
 use crate::token::read_required_token;
 
@@ -228,7 +228,7 @@ async fn jwks(service: &Service) -> Check {
         Ok(0) => check.fail(format!("{url} has no keys"), fix),
         Ok(1) => check.pass(format!("1 key at {url}")),
         Ok(n) => check.pass(format!("{n} keys at {url}")),
-        Err(error) => check.fail(error.to_string(), fix),
+        Err(error) => check.fail(describe(&error), fix),
     }
 }
 
@@ -241,7 +241,7 @@ fn sample_token(sample: Option<&Sample>) -> Check {
         Some(Sample::Refused(error)) => {
             let detail = match error {
                 clerk_jwt::Error::Rejected { reason, detail } => format!("{reason}: {detail}"),
-                other => other.to_string(),
+                other => describe(other),
             };
             check.fail(detail, error.hint())
         }
@@ -309,8 +309,8 @@ async fn instant_admin(service: &Service) -> Check {
         Ok(_) => check.pass(format!(
             "InstantDB at {uri} accepted app {app} and its admin token"
         )),
-        Err(error) if error.is_bad_credentials() => check.fail(error.to_string(), ADMIN_FIX),
-        Err(error) => check.fail(error.to_string(), reach_fix(uri)),
+        Err(error) if error.is_bad_credentials() => check.fail(describe(&error), ADMIN_FIX),
+        Err(error) => check.fail(describe(&error), reach_fix(uri)),
     }
 }
 
@@ -359,7 +359,7 @@ async fn sign_in(service: &Service, token: Option<&str>, sample: Option<&Sample>
                 auth_core::Error::Token(clerk_jwt::Error::Rejected { detail, .. }) => {
                     detail.clone()
                 }
-                other => other.to_string(),
+                other => describe(other),
             };
             return check.fail(detail, fix);
         }
@@ -377,7 +377,10 @@ async fn sign_in(service: &Service, token: Option<&str>, sample: Option<&Sample>
         .await
     {
         Ok(()) => "its refresh token was signed out again".to_owned(),
-        Err(error) => format!("signing its refresh token out again failed: {error}"),
+        Err(error) => format!(
+            "signing its refresh token out again failed: {}",
+            describe(&error)
+        ),
     };
     check.pass(format!(
         "InstantDB user {} ({email}, {created}); {signed_out}",
@@ -443,11 +446,11 @@ async fn secret_key(service: &Service, sample: Option<&Sample>) -> Check {
             ),
         },
         Err(error) if error.is_config() => check.fail(
-            error.to_string(),
+            describe(&error),
             "copy the secret key (sk_test_… or sk_live_…) of this instance from the Clerk dashboard (API keys) into CLERK_SECRET_KEY",
         ),
         Err(error) => check.fail(
-            error.to_string(),
+            describe(&error),
             format!(
                 "check that this machine reaches the Clerk Backend API at {base} (CLERK_API_URL overrides it)"
             ),

@@ -5,7 +5,7 @@ use clerk_jwt::PublishableKey;
 use serde_json::json;
 
 use crate::output::rows;
-use crate::report::{Failure, Report};
+use crate::report::{Failure, Report, describe};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeyCommand {
@@ -29,7 +29,7 @@ pub(crate) fn run(command: KeyCommand) -> Result<Report, Failure> {
 
 fn decode(args: &DecodeArgs) -> Result<Report, Failure> {
     let pk = PublishableKey::parse(&args.publishable_key).map_err(|e| {
-        Failure::usage(e.to_string())
+        Failure::usage(describe(&e))
             .with_hint("copy the publishable key from the Clerk dashboard (API keys)")
     })?;
     let json = json!({

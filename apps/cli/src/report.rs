@@ -72,13 +72,21 @@ pub(crate) fn finish(result: Result<Report, Failure>, json: bool) -> io::Result<
     }
 }
 
-/// The messages of `error`'s sources, each after ": " (empty when it has none).
-pub(crate) fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = String::new();
+/// `error` and its causes, each after ": ": how the CLI shows a library's error.
+///
+/// The rule is that a library's message says what failed and its cause travels only
+/// as a source, so each cause is printed here once. A cause that a message already
+/// ends with is not printed again, for the library errors that still interpolate
+/// their source (the guard never fires once none does).
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let message = cause.to_string();
+        if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
         source = cause.source();
     }
     text
@@ -86,7 +94,7 @@ pub(crate) fn causes(error: &dyn std::error::Error) -> String {
 
 /// `what` failed, then `error` and its causes, each after ": ".
 pub(crate) fn because(what: &str, error: &dyn std::error::Error) -> String {
-    format!("{what}: {error}{}", causes(error))
+    format!("{what}: {}", describe(error))
 }
 
 /// A command's failure, reported once by [`finish`]. Boxed: it travels through `?`.
@@ -202,15 +210,25 @@ impl Failure {
         if error.is_unavailable() {
             return Failure::new(
                 error.reason().map_or(INVALID_CONFIGURATION, |r| r.as_str()),
-                format!(
-                    "the token could not be checked: the signing keys could not be fetched{}",
-                    causes(error)
+                // The verifier's own message is "<reason>: <cause>": the code and this
+                // wording say the first part.
+                std::error::Error::source(error).map_or_else(
+                    || {
+                        "the token could not be checked: the signing keys could not be fetched"
+                            .to_owned()
+                    },
+                    |cause| {
+                        because(
+                            "the token could not be checked: the signing keys could not be fetched",
+                            cause,
+                        )
+                    },
                 ),
                 Some(error.hint().to_owned()),
                 Class::Unchecked,
             );
         }
-        Failure::misconfigured(INVALID_CONFIGURATION, error.to_string(), error.hint())
+        Failure::misconfigured(INVALID_CONFIGURATION, describe(error), error.hint())
     }
 
     /// Exit 1: a sign-out where at least one half failed (the halves are added with
@@ -222,7 +240,7 @@ impl Failure {
     /// A broker failure: exit 3 when the token could not be checked, 2 when the
     /// configuration must be fixed, else 1.
     pub(crate) fn broker(error: &auth_core::Error) -> Self {
-        use auth_core::{Error, ErrorKind};
+        use auth_core::{Code, Error, ErrorKind};
         if let Error::Token(token) = error
             && token.is_unavailable()
         {
@@ -230,37 +248,38 @@ impl Failure {
         }
         let message = match error {
             Error::Token(clerk_jwt::Error::Rejected { detail, .. }) => detail.clone(),
-            other => other.to_string(),
+            other => describe(other),
         };
-        let code = error.code().as_str();
-        let hint = match error {
-            Error::Token(e) => Some(e.hint().to_owned()),
-            Error::EmailNotVerified => Some(
-                "the admin strategy signs in only verified emails: add \"email_verified\": \"{{user.email_verified}}\" to the session token (Clerk dashboard, Sessions, Customize session token) and verify the user's email address".to_owned(),
+        let code = error.code();
+        let hint = match (error, code) {
+            (Error::Token(e), _) => Some(e.hint()),
+            (_, Code::EmailUnverified) => Some(
+                "the admin strategy signs in only verified emails: add \"email_verified\": \"{{user.email_verified}}\" to the session token (Clerk dashboard, Sessions, Customize session token) and verify the user's email address",
             ),
-            Error::NotYourSession => Some(
-                "pass the refresh token that `clerk-instant sign-in` printed for this user".to_owned(),
+            (_, Code::SessionNotOwned) => {
+                Some("pass the refresh token that `clerk-instant sign-in` printed for this user")
+            }
+            (_, Code::InstantMisconfigured) => Some(
+                "InstantDB refused the app id, the admin token or the Clerk client name; `clerk-instant doctor --token <token>` checks each",
             ),
-            _ => match code {
-                "instant-misconfigured" => Some(
-                    "InstantDB refused the app id, the admin token or the Clerk client name; `clerk-instant doctor --token <token>` checks each".to_owned(),
-                ),
-                "instant-rate-limited" | "instant-unavailable" | "instant-timeout"
-                | "instant-failed" => Some(
-                    "retry later; check INSTANT_API_URI (unset: the hosted API) and the network".to_owned(),
-                ),
-                "instant-bad-response" => Some(
-                    "check that INSTANT_API_URI points at an InstantDB server (unset: the hosted API)".to_owned(),
-                ),
-                _ => None,
-            },
+            (
+                _,
+                Code::InstantRateLimited
+                | Code::InstantUnavailable
+                | Code::InstantTimeout
+                | Code::InstantFailed,
+            ) => Some("retry later; check INSTANT_API_URI (unset: the hosted API) and the network"),
+            (_, Code::InstantBadResponse) => Some(
+                "check that INSTANT_API_URI points at an InstantDB server (unset: the hosted API)",
+            ),
+            _ => None,
         };
         let class = if error.kind() == ErrorKind::Config {
             Class::Config
         } else {
             Class::Failed
         };
-        let mut failure = Failure::new(code, message, hint, class);
+        let mut failure = Failure::new(code.as_str(), message, hint.map(str::to_owned), class);
         failure.0.coded = true;
         failure
     }
@@ -353,5 +372,86 @@ impl Details {
             text.push_str(&format!("hint: {hint}\n"));
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::fmt;
+
+    #[derive(Debug)]
+    struct Root;
+
+    impl fmt::Display for Root {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("disk on fire")
+        }
+    }
+
+    impl std::error::Error for Root {}
+
+    /// A message with the cause as a source only (`interpolates`: in the text too).
+    #[derive(Debug)]
+    struct Context {
+        interpolates: bool,
+        source: Root,
+    }
+
+    impl fmt::Display for Context {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("reading the key file /k failed")?;
+            if self.interpolates {
+                write!(f, ": {}", self.source)?;
+            }
+            Ok(())
+        }
+    }
+
+    impl std::error::Error for Context {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    fn context(interpolates: bool) -> Context {
+        Context {
+            interpolates,
+            source: Root,
+        }
+    }
+
+    #[test]
+    fn a_cause_is_printed_once_whether_or_not_the_message_interpolates_it() {
+        assert_eq!(
+            describe(&context(false)),
+            "reading the key file /k failed: disk on fire"
+        );
+        assert_eq!(
+            describe(&context(true)),
+            "reading the key file /k failed: disk on fire"
+        );
+        assert_eq!(
+            because("starting failed", &context(false)),
+            "starting failed: reading the key file /k failed: disk on fire"
+        );
+    }
+
+    #[test]
+    fn each_class_has_its_exit_code_and_text() {
+        let usage = Failure::usage("no token given").with_hint("pass one");
+        assert_eq!(usage.0.outcome(), Outcome::Invalid);
+        assert_eq!(usage.0.text(), "error: no token given\nhint: pass one\n");
+        let sign_out =
+            Failure::incomplete_sign_out("the Clerk session could not be revoked; retry".into());
+        assert_eq!(sign_out.0.outcome(), Outcome::Rejected);
+        assert_eq!(
+            sign_out.0.text(),
+            "error: sign-out-incomplete: the Clerk session could not be revoked; retry\n"
+        );
+        let (outcome, json) = Failure::setup("x").into_json();
+        assert_eq!(outcome, Outcome::Invalid);
+        assert_eq!(json["error"]["code"], "invalid-configuration");
     }
 }

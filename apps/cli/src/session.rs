@@ -13,7 +13,7 @@ use instant_client::{Impersonated, Query, RefreshToken, Transaction, TxId};
 use serde_json::{Value, json};
 
 use crate::output::rows;
-use crate::report::{Failure, Report};
+use crate::report::{Failure, Report, describe};
 use crate::service::{Service, ServiceArgs};
 use crate::token::read_required_token;
 
@@ -178,37 +178,37 @@ async fn sign_in_report(args: &SignInArgs) -> Result<Report, Failure> {
 }
 
 /// One half of a sign-out, as printed.
-struct HalfView {
-    status: &'static str,
-    /// Why it was skipped or how it failed.
-    detail: Option<String>,
+enum HalfView {
+    /// A status with nothing to add (done), by its wire name.
+    Plain(&'static str),
+    /// Not attempted, and why.
+    Skipped(String),
+    /// Attempted and failed, and how.
+    Failed(String),
 }
 
 impl HalfView {
     fn of(half: &Half) -> Self {
-        let detail = match half {
-            Half::Skipped(why) => Some((*why).to_owned()),
-            Half::Failed(error) => Some(error.to_string()),
-            _ => None,
-        };
-        HalfView {
-            status: half.as_str(),
-            detail,
+        match half {
+            Half::Skipped(why) => HalfView::Skipped((*why).to_owned()),
+            Half::Failed(error) => HalfView::Failed(describe(error)),
+            other => HalfView::Plain(other.as_str()),
         }
     }
 
     fn json(&self) -> Value {
-        match (self.status, &self.detail) {
-            ("skipped", Some(why)) => json!({"status": "skipped", "reason": why}),
-            ("failed", Some(message)) => json!({"status": "failed", "message": message}),
-            (status, _) => json!({"status": status}),
+        match self {
+            HalfView::Plain(status) => json!({"status": status}),
+            HalfView::Skipped(why) => json!({"status": "skipped", "reason": why}),
+            HalfView::Failed(message) => json!({"status": "failed", "message": message}),
         }
     }
 
     fn text(&self) -> String {
-        match &self.detail {
-            Some(detail) => format!("{}: {detail}", self.status),
-            None => self.status.to_owned(),
+        match self {
+            HalfView::Plain(status) => (*status).to_owned(),
+            HalfView::Skipped(why) => format!("skipped: {why}"),
+            HalfView::Failed(message) => format!("failed: {message}"),
         }
     }
 }
@@ -239,12 +239,9 @@ async fn sign_out_report(args: &SignOutArgs) -> Result<Report, Failure> {
         .map_err(|e| Failure::broker(&e))?;
     let instant = match &out.instant {
         // The broker looked for a stored session; a one-shot command has none.
-        Half::Skipped(_) if !given => HalfView {
-            status: "skipped",
-            detail: Some(
-                "no --refresh-token given (a one-shot command keeps no sessions): pass the refresh token that sign-in printed to end it".to_owned(),
-            ),
-        },
+        Half::Skipped(_) if !given => HalfView::Skipped(
+            "no --refresh-token given (a one-shot command keeps no sessions): pass the refresh token that sign-in printed to end it".to_owned(),
+        ),
         half => HalfView::of(half),
     };
     let clerk = HalfView::of(&out.clerk_session);
@@ -286,13 +283,16 @@ impl OneShot {
     fn json(&self) -> Value {
         match &self.0 {
             Ok(()) => json!({"status": "done"}),
-            Err(e) => json!({"status": "failed", "message": e.to_string()}),
+            Err(e) => json!({"status": "failed", "message": describe(e)}),
         }
     }
 
     fn warning(&self) -> Option<String> {
         self.0.as_ref().err().map(|e| {
-            format!("the InstantDB session opened for this command could not be signed out: {e}")
+            format!(
+                "the InstantDB session opened for this command could not be signed out: {}",
+                describe(e)
+            )
         })
     }
 }
