@@ -76,7 +76,10 @@ pub(crate) struct TokenArgs {
 pub(crate) async fn run(args: DevArgs, json: bool) -> io::Result<Outcome> {
     match args.command {
         Some(DevCommand::Token(token)) => finish(token_report(&token).await, json),
-        None => serve(&args.serve, interrupted(), |report| finish(report, json)).await,
+        None => {
+            let print = |report| finish(report, json);
+            serve(&args.serve, json, interrupted(), print).await
+        }
     }
 }
 
@@ -180,9 +183,10 @@ fn config(args: &ServeArgs) -> DevStackConfig {
 }
 
 /// Starts the stack, prints how to reach it with `print` (or why it did not start),
-/// and stops it cleanly once `until` resolves.
+/// and stops it cleanly once `until` resolves (saying so on stderr, unless `json`).
 async fn serve(
     args: &ServeArgs,
+    json: bool,
     until: impl Future<Output = Result<(), Failure>>,
     print: impl FnOnce(Result<Report, Failure>) -> io::Result<Outcome>,
 ) -> io::Result<Outcome> {
@@ -206,7 +210,9 @@ async fn serve(
     let outcome = printed?;
     match waited {
         Ok(()) => {
-            eprint("stopped");
+            if !json {
+                eprint("stopped");
+            }
             Ok(outcome)
         }
         // The report is out (the one JSON document): the failure is a diagnostic.
@@ -377,7 +383,7 @@ mod tests {
         // `serve` prints one report and returns once its future resolves, after
         // shutting down (the ports are free again).
         let mut printed = None;
-        let outcome = serve(&args, async { Ok(()) }, |report| {
+        let outcome = serve(&args, true, async { Ok(()) }, |report| {
             printed = Some(report.unwrap().json);
             Ok(Outcome::Success)
         })
@@ -401,7 +407,7 @@ mod tests {
             ..args
         };
         let mut printed = None;
-        serve(&busy, async { Ok(()) }, |report| {
+        serve(&busy, true, async { Ok(()) }, |report| {
             printed = Some(error_json(report.unwrap_err()));
             Ok(Outcome::Invalid)
         })

@@ -40,11 +40,6 @@ pub(crate) struct DoctorArgs {
     service: ServiceArgs,
 }
 
-/// Runs `clerk-instant doctor`.
-pub(crate) async fn run(args: &DoctorArgs) -> Result<Report, Failure> {
-    doctor(args).await
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Status {
@@ -144,7 +139,8 @@ impl Sample {
     }
 }
 
-async fn doctor(args: &DoctorArgs) -> Result<Report, Failure> {
+/// Runs `clerk-instant doctor`.
+pub(crate) async fn run(args: &DoctorArgs) -> Result<Report, Failure> {
     let token = match &args.token {
         Some(arg) => Some(read_required_token(arg)?),
         None => None,

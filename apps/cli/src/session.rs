@@ -64,26 +64,6 @@ pub(crate) struct TransactArgs {
     service: ServiceArgs,
 }
 
-/// Runs `clerk-instant sign-in`.
-pub(crate) async fn sign_in(args: &SignInArgs) -> Result<Report, Failure> {
-    sign_in_report(args).await
-}
-
-/// Runs `clerk-instant sign-out`.
-pub(crate) async fn sign_out(args: &SignOutArgs) -> Result<Report, Failure> {
-    sign_out_report(args).await
-}
-
-/// Runs `clerk-instant query`.
-pub(crate) async fn query(args: &QueryArgs) -> Result<Report, Failure> {
-    query_report(args).await
-}
-
-/// Runs `clerk-instant transact`.
-pub(crate) async fn transact(args: &TransactArgs) -> Result<Report, Failure> {
-    transact_report(args).await
-}
-
 fn token_arg(arg: &str) -> Result<String, Failure> {
     read_required_token(arg)
 }
@@ -104,17 +84,17 @@ fn document_arg(arg: &str, what: &str) -> Result<Vec<u8>, Failure> {
         return Ok(arg.as_bytes().to_vec());
     };
     let mut bytes = Vec::new();
-    let read = if path == "-" {
-        std::io::stdin()
+    let (read, from) = if path == "-" {
+        let read = std::io::stdin()
             .take(MAX_DOCUMENT + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("reading {what} from stdin: {e}"))
+            .read_to_end(&mut bytes);
+        (read, "stdin")
     } else {
-        std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes))
-            .map_err(|e| format!("reading {what} from {path}: {e}"))
+        let read = std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes));
+        (read, path)
     };
-    read.map_err(Failure::usage)?;
+    read.map_err(|e| Failure::usage_because(&format!("reading {what} from {from} failed"), &e))?;
     if bytes.len() as u64 > MAX_DOCUMENT {
         return Err(Failure::usage(format!(
             "{what} is larger than {MAX_DOCUMENT} bytes"
@@ -132,7 +112,8 @@ fn who(signed: &SignIn) -> String {
     }
 }
 
-async fn sign_in_report(args: &SignInArgs) -> Result<Report, Failure> {
+/// Runs `clerk-instant sign-in`.
+pub(crate) async fn sign_in(args: &SignInArgs) -> Result<Report, Failure> {
     let token = token_arg(&args.token)?;
     let service = args.service.connect()?;
     let signed = service
@@ -213,7 +194,8 @@ impl HalfView {
     }
 }
 
-async fn sign_out_report(args: &SignOutArgs) -> Result<Report, Failure> {
+/// Runs `clerk-instant sign-out`.
+pub(crate) async fn sign_out(args: &SignOutArgs) -> Result<Report, Failure> {
     one_stdin(
         &args.token,
         args.refresh_token.as_deref().unwrap_or_default(),
@@ -329,7 +311,8 @@ where
     }
 }
 
-async fn query_report(args: &QueryArgs) -> Result<Report, Failure> {
+/// Runs `clerk-instant query`.
+pub(crate) async fn query(args: &QueryArgs) -> Result<Report, Failure> {
     one_stdin(
         &args.token,
         args.query.strip_prefix('@').unwrap_or_default(),
@@ -367,7 +350,8 @@ async fn query_report(args: &QueryArgs) -> Result<Report, Failure> {
     Ok(report)
 }
 
-async fn transact_report(args: &TransactArgs) -> Result<Report, Failure> {
+/// Runs `clerk-instant transact`.
+pub(crate) async fn transact(args: &TransactArgs) -> Result<Report, Failure> {
     one_stdin(
         &args.token,
         args.steps.strip_prefix('@').unwrap_or_default(),
