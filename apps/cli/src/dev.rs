@@ -2,15 +2,17 @@
 //! accounts, and `clerk-instant dev token` to get a session token from them.
 
 use std::future::Future;
-use std::io::Write as _;
+use std::io;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use devstack::clerk::SigningKeySource;
 use devstack::{ClerkBackend, ClerkConfig, DevStack, DevStackConfig, InstantConfig};
-use serde_json::json;
+use serde_json::{Value, json};
+
+use crate::Outcome;
+use crate::output::eprint;
+use crate::report::{Failure, Report, because, finish};
 
 /// Run a local Clerk and an InstantDB emulator until interrupted, or (`dev token`) get a
 /// session token from a running local Clerk.
@@ -48,9 +50,6 @@ pub(crate) struct ServeArgs {
     /// Let the Clerk client keep unverified emails (InstantDB's older clients).
     #[arg(long)]
     allow_unverified_email: bool,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -72,16 +71,22 @@ pub(crate) struct TokenArgs {
     secret_key: clerk_jwt::SecretKey,
 }
 
-/// Runs `clerk-instant dev …`.
-pub(crate) async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+/// Runs `clerk-instant dev …`; `dev` itself prints its report as soon as the stack
+/// runs, then waits for Ctrl-C.
+pub(crate) async fn run(args: DevArgs, json: bool) -> io::Result<Outcome> {
     match args.command {
-        Some(DevCommand::Token(token)) => {
-            let jwt = session_token(&token).await?;
-            write_stdout(&format!("{jwt}\n"))?;
-            Ok(ExitCode::SUCCESS)
+        Some(DevCommand::Token(token)) => finish(token_report(&token).await, json),
+        None => {
+            let print = |report| finish(report, json);
+            serve(&args.serve, json, interrupted(), print).await
         }
-        None => serve(&args.serve, interrupted(), write_stdout).await,
     }
+}
+
+async fn token_report(args: &TokenArgs) -> Result<Report, Failure> {
+    let jwt = session_token(args).await?;
+    let json = json!({"token": jwt});
+    Ok(Report::success(json, format!("{jwt}\n")))
 }
 
 /// What `clerk-instant dev` prints: everything a project needs to point at the stack.
@@ -109,7 +114,7 @@ impl StackInfo {
         }
     }
 
-    fn json(&self) -> String {
+    fn json(&self) -> Value {
         json!({
             "clerk_url": self.clerk_url,
             "publishable_key": self.publishable_key,
@@ -119,8 +124,14 @@ impl StackInfo {
             "admin_token": self.admin_token,
             "client_name": self.client_name,
         })
-        .to_string()
-            + "\n"
+    }
+
+    /// The report, its JSON on one line: `dev` keeps running, so a reader takes the
+    /// first line.
+    fn report(&self) -> Report {
+        let mut report = Report::success(self.json(), self.text());
+        report.one_line = true;
+        report
     }
 
     fn text(&self) -> String {
@@ -171,45 +182,59 @@ fn config(args: &ServeArgs) -> DevStackConfig {
     config
 }
 
-/// Starts the stack, prints how to reach it, and stops it cleanly once `until` resolves.
+/// Starts the stack, prints how to reach it with `print` (or why it did not start),
+/// and stops it cleanly once `until` resolves (saying so on stderr, unless `json`).
 async fn serve(
     args: &ServeArgs,
-    until: impl Future<Output = anyhow::Result<()>>,
-    print: impl FnOnce(&str) -> anyhow::Result<()>,
-) -> anyhow::Result<ExitCode> {
-    let stack = DevStack::start(config(args))
-        .await
-        .context("starting the local stack")?;
-    let info = StackInfo::of(&stack);
-    let printed = print(&if args.json { info.json() } else { info.text() });
-    let waited = match printed {
-        Ok(()) => until.await,
-        Err(error) => Err(error),
+    json: bool,
+    until: impl Future<Output = Result<(), Failure>>,
+    print: impl FnOnce(Result<Report, Failure>) -> io::Result<Outcome>,
+) -> io::Result<Outcome> {
+    let stack = match DevStack::start(config(args)).await {
+        Ok(stack) => stack,
+        Err(error) => {
+            let failure = Failure::misconfigured(
+                "local-stack-failed",
+                because("starting the local stack failed", &error),
+                "pick free ports (--clerk-port, --instant-port; 0 picks any) and a writable --key-file",
+            );
+            return print(Err(failure));
+        }
+    };
+    let printed = print(Ok(StackInfo::of(&stack).report()));
+    let waited = match &printed {
+        Ok(_) => until.await,
+        Err(_) => Ok(()),
     };
     stack.shutdown().await;
-    waited?;
-    if !args.json {
-        write_stderr("stopped\n")?;
+    let outcome = printed?;
+    match waited {
+        Ok(()) => {
+            if !json {
+                eprint("stopped");
+            }
+            Ok(outcome)
+        }
+        // The report is out (the one JSON document): the failure is a diagnostic.
+        Err(failure) => Ok(failure.eprint()),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on Ctrl-C, or SIGTERM on Unix.
-async fn interrupted() -> anyhow::Result<()> {
+async fn interrupted() -> Result<(), Failure> {
+    let listening = |e: io::Error| Failure::setup_because("listening for Ctrl-C failed", &e);
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("listening for SIGTERM")?;
+            .map_err(listening)?;
         tokio::select! {
-            result = tokio::signal::ctrl_c() => result.context("listening for Ctrl-C"),
+            result = tokio::signal::ctrl_c() => result.map_err(listening),
             _ = term.recv() => Ok(()),
         }
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c()
-            .await
-            .context("listening for Ctrl-C")
+        tokio::signal::ctrl_c().await.map_err(listening)
     }
 }
 
@@ -217,29 +242,17 @@ fn parse_secret_key(text: &str) -> Result<clerk_jwt::SecretKey, clerk_jwt::Secre
     clerk_jwt::SecretKey::new(text)
 }
 
-async fn session_token(args: &TokenArgs) -> anyhow::Result<String> {
+async fn session_token(args: &TokenArgs) -> Result<String, Failure> {
     ClerkBackend::new(args.clerk_url.clone(), args.secret_key.clone())
         .session_token(&args.email)
         .await
         .map_err(|e| {
-            anyhow::anyhow!(
-                "{e}\nhint: start `clerk-instant dev` and pass the Clerk URL and secret key it prints (--clerk-url/CLERK_API_URL, --secret-key/CLERK_SECRET_KEY)"
+            Failure::misconfigured(
+                "local-clerk-failed",
+                because("getting a session token from the local Clerk failed", &e),
+                "start `clerk-instant dev` and pass the Clerk URL and secret key it prints (--clerk-url/CLERK_API_URL, --secret-key/CLERK_SECRET_KEY)",
             )
         })
-}
-
-fn write_stdout(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
-}
-
-fn write_stderr(text: &str) -> anyhow::Result<()> {
-    let mut err = std::io::stderr().lock();
-    err.write_all(text.as_bytes())?;
-    err.flush()?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -250,6 +263,8 @@ mod tests {
 
     #[derive(Debug, Parser)]
     struct Cli {
+        #[arg(long, global = true)]
+        json: bool,
         #[command(flatten)]
         dev: DevArgs,
     }
@@ -268,10 +283,10 @@ mod tests {
 
     #[test]
     fn prints_a_block_and_one_json_object() {
-        insta::assert_snapshot!("dev_text", example().text());
-        let json: serde_json::Value = serde_json::from_str(&example().json()).unwrap();
-        insta::assert_json_snapshot!("dev_json", json);
-        assert_eq!(example().json().lines().count(), 1);
+        let report = example().report();
+        insta::assert_snapshot!("dev_text", report.text);
+        insta::assert_json_snapshot!("dev_json", report.json);
+        assert!(report.one_line, "dev keeps running: its JSON is one line");
     }
 
     #[test]
@@ -287,7 +302,7 @@ mod tests {
         .unwrap();
         assert!(cli.dev.command.is_none());
         assert_eq!(cli.dev.serve.clerk_port, 4100);
-        assert!(cli.dev.serve.json);
+        assert!(cli.json);
         let cli = Cli::try_parse_from([
             "dev",
             "token",
@@ -316,7 +331,9 @@ mod tests {
             ])
             .is_err()
         );
-        assert!(Cli::try_parse_from(["dev", "--json", "token", "--email", "a@b.c"]).is_err());
+        assert!(
+            Cli::try_parse_from(["dev", "--clerk-port", "1", "token", "--email", "a@b.c"]).is_err()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +344,6 @@ mod tests {
             key_file: None,
             client_name: "clerk".into(),
             allow_unverified_email: false,
-            json: true,
         };
         let stack = DevStack::start(config(&args)).await.unwrap();
         let info = StackInfo::of(&stack);
@@ -338,7 +354,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let answer: serde_json::Value = reqwest_post(
+        let answer: Value = reqwest_post(
             &format!("{}/runtime/oauth/id_token", info.instant_url),
             &json!({"app_id": info.app_id, "id_token": token, "client_name": info.client_name}),
         )
@@ -353,24 +369,28 @@ mod tests {
         })
         .await
         .unwrap_err();
+        let (outcome, json) = error_json(error);
+        assert_eq!(outcome, Outcome::Invalid);
+        assert_eq!(json["error"]["code"], "local-clerk-failed");
         assert!(
-            error
-                .to_string()
-                .contains("hint: start `clerk-instant dev`"),
-            "{error}"
+            json["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .starts_with("start `clerk-instant dev`"),
+            "{json}"
         );
 
-        // `serve` prints one JSON object and returns once its future resolves, after
+        // `serve` prints one report and returns once its future resolves, after
         // shutting down (the ports are free again).
-        let mut printed = String::new();
-        let code = serve(&args, async { Ok(()) }, |text| {
-            printed.push_str(text);
-            Ok(())
+        let mut printed = None;
+        let outcome = serve(&args, true, async { Ok(()) }, |report| {
+            printed = Some(report.unwrap().json);
+            Ok(Outcome::Success)
         })
         .await
         .unwrap();
-        assert_eq!(code, ExitCode::SUCCESS);
-        let printed: serde_json::Value = serde_json::from_str(&printed).unwrap();
+        assert_eq!(outcome, Outcome::Success);
+        let printed = printed.unwrap();
         let clerk_url = printed["clerk_url"].as_str().unwrap();
         let port = clerk_url
             .rsplit(':')
@@ -378,11 +398,39 @@ mod tests {
             .unwrap()
             .parse::<u16>()
             .unwrap();
-        std::net::TcpListener::bind(("127.0.0.1", port)).expect("port released");
+        let taken = std::net::TcpListener::bind(("127.0.0.1", port)).expect("port released");
         assert_eq!(printed["client_name"], "clerk");
+
+        // A stack that cannot start is one failure, printed instead of the report.
+        let busy = ServeArgs {
+            clerk_port: port,
+            ..args
+        };
+        let mut printed = None;
+        serve(&busy, true, async { Ok(()) }, |report| {
+            printed = Some(error_json(report.unwrap_err()));
+            Ok(Outcome::Invalid)
+        })
+        .await
+        .unwrap();
+        drop(taken);
+        let (outcome, json) = printed.unwrap();
+        assert_eq!(outcome, Outcome::Invalid);
+        assert_eq!(json["error"]["code"], "local-stack-failed");
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("starting the local stack failed: ")
+                && message.contains(&port.to_string()),
+            "{message}"
+        );
     }
 
-    async fn reqwest_post(url: &str, body: &serde_json::Value) -> serde_json::Value {
+    /// A failure's outcome and JSON document.
+    fn error_json(failure: Failure) -> (Outcome, Value) {
+        failure.into_json()
+    }
+
+    async fn reqwest_post(url: &str, body: &Value) -> Value {
         reqwest::Client::new()
             .post(url)
             .json(body)

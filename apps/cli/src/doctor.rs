@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::Outcome;
-use crate::report::{Failure, Report, finish};
+use crate::report::{Failure, Report, describe};
 use crate::service::{Service, ServiceArgs};
-use crate::token::read_token;
+use crate::token::read_required_token;
 
 /// An address no InstantDB app should have: looking it up proves the admin token works.
 const MADE_UP_EMAIL: &str = "clerk-instant-doctor@example.com";
@@ -36,16 +36,8 @@ pub(crate) struct DoctorArgs {
     /// secret key against its session.
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     service: ServiceArgs,
-}
-
-/// Runs `clerk-instant doctor`.
-pub(crate) async fn run(args: &DoctorArgs) -> anyhow::Result<Outcome> {
-    finish(doctor(args).await, args.json)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -147,9 +139,10 @@ impl Sample {
     }
 }
 
-async fn doctor(args: &DoctorArgs) -> Result<Report, Failure> {
+/// Runs `clerk-instant doctor`.
+pub(crate) async fn run(args: &DoctorArgs) -> Result<Report, Failure> {
     let token = match &args.token {
-        Some(arg) => Some(read_token(arg).map_err(|e| Failure::usage(format!("{e:#}")))?),
+        Some(arg) => Some(read_required_token(arg)?),
         None => None,
     };
     let service = args.service.connect()?;
@@ -231,7 +224,7 @@ async fn jwks(service: &Service) -> Check {
         Ok(0) => check.fail(format!("{url} has no keys"), fix),
         Ok(1) => check.pass(format!("1 key at {url}")),
         Ok(n) => check.pass(format!("{n} keys at {url}")),
-        Err(error) => check.fail(error.to_string(), fix),
+        Err(error) => check.fail(describe(&error), fix),
     }
 }
 
@@ -244,7 +237,7 @@ fn sample_token(sample: Option<&Sample>) -> Check {
         Some(Sample::Refused(error)) => {
             let detail = match error {
                 clerk_jwt::Error::Rejected { reason, detail } => format!("{reason}: {detail}"),
-                other => other.to_string(),
+                other => describe(other),
             };
             check.fail(detail, error.hint())
         }
@@ -312,8 +305,8 @@ async fn instant_admin(service: &Service) -> Check {
         Ok(_) => check.pass(format!(
             "InstantDB at {uri} accepted app {app} and its admin token"
         )),
-        Err(error) if error.is_bad_credentials() => check.fail(error.to_string(), ADMIN_FIX),
-        Err(error) => check.fail(error.to_string(), reach_fix(uri)),
+        Err(error) if error.is_bad_credentials() => check.fail(describe(&error), ADMIN_FIX),
+        Err(error) => check.fail(describe(&error), reach_fix(uri)),
     }
 }
 
@@ -362,7 +355,7 @@ async fn sign_in(service: &Service, token: Option<&str>, sample: Option<&Sample>
                 auth_core::Error::Token(clerk_jwt::Error::Rejected { detail, .. }) => {
                     detail.clone()
                 }
-                other => other.to_string(),
+                other => describe(other),
             };
             return check.fail(detail, fix);
         }
@@ -380,7 +373,10 @@ async fn sign_in(service: &Service, token: Option<&str>, sample: Option<&Sample>
         .await
     {
         Ok(()) => "its refresh token was signed out again".to_owned(),
-        Err(error) => format!("signing its refresh token out again failed: {error}"),
+        Err(error) => format!(
+            "signing its refresh token out again failed: {}",
+            describe(&error)
+        ),
     };
     check.pass(format!(
         "InstantDB user {} ({email}, {created}); {signed_out}",
@@ -446,11 +442,11 @@ async fn secret_key(service: &Service, sample: Option<&Sample>) -> Check {
             ),
         },
         Err(error) if error.is_config() => check.fail(
-            error.to_string(),
+            describe(&error),
             "copy the secret key (sk_test_… or sk_live_…) of this instance from the Clerk dashboard (API keys) into CLERK_SECRET_KEY",
         ),
         Err(error) => check.fail(
-            error.to_string(),
+            describe(&error),
             format!(
                 "check that this machine reaches the Clerk Backend API at {base} (CLERK_API_URL overrides it)"
             ),

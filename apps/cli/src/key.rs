@@ -4,8 +4,8 @@ use clap::{Args, Subcommand};
 use clerk_jwt::PublishableKey;
 use serde_json::json;
 
-use crate::Outcome;
-use crate::output::{print, print_json, rows};
+use crate::output::rows;
+use crate::report::{Failure, Report, describe};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeyCommand {
@@ -18,47 +18,43 @@ pub(crate) struct DecodeArgs {
     /// The publishable key (pk_test_… or pk_live_…).
     #[arg(env = "CLERK_PUBLISHABLE_KEY")]
     publishable_key: String,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
-pub(crate) fn run(command: KeyCommand) -> anyhow::Result<Outcome> {
+/// Runs `clerk-instant key …`.
+pub(crate) fn run(command: KeyCommand) -> Result<Report, Failure> {
     match command {
         KeyCommand::Decode(args) => decode(&args),
     }
 }
 
-fn decode(args: &DecodeArgs) -> anyhow::Result<Outcome> {
+fn decode(args: &DecodeArgs) -> Result<Report, Failure> {
     let pk = PublishableKey::parse(&args.publishable_key).map_err(|e| {
-        anyhow::anyhow!("{e}\nhint: copy the publishable key from the Clerk dashboard (API keys)")
+        Failure::usage(describe(&e))
+            .with_hint("copy the publishable key from the Clerk dashboard (API keys)")
     })?;
-    if args.json {
-        print_json(&json!({
-            "publishable_key": pk.as_str(),
-            "instance": pk.kind(),
-            "frontend_api": pk.frontend_api(),
-            "issuer": pk.issuer(),
-            "jwks_url": pk.jwks_url(),
-            "discovery_url": pk.discovery_url(),
-            "cookie_suffix": pk.cookie_suffix(),
-        }))?;
-    } else {
-        print(&rows(&[
-            ("publishable key", pk.as_str().to_owned()),
-            ("instance", pk.kind().to_string()),
-            ("frontend API", pk.frontend_api().to_owned()),
-            ("issuer", pk.issuer()),
-            ("JWKS URL", pk.jwks_url()),
-            ("discovery URL", pk.discovery_url()),
-            (
-                "session cookie",
-                format!(
-                    "__session (or __session_{} on shared domains)",
-                    pk.cookie_suffix()
-                ),
+    let json = json!({
+        "publishable_key": pk.as_str(),
+        "instance": pk.kind(),
+        "frontend_api": pk.frontend_api(),
+        "issuer": pk.issuer(),
+        "jwks_url": pk.jwks_url(),
+        "discovery_url": pk.discovery_url(),
+        "cookie_suffix": pk.cookie_suffix(),
+    });
+    let text = rows(&[
+        ("publishable key", pk.as_str().to_owned()),
+        ("instance", pk.kind().to_string()),
+        ("frontend API", pk.frontend_api().to_owned()),
+        ("issuer", pk.issuer()),
+        ("JWKS URL", pk.jwks_url()),
+        ("discovery URL", pk.discovery_url()),
+        (
+            "session cookie",
+            format!(
+                "__session (or __session_{} on shared domains)",
+                pk.cookie_suffix()
             ),
-        ]))?;
-    }
-    Ok(Outcome::Success)
+        ),
+    ]);
+    Ok(Report::success(json, text))
 }

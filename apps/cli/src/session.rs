@@ -12,11 +12,10 @@ use clap::Args;
 use instant_client::{Impersonated, Query, RefreshToken, Transaction, TxId};
 use serde_json::{Value, json};
 
-use crate::Outcome;
 use crate::output::rows;
-use crate::report::{Failure, Report, finish};
+use crate::report::{Failure, Report, describe};
 use crate::service::{Service, ServiceArgs};
-use crate::token::read_token;
+use crate::token::read_required_token;
 
 /// The most bytes read for a query or a transaction (from a file or stdin).
 const MAX_DOCUMENT: u64 = 1024 * 1024;
@@ -25,9 +24,6 @@ const MAX_DOCUMENT: u64 = 1024 * 1024;
 pub(crate) struct SignInArgs {
     /// The Clerk session token, or - to read it from stdin (keeps it out of shell history).
     token: String,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -40,9 +36,6 @@ pub(crate) struct SignOutArgs {
     /// it from stdin. Without it, only the Clerk session is revoked.
     #[arg(long, value_name = "REFRESH_TOKEN")]
     refresh_token: Option<String>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -54,9 +47,6 @@ pub(crate) struct QueryArgs {
     /// The InstaQL query as JSON (e.g. '{"goals": {}}'), or @FILE, or @- for stdin.
     #[arg(value_name = "INSTAQL_JSON|@FILE")]
     query: String,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -70,35 +60,12 @@ pub(crate) struct TransactArgs {
     /// {"steps": [...]}; or @FILE, or @- for stdin.
     #[arg(value_name = "STEPS_JSON|@FILE")]
     steps: String,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     service: ServiceArgs,
 }
 
-/// Runs `clerk-instant sign-in`.
-pub(crate) async fn sign_in(args: &SignInArgs) -> anyhow::Result<Outcome> {
-    finish(sign_in_report(args).await, args.json)
-}
-
-/// Runs `clerk-instant sign-out`.
-pub(crate) async fn sign_out(args: &SignOutArgs) -> anyhow::Result<Outcome> {
-    finish(sign_out_report(args).await, args.json)
-}
-
-/// Runs `clerk-instant query`.
-pub(crate) async fn query(args: &QueryArgs) -> anyhow::Result<Outcome> {
-    finish(query_report(args).await, args.json)
-}
-
-/// Runs `clerk-instant transact`.
-pub(crate) async fn transact(args: &TransactArgs) -> anyhow::Result<Outcome> {
-    finish(transact_report(args).await, args.json)
-}
-
 fn token_arg(arg: &str) -> Result<String, Failure> {
-    read_token(arg).map_err(|e| Failure::usage(format!("{e:#}")))
+    read_required_token(arg)
 }
 
 fn one_stdin(a: &str, b: &str, what: &str) -> Result<(), Failure> {
@@ -117,17 +84,17 @@ fn document_arg(arg: &str, what: &str) -> Result<Vec<u8>, Failure> {
         return Ok(arg.as_bytes().to_vec());
     };
     let mut bytes = Vec::new();
-    let read = if path == "-" {
-        std::io::stdin()
+    let (read, from) = if path == "-" {
+        let read = std::io::stdin()
             .take(MAX_DOCUMENT + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("reading {what} from stdin: {e}"))
+            .read_to_end(&mut bytes);
+        (read, "stdin")
     } else {
-        std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes))
-            .map_err(|e| format!("reading {what} from {path}: {e}"))
+        let read = std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes));
+        (read, path)
     };
-    read.map_err(Failure::usage)?;
+    read.map_err(|e| Failure::usage_because(&format!("reading {what} from {from} failed"), &e))?;
     if bytes.len() as u64 > MAX_DOCUMENT {
         return Err(Failure::usage(format!(
             "{what} is larger than {MAX_DOCUMENT} bytes"
@@ -145,7 +112,8 @@ fn who(signed: &SignIn) -> String {
     }
 }
 
-async fn sign_in_report(args: &SignInArgs) -> Result<Report, Failure> {
+/// Runs `clerk-instant sign-in`.
+pub(crate) async fn sign_in(args: &SignInArgs) -> Result<Report, Failure> {
     let token = token_arg(&args.token)?;
     let service = args.service.connect()?;
     let signed = service
@@ -191,42 +159,43 @@ async fn sign_in_report(args: &SignInArgs) -> Result<Report, Failure> {
 }
 
 /// One half of a sign-out, as printed.
-struct HalfView {
-    status: &'static str,
-    /// Why it was skipped or how it failed.
-    detail: Option<String>,
+enum HalfView {
+    /// A status with nothing to add (done), by its wire name.
+    Plain(&'static str),
+    /// Not attempted, and why.
+    Skipped(String),
+    /// Attempted and failed, and how.
+    Failed(String),
 }
 
 impl HalfView {
     fn of(half: &Half) -> Self {
-        let detail = match half {
-            Half::Skipped(why) => Some((*why).to_owned()),
-            Half::Failed(error) => Some(error.to_string()),
-            _ => None,
-        };
-        HalfView {
-            status: half.as_str(),
-            detail,
+        match half {
+            Half::Skipped(why) => HalfView::Skipped((*why).to_owned()),
+            Half::Failed(error) => HalfView::Failed(describe(error)),
+            other => HalfView::Plain(other.as_str()),
         }
     }
 
     fn json(&self) -> Value {
-        match (self.status, &self.detail) {
-            ("skipped", Some(why)) => json!({"status": "skipped", "reason": why}),
-            ("failed", Some(message)) => json!({"status": "failed", "message": message}),
-            (status, _) => json!({"status": status}),
+        match self {
+            HalfView::Plain(status) => json!({"status": status}),
+            HalfView::Skipped(why) => json!({"status": "skipped", "reason": why}),
+            HalfView::Failed(message) => json!({"status": "failed", "message": message}),
         }
     }
 
     fn text(&self) -> String {
-        match &self.detail {
-            Some(detail) => format!("{}: {detail}", self.status),
-            None => self.status.to_owned(),
+        match self {
+            HalfView::Plain(status) => (*status).to_owned(),
+            HalfView::Skipped(why) => format!("skipped: {why}"),
+            HalfView::Failed(message) => format!("failed: {message}"),
         }
     }
 }
 
-async fn sign_out_report(args: &SignOutArgs) -> Result<Report, Failure> {
+/// Runs `clerk-instant sign-out`.
+pub(crate) async fn sign_out(args: &SignOutArgs) -> Result<Report, Failure> {
     one_stdin(
         &args.token,
         args.refresh_token.as_deref().unwrap_or_default(),
@@ -237,7 +206,7 @@ async fn sign_out_report(args: &SignOutArgs) -> Result<Report, Failure> {
         match &args.refresh_token {
             None => None,
             Some(arg) => {
-                let text = read_token(arg).map_err(|e| Failure::usage(format!("{e:#}")))?;
+                let text = read_required_token(arg)?;
                 Some(RefreshToken::new(text).map_err(|_| {
                     Failure::usage("--refresh-token is not an InstantDB refresh token")
                 })?)
@@ -252,12 +221,9 @@ async fn sign_out_report(args: &SignOutArgs) -> Result<Report, Failure> {
         .map_err(|e| Failure::broker(&e))?;
     let instant = match &out.instant {
         // The broker looked for a stored session; a one-shot command has none.
-        Half::Skipped(_) if !given => HalfView {
-            status: "skipped",
-            detail: Some(
-                "no --refresh-token given (a one-shot command keeps no sessions): pass the refresh token that sign-in printed to end it".to_owned(),
-            ),
-        },
+        Half::Skipped(_) if !given => HalfView::Skipped(
+            "no --refresh-token given (a one-shot command keeps no sessions): pass the refresh token that sign-in printed to end it".to_owned(),
+        ),
         half => HalfView::of(half),
     };
     let clerk = HalfView::of(&out.clerk_session);
@@ -299,13 +265,16 @@ impl OneShot {
     fn json(&self) -> Value {
         match &self.0 {
             Ok(()) => json!({"status": "done"}),
-            Err(e) => json!({"status": "failed", "message": e.to_string()}),
+            Err(e) => json!({"status": "failed", "message": describe(e)}),
         }
     }
 
     fn warning(&self) -> Option<String> {
         self.0.as_ref().err().map(|e| {
-            format!("the InstantDB session opened for this command could not be signed out: {e}")
+            format!(
+                "the InstantDB session opened for this command could not be signed out: {}",
+                describe(e)
+            )
         })
     }
 }
@@ -342,7 +311,8 @@ where
     }
 }
 
-async fn query_report(args: &QueryArgs) -> Result<Report, Failure> {
+/// Runs `clerk-instant query`.
+pub(crate) async fn query(args: &QueryArgs) -> Result<Report, Failure> {
     one_stdin(
         &args.token,
         args.query.strip_prefix('@').unwrap_or_default(),
@@ -380,7 +350,8 @@ async fn query_report(args: &QueryArgs) -> Result<Report, Failure> {
     Ok(report)
 }
 
-async fn transact_report(args: &TransactArgs) -> Result<Report, Failure> {
+/// Runs `clerk-instant transact`.
+pub(crate) async fn transact(args: &TransactArgs) -> Result<Report, Failure> {
     one_stdin(
         &args.token,
         args.steps.strip_prefix('@').unwrap_or_default(),

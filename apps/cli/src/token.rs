@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{ArgGroup, Args, Subcommand};
 use clerk_jwt::{
     Clock, Error, KeySet, ManualClock, PublishableKey, RemoteJwks, RemoteOptions, SessionClaims,
@@ -13,8 +12,8 @@ use clerk_jwt::{
 };
 use serde_json::json;
 
-use crate::Outcome;
-use crate::output::{print, print_json, rows};
+use crate::output::rows;
+use crate::report::{Failure, Report};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
@@ -22,7 +21,8 @@ pub(crate) enum TokenCommand {
     /// setting up Clerk and InstantDB needs.
     Inspect(InspectArgs),
     /// Verify a session token with every rule and print its claims or why it was
-    /// rejected. Exit 0 valid, 1 rejected, 2 usage or configuration error.
+    /// rejected. Exit 0 valid, 1 rejected, 2 usage or configuration error, 3 not
+    /// checked (the signing keys could not be fetched).
     Verify(Box<VerifyArgs>),
 }
 
@@ -33,9 +33,6 @@ pub(crate) struct InspectArgs {
     /// Judge expiry as of this Unix time instead of now.
     #[arg(long, value_name = "UNIX_SECONDS")]
     at: Option<i64>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -92,25 +89,25 @@ pub(crate) struct VerifyArgs {
     /// Accept email_verified: false.
     #[arg(long)]
     allow_unverified_email: bool,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
-pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<Outcome> {
+/// Runs `clerk-instant token …`.
+pub(crate) async fn run(command: TokenCommand) -> Result<Report, Failure> {
     match command {
         TokenCommand::Inspect(args) => inspect(&args),
         TokenCommand::Verify(args) => verify(*args).await,
     }
 }
 
-pub(crate) fn read_token(arg: &str) -> anyhow::Result<String> {
+/// The token given as `arg`, or read from stdin when it is `-`; a pasted `Bearer `
+/// prefix is removed. May be empty: an empty token is for the verifier to reject.
+pub(crate) fn read_token(arg: &str) -> Result<String, Failure> {
     let token = if arg == "-" {
         let mut text = String::new();
         std::io::stdin()
             .take(64 * 1024)
             .read_to_string(&mut text)
-            .context("reading the token from stdin")?;
+            .map_err(|e| Failure::usage_because("reading the token from stdin failed", &e))?;
         text
     } else {
         arg.to_owned()
@@ -121,8 +118,17 @@ pub(crate) fn read_token(arg: &str) -> anyhow::Result<String> {
         .strip_prefix("Bearer ")
         .or_else(|| token.strip_prefix("bearer "))
         .unwrap_or(token);
-    anyhow::ensure!(!token.is_empty(), "no token given");
     Ok(token.to_owned())
+}
+
+/// [`read_token`], refusing an empty token as a usage error (for the commands that
+/// need the settings before a token can be judged).
+pub(crate) fn read_required_token(arg: &str) -> Result<String, Failure> {
+    let token = read_token(arg)?;
+    if token.is_empty() {
+        return Err(Failure::usage("no token given"));
+    }
+    Ok(token)
 }
 
 fn clock(at: Option<i64>) -> Arc<dyn Clock> {
@@ -132,84 +138,78 @@ fn clock(at: Option<i64>) -> Arc<dyn Clock> {
     }
 }
 
-fn inspect(args: &InspectArgs) -> anyhow::Result<Outcome> {
+fn inspect(args: &InspectArgs) -> Result<Report, Failure> {
     let token = read_token(&args.token)?;
     let inspection = match clerk_jwt::inspect(&token) {
         Ok(inspection) => inspection,
-        Err(error) => return report_rejection(&error, args.json),
+        Err(error) => return rejection(&error),
     };
     let now = clock(args.at).now();
     let warnings = inspection.warnings(now);
-    if args.json {
-        print_json(&json!({
-            "header": inspection.header,
-            "payload": inspection.payload,
-            "warnings": warnings,
-        }))?;
+    let mut text = String::from(
+        "NOT VERIFIED: inspect shows what the token says, not whether it is true\n\nheader:\n",
+    );
+    text.push_str(&pretty(&inspection.header));
+    text.push_str("\n\npayload:\n");
+    text.push_str(&pretty(&inspection.payload));
+    text.push('\n');
+    if warnings.is_empty() {
+        text.push_str("\nno warnings\n");
     } else {
-        let mut text = String::from(
-            "NOT VERIFIED: inspect shows what the token says, not whether it is true\n\nheader:\n",
-        );
-        text.push_str(&serde_json::to_string_pretty(&inspection.header)?);
-        text.push_str("\n\npayload:\n");
-        text.push_str(&serde_json::to_string_pretty(&inspection.payload)?);
-        text.push('\n');
-        if warnings.is_empty() {
-            text.push_str("\nno warnings\n");
-        } else {
-            text.push_str("\nwarnings:\n");
-            for warning in &warnings {
-                text.push_str(&format!("  - {warning}\n"));
-            }
+        text.push_str("\nwarnings:\n");
+        for warning in &warnings {
+            text.push_str(&format!("  - {warning}\n"));
         }
-        print(&text)?;
     }
-    Ok(Outcome::Success)
+    let json = json!({
+        "header": inspection.header,
+        "payload": inspection.payload,
+        "warnings": warnings,
+    });
+    Ok(Report::success(json, text))
 }
 
-async fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
+/// A JSON value, pretty-printed (a `Value` or a map always serializes).
+fn pretty(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+async fn verify(args: VerifyArgs) -> Result<Report, Failure> {
     let token = read_token(&args.token)?;
     let verifier = build_verifier(&args)?;
     match verifier.verify(&token).await {
         Ok(claims) => {
-            let now = verifier.now();
-            if args.json {
-                print_json(&json!({"valid": true, "claims": claims}))?;
-            } else {
-                print(&describe_valid(&claims, now)?)?;
-            }
-            Ok(Outcome::Success)
+            let text = describe_valid(&claims, verifier.now());
+            Ok(Report::success(
+                json!({"valid": true, "claims": claims}),
+                text,
+            ))
         }
-        Err(error) if error.is_config() => Err(anyhow::anyhow!("{error}\nhint: {}", error.hint())),
-        Err(error) => report_rejection(&error, args.json),
+        Err(error) => rejection(&error),
     }
 }
 
-fn report_rejection(error: &Error, json: bool) -> anyhow::Result<Outcome> {
-    let reason = error
-        .reason()
-        .map_or("token-verification-failed", |r| r.as_str());
-    let message = match error {
-        Error::Rejected { detail, .. } => detail.clone(),
-        other => other.to_string(),
+/// A verdict against the token (exit 1); a failure to decide is a [`Failure`]: exit 3
+/// when the keys could not be fetched, 2 when the verifier is misconfigured.
+fn rejection(error: &Error) -> Result<Report, Failure> {
+    let Error::Rejected { reason, detail } = error else {
+        return Err(Failure::verifier(error));
     };
-    if json {
-        print_json(&json!({
-            "valid": false,
-            "reason": reason,
-            "message": message,
-            "hint": error.hint(),
-        }))?;
-    } else {
-        print(&format!(
-            "rejected: {reason}\n  {message}\n  fix: {}\n",
-            error.hint()
-        ))?;
-    }
-    Ok(Outcome::Rejected)
+    let json = json!({
+        "valid": false,
+        "reason": reason.as_str(),
+        "message": detail,
+        "hint": error.hint(),
+    });
+    let text = format!(
+        "rejected: {}\n  {detail}\n  fix: {}\n",
+        reason.as_str(),
+        error.hint()
+    );
+    Ok(Report::rejected(json, text))
 }
 
-fn describe_valid(claims: &SessionClaims, now: i64) -> anyhow::Result<String> {
+fn describe_valid(claims: &SessionClaims, now: i64) -> String {
     let email = match (&claims.email, claims.email_verified) {
         (Some(email), Some(true)) => format!("{email} (verified)"),
         (Some(email), Some(false)) => format!("{email} (NOT verified)"),
@@ -234,11 +234,11 @@ fn describe_valid(claims: &SessionClaims, now: i64) -> anyhow::Result<String> {
         ("  expires", expiry),
     ]));
     text.push_str("\nclaims:\n");
-    text.push_str(&serde_json::to_string_pretty(claims)?);
-    Ok(text)
+    text.push_str(&pretty(claims));
+    text
 }
 
-fn build_verifier(args: &VerifyArgs) -> anyhow::Result<Verifier> {
+fn build_verifier(args: &VerifyArgs) -> Result<Verifier, Failure> {
     let mut builder = Verifier::builder()
         .leeway(Duration::from_secs(args.leeway))
         .allow_pending_sessions(args.allow_pending)
@@ -246,7 +246,12 @@ fn build_verifier(args: &VerifyArgs) -> anyhow::Result<Verifier> {
         .require_verified_email(!args.allow_unverified_email)
         .clock(clock(args.at));
     if let Some(pk) = &args.publishable_key {
-        let pk = PublishableKey::parse(pk).context("--publishable-key / CLERK_PUBLISHABLE_KEY")?;
+        let pk = PublishableKey::parse(pk).map_err(|e| {
+            Failure::usage_because(
+                "--publishable-key / CLERK_PUBLISHABLE_KEY is not usable",
+                &e,
+            )
+        })?;
         builder = builder.publishable_key(pk);
     }
     for issuer in &args.issuers {
@@ -263,21 +268,29 @@ fn build_verifier(args: &VerifyArgs) -> anyhow::Result<Verifier> {
         builder = builder.audience(audience);
     }
     if let Some(path) = &args.jwks_file {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let set = KeySet::from_jwks_json(&bytes).with_context(|| format!("{}", path.display()))?;
+        let shown = path.display();
+        let bytes = std::fs::read(path).map_err(|e| {
+            Failure::usage_because(&format!("reading the JWKS file {shown} failed"), &e)
+        })?;
+        let set = KeySet::from_jwks_json(&bytes).map_err(|e| {
+            Failure::usage_because(&format!("the JWKS file {shown} is not usable"), &e)
+        })?;
         builder = builder.keys(set);
     } else if let Some(path) = &args.pem_file {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let key = VerifyingKey::from_pem(&text).with_context(|| format!("{}", path.display()))?;
+        let shown = path.display();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::usage_because(&format!("reading the PEM file {shown} failed"), &e)
+        })?;
+        let key = VerifyingKey::from_pem(&text).map_err(|e| {
+            Failure::usage_because(&format!("the PEM file {shown} is not usable"), &e)
+        })?;
         builder = builder.keys(clerk_jwt::KeySource::Pem(key));
     } else if let Some(url) = &args.jwks_url {
         builder = builder.keys(RemoteJwks::url(url.clone(), RemoteOptions::default()));
     } else if let Some(pem) = args.jwt_key.as_deref().filter(|p| !p.trim().is_empty()) {
-        let key = VerifyingKey::from_pem(pem).context("--jwt-key / CLERK_JWT_KEY")?;
+        let key = VerifyingKey::from_pem(pem)
+            .map_err(|e| Failure::usage_because("--jwt-key / CLERK_JWT_KEY is not usable", &e))?;
         builder = builder.keys(clerk_jwt::KeySource::Pem(key));
     }
-    builder
-        .build()
-        .map_err(|e| anyhow::anyhow!("{e}\nhint: {}", e.hint()))
+    builder.build().map_err(|e| Failure::verifier(&e))
 }

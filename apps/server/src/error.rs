@@ -83,7 +83,7 @@ impl From<auth_core::Error> for ApiError {
         };
         ApiError {
             status,
-            code: error.code(),
+            code: error.code().as_str(),
             message: error.public_message(),
             retry_after: error.retry_after(),
             extra: None,

@@ -1,6 +1,7 @@
 //! The `clerk-instant` binary, run as a user runs it; output snapshot-tested.
 
 mod doctor;
+mod output;
 mod session;
 mod stack;
 
