@@ -5,10 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
-};
-use reqwest::{Method, Url};
+use http_retry::{SharedClock, Verdict};
+use reqwest::Url;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Map, Value};
@@ -18,7 +17,7 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::endpoint::{Endpoint, Flavor};
-use crate::error::{ConfigError, Error, Outage, from_status, parse_retry_after};
+use crate::error::{ConfigError, Error, Outage, from_status};
 use crate::query::Query;
 use crate::retry::RetryPolicy;
 use crate::secret::{AdminToken, CredentialError, IdToken, RefreshToken};
@@ -54,6 +53,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     retry: RetryPolicy,
+    clock: SharedClock,
     http: Option<reqwest::Client>,
 }
 
@@ -89,6 +89,13 @@ impl ClientBuilder {
     /// Sets the retry policy. Default [`RetryPolicy::default`].
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// Sets the clock retries wait through. Default [`http_retry::TokioClock`]; tests
+    /// pass `http_retry::TestClock` (feature `testing`) so that no retry waits for real.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -148,6 +155,7 @@ impl ClientBuilder {
             http,
             timeout: self.timeout,
             retry: self.retry,
+            clock: self.clock,
             runtime_headers,
             admin_headers: HeaderMap::new(),
         };
@@ -198,6 +206,7 @@ struct Inner {
     http: reqwest::Client,
     timeout: Duration,
     retry: RetryPolicy,
+    clock: SharedClock,
 }
 
 impl Inner {
@@ -382,6 +391,7 @@ impl Client {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: RetryPolicy::default(),
+            clock: http_retry::default_clock(),
             http: None,
         }
     }
@@ -699,60 +709,54 @@ impl Client {
     ) -> Result<T> {
         let policy = &self.inner.retry;
         let retries_allowed = call.endpoint.is_idempotent_read() || policy.retry_writes;
-        let max_attempts = if retries_allowed {
-            policy.max_attempts.max(1)
-        } else {
-            1
-        };
         let start = Instant::now();
-        let mut attempt = 1;
-        loop {
-            let attempt_start = Instant::now();
-            let (status, outcome) = self.attempt::<T>(&call).await;
-            if let Some(status) = status {
-                span.record("status", status);
-            }
-            tracing::debug!(
-                attempt,
-                status,
-                duration_ms = millis(attempt_start.elapsed()),
-                ok = outcome.is_ok(),
-                "instant request attempt"
-            );
-            let err = match outcome {
-                Ok(value) => {
-                    span.record("attempts", attempt);
-                    span.record("duration_ms", millis(start.elapsed()));
-                    return Ok(value);
+        let finished = http_retry::run(
+            &*self.inner.clock,
+            &policy.schedule(),
+            |attempt| {
+                let (call, span) = (&call, &span);
+                async move {
+                    let attempt_start = Instant::now();
+                    let (status, outcome) = self.attempt::<T>(call).await;
+                    if let Some(status) = status {
+                        span.record("status", status);
+                    }
+                    tracing::debug!(
+                        attempt,
+                        status,
+                        duration_ms = millis(attempt_start.elapsed()),
+                        ok = outcome.is_ok(),
+                        "instant request attempt"
+                    );
+                    outcome
                 }
-                Err(err) => err,
-            };
-            let wait = (attempt < max_attempts && is_retryable(&err))
-                .then(|| policy.delay(attempt, err.retry_after()))
-                .flatten()
-                .filter(|wait| start.elapsed() + *wait < policy.max_elapsed);
-            if let Some(wait) = wait {
+            },
+            |err: &Error| {
+                if retries_allowed && is_retryable(err) {
+                    Verdict::Retry {
+                        retry_after: err.retry_after(),
+                    }
+                } else {
+                    Verdict::Stop
+                }
+            },
+            |attempt, wait, err| {
                 tracing::debug!(attempt, wait_ms = millis(wait), error = %err, "retrying instant request");
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-                continue;
-            }
-            span.record("attempts", attempt);
-            span.record("duration_ms", millis(start.elapsed()));
-            return Err(err.set_attempts(attempt));
-        }
+            },
+        )
+        .await;
+        span.record("attempts", finished.attempts);
+        span.record("duration_ms", millis(start.elapsed()));
+        finished
+            .result
+            .map_err(|err| err.set_attempts(finished.attempts))
     }
 
     /// One request: the HTTP status when one came back, and the outcome.
     async fn attempt<T: DeserializeOwned>(&self, call: &Call<'_>) -> (Option<u16>, Result<T>) {
         let endpoint = call.endpoint;
-        let method = match endpoint.method() {
-            "GET" => Method::GET,
-            "DELETE" => Method::DELETE,
-            _ => Method::POST,
-        };
         // Built directly: `RequestBuilder::headers` would re-insert every header.
-        let mut request = reqwest::Request::new(method, call.url.clone());
+        let mut request = reqwest::Request::new(endpoint.method(), call.url.clone());
         *request.headers_mut() = call.headers.clone();
         *request.timeout_mut() = Some(self.inner.timeout);
         if let Some(body) = &call.body {
@@ -763,11 +767,7 @@ impl Client {
             Err(e) => return (None, Err(Error::transport(endpoint, e))),
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = http_retry::retry_after(response.headers());
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(e) => return (Some(status), Err(Error::transport(endpoint, e))),

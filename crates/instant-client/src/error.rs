@@ -609,18 +609,6 @@ fn seconds(v: &Value) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-/// A `Retry-After` header: delta-seconds or an HTTP date.
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    if let Some(delay) = seconds(&Value::String(value.to_owned())) {
-        return Some(delay);
-    }
-    let date = httpdate::parse_http_date(value.trim()).ok()?;
-    Some(
-        date.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,25 +629,6 @@ mod tests {
             ErrorType::parse("brand-new-type"),
             ErrorType::Other("brand-new-type".into())
         );
-    }
-
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
-        // A date in the past: retry now.
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        let later = std::time::SystemTime::now() + Duration::from_secs(90);
-        let wait = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
-        assert!(
-            wait > Duration::from_secs(80) && wait <= Duration::from_secs(90),
-            "{wait:?}"
-        );
-        assert_eq!(parse_retry_after("-1"), None);
-        assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]
