@@ -88,8 +88,9 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// The client's configuration is invalid or does not allow the call: fix it.
-    #[error("invalid instant client configuration: {0}")]
+    /// The client's configuration is invalid or does not allow the call: fix it. Its
+    /// text is the [`ConfigError`]'s (printed once: this variant adds no message).
+    #[error(transparent)]
     Config(#[from] ConfigError),
 }
 
@@ -98,7 +99,7 @@ pub enum Error {
 #[non_exhaustive]
 pub enum ConfigError {
     /// The base URL is unusable.
-    #[error("base url {0}")]
+    #[error("invalid instant client configuration: the base url {0}")]
     BaseUrl(&'static str),
     /// The call needs an admin token and the client has none.
     #[error(
@@ -109,7 +110,7 @@ pub enum ConfigError {
     #[error(transparent)]
     Credential(#[from] CredentialError),
     /// The HTTP client could not be built.
-    #[error("the http client could not be built")]
+    #[error("invalid instant client configuration: the http client could not be built")]
     HttpClient(#[source] Arc<reqwest::Error>),
 }
 

@@ -163,7 +163,7 @@ impl Client {
         }
     }
 
-    // ---- Plumbing -----------------------------------------------------------------
+    // ---- Shared with Impersonated --------------------------------------------------
 
     pub(super) async fn query_impl<T: DeserializeOwned>(
         &self,
