@@ -137,9 +137,7 @@ impl HalfError {
                     ..
                 }
             ),
-            HalfError::Clerk(e) => {
-                matches!(e, clerk_backend::Error::Unavailable { message, .. } if message.contains("timed out"))
-            }
+            HalfError::Clerk(e) => e.is_timeout(),
         }
     }
 }

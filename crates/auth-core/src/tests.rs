@@ -354,7 +354,8 @@ async fn a_failing_half_is_reported_and_never_skips_the_other() {
     clerk.expect_revoke_session().times(1).returning(|_| {
         Err(clerk_backend::Error::Unavailable {
             call: "revoke session",
-            message: "HTTP 503".into(),
+            cause: clerk_backend::Outage::Status { status: 503 },
+            source: None,
         })
     });
     let broker = f.broker(id_token(), instant, Some(clerk));

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use reqwest::Method;
+
 /// One InstantDB endpoint: named in errors and in `tracing` spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -50,11 +52,17 @@ impl Endpoint {
     ];
 
     /// The HTTP method.
-    pub fn method(self) -> &'static str {
+    pub fn method(self) -> Method {
         match self {
-            Endpoint::GetUser => "GET",
-            Endpoint::DeleteUser => "DELETE",
-            _ => "POST",
+            Endpoint::GetUser => Method::GET,
+            Endpoint::DeleteUser => Method::DELETE,
+            Endpoint::SignInWithIdToken
+            | Endpoint::SignOut
+            | Endpoint::VerifyRefreshToken
+            | Endpoint::Query
+            | Endpoint::Transact
+            | Endpoint::CreateToken
+            | Endpoint::SignOutUser => Method::POST,
         }
     }
 

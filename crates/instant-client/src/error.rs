@@ -88,8 +88,9 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// The client's configuration is invalid or does not allow the call: fix it.
-    #[error("invalid instant client configuration: {0}")]
+    /// The client's configuration is invalid or does not allow the call: fix it. Its
+    /// text is the [`ConfigError`]'s (printed once: this variant adds no message).
+    #[error(transparent)]
     Config(#[from] ConfigError),
 }
 
@@ -98,7 +99,7 @@ pub enum Error {
 #[non_exhaustive]
 pub enum ConfigError {
     /// The base URL is unusable.
-    #[error("base url {0}")]
+    #[error("invalid instant client configuration: the base url {0}")]
     BaseUrl(&'static str),
     /// The call needs an admin token and the client has none.
     #[error(
@@ -109,7 +110,7 @@ pub enum ConfigError {
     #[error(transparent)]
     Credential(#[from] CredentialError),
     /// The HTTP client could not be built.
-    #[error("the http client could not be built")]
+    #[error("invalid instant client configuration: the http client could not be built")]
     HttpClient(#[source] Arc<reqwest::Error>),
 }
 
@@ -609,18 +610,6 @@ fn seconds(v: &Value) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-/// A `Retry-After` header: delta-seconds or an HTTP date.
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    if let Some(delay) = seconds(&Value::String(value.to_owned())) {
-        return Some(delay);
-    }
-    let date = httpdate::parse_http_date(value.trim()).ok()?;
-    Some(
-        date.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,25 +630,6 @@ mod tests {
             ErrorType::parse("brand-new-type"),
             ErrorType::Other("brand-new-type".into())
         );
-    }
-
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
-        // A date in the past: retry now.
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        let later = std::time::SystemTime::now() + Duration::from_secs(90);
-        let wait = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
-        assert!(
-            wait > Duration::from_secs(80) && wait <= Duration::from_secs(90),
-            "{wait:?}"
-        );
-        assert_eq!(parse_retry_after("-1"), None);
-        assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! - [`Client`] (built with [`Client::builder`]): app id, optional [`AdminToken`], base
 //!   URL (any `http(s)` URL: the hosted API, a self-hosted server, the local emulator),
-//!   timeouts, [`RetryPolicy`], optionally a shared `reqwest::Client`.
+//!   timeouts, [`RetryPolicy`], optionally a shared `reqwest::Client` and the clock
+//!   retries wait through ([`ClientBuilder::clock`]; `http_retry::TestClock` in tests).
 //! - Runtime auth, no admin token needed: [`Client::sign_in_with_id_token`] (a Clerk
 //!   session token → [`SignedIn`]: the [`User`], their [`RefreshToken`], whether they
 //!   were created), [`Client::sign_out`], [`Client::verify_refresh_token`].

@@ -1,8 +1,8 @@
 //! When and how long to wait before trying a call again.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
+
+use http_retry::{Backoff, Budget, Policy};
 
 /// How failed calls are retried.
 ///
@@ -82,51 +82,44 @@ impl RetryPolicy {
         self
     }
 
-    /// The wait after failed attempt `attempt` (1-based), before jitter: the base
-    /// doubled per attempt, capped at `max_delay`.
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(20);
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    /// The shared retry loop's policy: doubling backoff with jitter, `Retry-After` as
+    /// a floor, `max_delay` per wait, `max_elapsed` since the first attempt.
+    pub(crate) fn schedule(&self) -> Policy {
+        Policy::new(
+            self.max_attempts,
+            Backoff::ExponentialJitter {
+                base: self.base_delay,
+            },
+        )
+        .max_delay(self.max_delay)
+        .budget(Budget::Elapsed(self.max_elapsed))
     }
-
-    /// The wait after failed attempt `attempt`, jittered into `[d/2, d]`, and at least
-    /// `retry_after`. `None` when the server asks for longer than `max_delay`.
-    pub(crate) fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
-        let backoff = self.backoff(attempt);
-        let jittered = backoff / 2 + backoff.mul_f64(random_unit() / 2.0);
-        match retry_after {
-            Some(asked) if asked > self.max_delay => None,
-            Some(asked) => Some(asked.max(jittered)),
-            None => Some(jittered),
-        }
-    }
-}
-
-/// A random number in `[0, 1)`, from the standard library's per-instance random hash
-/// keys (no extra dependency; jitter needs no cryptographic quality).
-fn random_unit() -> f64 {
-    let bits = RandomState::new().build_hasher().finish() >> 11;
-    bits as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const ZERO: Duration = Duration::ZERO;
+
     #[test]
     fn backoff_doubles_up_to_the_cap() {
         let p = RetryPolicy::default()
             .base_delay(Duration::from_millis(100))
             .max_delay(Duration::from_millis(500));
-        let waits: Vec<_> = (1..=5).map(|a| p.backoff(a).as_millis()).collect();
+        let waits: Vec<_> = (1..=5)
+            .map(|a| p.schedule().backoff(a).as_millis())
+            .collect();
         assert_eq!(waits, [100, 200, 400, 500, 500]);
-        assert_eq!(p.backoff(u32::MAX), Duration::from_millis(500));
+        assert_eq!(p.schedule().backoff(u32::MAX), Duration::from_millis(500));
     }
 
     #[test]
     fn jitter_stays_in_the_upper_half_and_varies() {
         let p = RetryPolicy::default().base_delay(Duration::from_millis(1000));
-        let waits: Vec<_> = (0..50).map(|_| p.delay(1, None).unwrap()).collect();
+        let waits: Vec<_> = (0..50)
+            .map(|_| p.schedule().wait(1, None, ZERO, ZERO).unwrap())
+            .collect();
         assert!(
             waits
                 .iter()
@@ -141,10 +134,15 @@ mod tests {
             .base_delay(Duration::from_millis(1))
             .max_delay(Duration::from_secs(2));
         assert_eq!(
-            p.delay(1, Some(Duration::from_secs(1))),
+            p.schedule()
+                .wait(1, Some(Duration::from_secs(1)), ZERO, ZERO),
             Some(Duration::from_secs(1))
         );
-        assert_eq!(p.delay(1, Some(Duration::from_secs(3))), None);
+        assert_eq!(
+            p.schedule()
+                .wait(1, Some(Duration::from_secs(3)), ZERO, ZERO),
+            None
+        );
         assert_eq!(RetryPolicy::default().max_attempts(0).max_attempts, 1);
     }
 }

@@ -33,72 +33,75 @@ fn check(kind: &'static str, value: String) -> Result<String, CredentialError> {
     })
 }
 
-/// An app's admin token (a UUID, from the Instant dashboard), sent as
-/// `Authorization: Bearer <token>`. It bypasses every permission rule: keep it on the
-/// server.
-///
-/// ```
-/// use instant_client::AdminToken;
-///
-/// let token = AdminToken::new("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee")?;
-/// assert_eq!(format!("{token:?}"), "AdminToken(…)");
-/// assert!(AdminToken::new("  ").is_err());
-/// # Ok::<(), instant_client::CredentialError>(())
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct AdminToken(String);
+/// A credential type: a checked string that never shows in `Debug` (`Name(…)`) and
+/// has no `Display`; `expose()` is the one way to read it.
+macro_rules! redacted {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $kind:literal,
+        new: $new_doc:literal,
+        expose: $expose_doc:literal $(,)?
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
 
-impl AdminToken {
-    /// Checks the token is non-empty and header-safe (not that Instant accepts it).
-    pub fn new(token: impl Into<String>) -> Result<Self, CredentialError> {
-        check("admin token", token.into()).map(AdminToken)
-    }
+        impl $name {
+            #[doc = $new_doc]
+            pub fn new(token: impl Into<String>) -> Result<Self, CredentialError> {
+                check($kind, token.into()).map($name)
+            }
 
-    /// The token itself, for the `Authorization` header. Do not log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+            #[doc = $expose_doc]
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(…)"))
+            }
+        }
+    };
 }
 
-impl fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AdminToken(…)")
-    }
+redacted! {
+    /// An app's admin token (a UUID, from the Instant dashboard), sent as
+    /// `Authorization: Bearer <token>`. It bypasses every permission rule: keep it on the
+    /// server.
+    ///
+    /// ```
+    /// use instant_client::AdminToken;
+    ///
+    /// let token = AdminToken::new("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee")?;
+    /// assert_eq!(format!("{token:?}"), "AdminToken(…)");
+    /// assert!(AdminToken::new("  ").is_err());
+    /// # Ok::<(), instant_client::CredentialError>(())
+    /// ```
+    AdminToken, "admin token",
+    new: "Checks the token is non-empty and header-safe (not that Instant accepts it).",
+    expose: "The token itself, for the `Authorization` header. Do not log it.",
 }
 
-/// An end user's Instant session (a random UUID issued by Instant). It never expires:
-/// it lives until it is signed out, so reuse it rather than minting new ones.
-///
-/// Deserializes from a JSON string; deliberately not `Serialize`, so it cannot leak
-/// into a response body by accident.
-///
-/// ```
-/// use instant_client::RefreshToken;
-///
-/// let token = RefreshToken::new("ffffffff-0000-4111-8222-333333333333")?;
-/// assert_eq!(format!("{token:?}"), "RefreshToken(…)");
-/// assert_eq!(token.expose(), "ffffffff-0000-4111-8222-333333333333");
-/// # Ok::<(), instant_client::CredentialError>(())
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RefreshToken(String);
-
-impl RefreshToken {
-    /// Checks the token is non-empty and header-safe (not that Instant knows it).
-    pub fn new(token: impl Into<String>) -> Result<Self, CredentialError> {
-        check("refresh token", token.into()).map(RefreshToken)
-    }
-
-    /// The token itself, to store or send. Do not log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshToken(…)")
-    }
+redacted! {
+    /// An end user's Instant session (a random UUID issued by Instant). It never expires:
+    /// it lives until it is signed out, so reuse it rather than minting new ones.
+    ///
+    /// Deserializes from a JSON string; deliberately not `Serialize`, so it cannot leak
+    /// into a response body by accident.
+    ///
+    /// ```
+    /// use instant_client::RefreshToken;
+    ///
+    /// let token = RefreshToken::new("ffffffff-0000-4111-8222-333333333333")?;
+    /// assert_eq!(format!("{token:?}"), "RefreshToken(…)");
+    /// assert_eq!(token.expose(), "ffffffff-0000-4111-8222-333333333333");
+    /// # Ok::<(), instant_client::CredentialError>(())
+    /// ```
+    RefreshToken, "refresh token",
+    new: "Checks the token is non-empty and header-safe (not that Instant knows it).",
+    expose: "The token itself, to store or send. Do not log it.",
 }
 
 impl<'de> Deserialize<'de> for RefreshToken {
@@ -109,36 +112,20 @@ impl<'de> Deserialize<'de> for RefreshToken {
     }
 }
 
-/// The identity token signed in with: a Clerk session token (a JWT), forwarded as is.
-/// Instant checks it with zero leeway, so forward it promptly.
-///
-/// ```
-/// use instant_client::IdToken;
-///
-/// let token = IdToken::new("eyJhbGciOi.eyJzdWIi.sig")?;
-/// assert_eq!(format!("{token:?}"), "IdToken(…)");
-/// # Ok::<(), instant_client::CredentialError>(())
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct IdToken(String);
-
-impl IdToken {
-    /// Checks the token is non-empty and has no whitespace or control characters (not
-    /// that it is a valid JWT: Instant decides that).
-    pub fn new(token: impl Into<String>) -> Result<Self, CredentialError> {
-        check("id token", token.into()).map(IdToken)
-    }
-
-    /// The token itself. Do not log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for IdToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("IdToken(…)")
-    }
+redacted! {
+    /// The identity token signed in with: a Clerk session token (a JWT), forwarded as is.
+    /// Instant checks it with zero leeway, so forward it promptly.
+    ///
+    /// ```
+    /// use instant_client::IdToken;
+    ///
+    /// let token = IdToken::new("eyJhbGciOi.eyJzdWIi.sig")?;
+    /// assert_eq!(format!("{token:?}"), "IdToken(…)");
+    /// # Ok::<(), instant_client::CredentialError>(())
+    /// ```
+    IdToken, "id token",
+    new: "Checks the token is non-empty and has no whitespace or control characters (not that it is a valid JWT: Instant decides that).",
+    expose: "The token itself. Do not log it.",
 }
 
 #[cfg(test)]
@@ -169,6 +156,10 @@ mod tests {
             IdToken::new(secret).unwrap()
         );
         assert!(!all.contains(secret), "{all}");
+        assert_eq!(
+            all, "AdminToken(…) RefreshToken(…) IdToken(…)",
+            "each type names itself"
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use clerk_backend::{BackendClient, Error, RetryPolicy, SessionStatus};
+use clerk_backend::{BackendClient, Error, Outage, RetryPolicy, SessionStatus};
 use clerk_jwt::SecretKey;
+use http_retry::TestClock;
 use serde_json::json;
 
 const SECRET: &str = "sk_test_backendsecret123";
@@ -81,6 +82,7 @@ async fn answer(
 struct Fake {
     script: Arc<Script>,
     base: String,
+    clock: Arc<TestClock>,
 }
 
 impl Fake {
@@ -95,7 +97,11 @@ impl Fake {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Fake { script, base }
+        Fake {
+            script,
+            base,
+            clock: Arc::new(TestClock::new()),
+        }
     }
 
     fn client(&self) -> BackendClient {
@@ -107,6 +113,7 @@ impl Fake {
                 Duration::from_secs(2),
             ))
             .timeout(Duration::from_millis(300))
+            .clock(self.clock.clone())
             .build()
             .unwrap()
     }
@@ -247,6 +254,11 @@ async fn rate_limits_are_retried_after_retry_after_within_bounds() {
     let revoked = fake.client().revoke_session("sess_2abc").await.unwrap();
     assert_eq!(revoked.status, SessionStatus::Revoked);
     assert_eq!(fake.seen().len(), 3);
+    // `Retry-After: 0`, then no header: the policy's default wait.
+    assert_eq!(
+        fake.clock.sleeps(),
+        [Duration::ZERO, Duration::from_millis(1)]
+    );
 
     // Three 429s: the third attempt gives up.
     let fake = Fake::start(vec![
@@ -268,16 +280,36 @@ async fn rate_limits_are_retried_after_retry_after_within_bounds() {
         "{err:?}"
     );
     assert_eq!(fake.seen().len(), 1);
+    assert!(fake.clock.sleeps().is_empty());
+
+    // Waits adding up past the total bound end the retries before the wait.
+    let fake = Fake::start(vec![
+        Answer::RateLimited(Some("1")),
+        Answer::RateLimited(Some("1")),
+    ])
+    .await;
+    let client = BackendClient::builder(SecretKey::new(SECRET).unwrap())
+        .base_url(&fake.base)
+        .retry(RetryPolicy::new(
+            5,
+            Duration::ZERO,
+            Duration::from_millis(1500),
+        ))
+        .clock(fake.clock.clone())
+        .build()
+        .unwrap();
+    let err = client.get_session("sess_2abc").await.unwrap_err();
+    assert!(err.is_rate_limited(), "{err:?}");
+    assert_eq!(fake.seen().len(), 2);
+    assert_eq!(fake.clock.sleeps(), [Duration::from_secs(1)]);
 }
 
 #[tokio::test]
 async fn down_or_hanging_clerk_is_unavailable() {
     let fake = Fake::start(vec![Answer::Hang]).await;
     let err = fake.client().get_session("sess_2abc").await.unwrap_err();
-    assert!(
-        matches!(&err, Error::Unavailable { message, .. } if message.contains("timed out")),
-        "{err:?}"
-    );
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(err.to_string().contains("timed out"), "{err}");
     // Nothing listens here.
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -289,6 +321,74 @@ async fn down_or_hanging_clerk_is_unavailable() {
         .unwrap();
     let err = client.revoke_session("sess_2abc").await.unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(err.outage(), Some(Outage::Connect), "{err:?}");
+    assert!(!err.is_timeout());
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the transport error is chained"
+    );
+}
+
+/// Each message of an error's `source()` chain, outermost first.
+fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut messages = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        messages.push(cause.to_string());
+        source = cause.source();
+    }
+    messages
+}
+
+#[tokio::test]
+async fn every_cause_is_printed_once_and_no_environment_variable_is_named() {
+    let fake = Fake::start(vec![
+        Answer::Hang,
+        Answer::Raw(503, "down"),
+        Answer::Json(401, json!({"errors": []})),
+        Answer::Raw(
+            200,
+            "{\"id\": \"sess_1\", \"user_id\": \"private@example.com\"",
+        ),
+    ])
+    .await;
+    let client = fake.client();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let refused = BackendClient::builder(SecretKey::new(SECRET).unwrap())
+        .base_url(format!("http://127.0.0.1:{port}"))
+        .build()
+        .unwrap();
+    let bad_base = BackendClient::builder(SecretKey::new(SECRET).unwrap())
+        .base_url("ftp://user:hunter2@example.com")
+        .build()
+        .unwrap_err();
+    let errors = [
+        client.get_session("sess_2abc").await.unwrap_err(),
+        client.get_session("sess_2abc").await.unwrap_err(),
+        client.get_session("sess_2abc").await.unwrap_err(),
+        client.get_session("sess_2abc").await.unwrap_err(),
+        refused.get_session("sess_2abc").await.unwrap_err(),
+        bad_base,
+    ];
+    for err in &errors {
+        let chain = chain(err);
+        for pair in chain.windows(2) {
+            assert!(
+                !pair[0].contains(&pair[1]),
+                "{:?} prints its cause {:?} again",
+                pair[0],
+                pair[1]
+            );
+        }
+        let all = chain.join(": ");
+        for leak in ["CLERK_", "hunter2", "private@example.com", SECRET] {
+            assert!(!all.contains(leak), "{all}");
+        }
+    }
+    assert!(errors[3].to_string().contains("line 1"), "{}", errors[3]);
 }
 
 #[tokio::test]

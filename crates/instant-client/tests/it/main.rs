@@ -2,6 +2,7 @@
 //! with the official SDKs' recorded requests, answers and errors, retries and
 //! timeouts, redaction, transaction bodies, and transactions parsed from JSON.
 
+mod chains;
 mod parsing;
 mod redaction;
 mod responses;

@@ -230,6 +230,13 @@ impl Subscriber for Recorder {
 fn tracing_output_names_the_call_but_no_secret() {
     let recorder = Recorder::default();
     let log = Arc::clone(&recorder.log);
+    // Under plain `cargo test` the other tests of this binary run beside this one, in
+    // the same process, with no subscriber. While a single scoped subscriber exists,
+    // `tracing` decides a callsite's interest from the subscriber of the thread that
+    // first hits it, so a callsite first hit by another test stays "never" for this
+    // one. A second, inert subscriber kept alive meanwhile makes `tracing` ask every
+    // live subscriber instead, this recorder included.
+    let _inert = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     tracing::subscriber::with_default(recorder, || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -1,7 +1,10 @@
 //! Retries and timeouts against loopback servers that fail, rate limit, hang or drop
 //! the connection: the number of requests that reached the server is asserted.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use http_retry::TestClock;
 
 use instant_client::{
     Error, IdToken, IdTokenSignIn, Outage, Query, RetryPolicy, Transaction, UserRef,
@@ -114,26 +117,25 @@ async fn writes_and_sign_ins_are_retried_only_when_opted_in() {
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let server = Server::scripted([Reply::TooManyRequests("1")]).await;
+    let clock = Arc::new(TestClock::new());
     let client = builder(&server.url())
         .retry(fast_retries().max_delay(Duration::from_secs(2)))
+        .clock(clock.clone())
         .build()
         .unwrap();
-    let start = Instant::now();
     client.query(&goals()).await.unwrap();
-    assert!(
-        start.elapsed() >= Duration::from_secs(1),
-        "{:?}",
-        start.elapsed()
-    );
+    // The backoff (at most 20 ms here) is raised to what `Retry-After` asked.
+    assert_eq!(clock.sleeps(), [Duration::from_secs(1)]);
     assert_eq!(server.hits(), 2);
 }
 
 #[tokio::test]
 async fn a_retry_after_longer_than_allowed_is_returned_not_slept() {
     let server = Server::always(Reply::TooManyRequests("120")).await;
-    let start = Instant::now();
-    let err = client(&server.url()).query(&goals()).await.unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(5));
+    let clock = Arc::new(TestClock::new());
+    let client = builder(&server.url()).clock(clock.clone()).build().unwrap();
+    let err = client.query(&goals()).await.unwrap_err();
+    assert!(clock.sleeps().is_empty(), "{:?}", clock.sleeps());
     assert!(
         matches!(err, Error::RateLimited { attempts: 1, .. }),
         "{err:?}"
@@ -243,7 +245,12 @@ async fn retries_stop_when_the_time_budget_is_spent() {
         .base_delay(Duration::from_millis(5))
         .max_delay(Duration::from_millis(5))
         .max_elapsed(Duration::from_millis(300));
-    let client = builder(&server.url()).retry(policy).build().unwrap();
+    let clock = Arc::new(TestClock::new());
+    let client = builder(&server.url())
+        .retry(policy)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let start = Instant::now();
     let err = client.query(&goals()).await.unwrap_err();
     let Error::Unavailable { attempts, .. } = err else {
@@ -251,6 +258,13 @@ async fn retries_stop_when_the_time_budget_is_spent() {
     };
     assert!((2..1000).contains(&attempts), "{attempts}");
     assert_eq!(server.hits(), attempts as usize);
+    // Waits of 2.5 to 5 ms (jittered), none starting past the 300 ms budget.
+    assert_eq!(clock.sleeps().len(), attempts as usize - 1);
+    assert!(
+        clock.slept() < Duration::from_millis(300),
+        "{:?}",
+        clock.slept()
+    );
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "{:?}",

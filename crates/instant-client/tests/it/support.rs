@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use http_retry::TestClock;
 use instant_client::{AdminToken, Client, ClientBuilder, RefreshToken, RetryPolicy, Uuid};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -326,13 +327,15 @@ pub(crate) fn fast_retries() -> RetryPolicy {
         .max_delay(Duration::from_millis(20))
 }
 
-/// A client with the fixture's app id and admin token.
+/// A client with the fixture's app id and admin token, whose retries wait on a
+/// [`TestClock`] (never for real).
 pub(crate) fn builder(url: &str) -> ClientBuilder {
     Client::builder(app_id())
         .admin_token(AdminToken::new(ADMIN_TOKEN).unwrap())
         .base_url(url)
         .timeout(Duration::from_secs(5))
         .retry(fast_retries())
+        .clock(Arc::new(TestClock::new()))
 }
 
 pub(crate) fn client(url: &str) -> Client {
@@ -344,6 +347,7 @@ pub(crate) fn anonymous_client(url: &str) -> Client {
     Client::builder(app_id())
         .base_url(url)
         .retry(fast_retries())
+        .clock(Arc::new(TestClock::new()))
         .build()
         .unwrap()
 }

@@ -1,0 +1,57 @@
+//! One retry loop for the workspace's HTTP clients (`instant-client` and
+//! `clerk-backend`): the `Retry-After` parser, the backoff and its jitter, the attempt
+//! and time bounds, and the [`Clock`] every wait goes through.
+//!
+//! It knows HTTP only as far as the `Retry-After` header: which failures are worth
+//! retrying, and what each attempt sends, stay with the client that calls [`run`]. It
+//! depends on no project crate, so both clients can use it while neither depends on
+//! the other.
+//!
+//! - [`Policy`]: at most [`Policy::max_attempts`] attempts, waits from a [`Backoff`]
+//!   (constant, or doubling with jitter), an asked wait (`Retry-After`) used as a
+//!   floor or as is ([`AskedWait`]), no single wait past [`Policy::max_delay`] and no
+//!   retry past the [`Budget`].
+//! - [`run`]: the loop. It calls the attempt, asks the caller's verdict on a failure
+//!   ([`Verdict`]), sleeps through the [`Clock`] and reports how many attempts were
+//!   made ([`Finished`]).
+//! - [`Clock`]: `now()` and `sleep()`. [`TokioClock`] is the default; with the
+//!   `testing` feature, `TestClock` records each sleep and returns at once, so no
+//!   test waits for real.
+//! - [`parse_retry_after`] and [`retry_after`]: delta-seconds or an HTTP date.
+//!
+//! ```
+//! use std::time::Duration;
+//! use http_retry::{Backoff, Policy, TokioClock, Verdict, run};
+//!
+//! # async fn demo() {
+//! let policy = Policy::new(3, Backoff::Constant(Duration::from_millis(10)));
+//! let finished = run(
+//!     &TokioClock,
+//!     &policy,
+//!     async |attempt| if attempt < 3 { Err("busy") } else { Ok(attempt) },
+//!     |_error: &&str| Verdict::Retry { retry_after: None },
+//!     |_attempt, _wait, _error: &&str| {},
+//! )
+//! .await;
+//! assert_eq!(finished.result, Ok(3));
+//! assert_eq!(finished.attempts, 3);
+//! # }
+//! ```
+//!
+//! # Defaults
+//!
+//! A [`Policy`] made with [`Policy::new`] has no cap on a single wait and no time
+//! budget: callers set both. Jitter draws from the standard library's random hash
+//! keys (no cryptographic quality is needed, and no dependency added).
+
+mod clock;
+mod policy;
+mod retry_after;
+mod run;
+
+#[cfg(any(test, feature = "testing"))]
+pub use clock::TestClock;
+pub use clock::{Clock, SharedClock, Sleep, TokioClock, default_clock};
+pub use policy::{AskedWait, Backoff, Budget, Policy};
+pub use retry_after::{parse_retry_after, retry_after};
+pub use run::{Finished, Verdict, run};
