@@ -3,11 +3,51 @@
 
 use clerk_jwt::SecretKey;
 use clerk_jwt::testing::TestKey;
+use serde_json::Value;
 
 use super::SigningKeySource;
 use crate::{Error, Result};
 
-pub(super) fn load_key(source: &SigningKeySource) -> Result<TestKey> {
+/// An RSA-2048 signing key with a `kid`, as a Clerk instance has: the local Clerk's own
+/// ([`LocalClerk::signing_key`](super::LocalClerk::signing_key)), or another one
+/// ([`SigningKey::generate`]) to forge tokens the real Clerk would never issue, with
+/// [`TokenDraft::sign_with`](super::TokenDraft::sign_with). `Debug` shows only the
+/// `kid`.
+#[derive(Debug)]
+pub struct SigningKey(TestKey);
+
+impl SigningKey {
+    /// A fresh key named `kid`.
+    pub fn generate(kid: impl Into<String>) -> Self {
+        SigningKey(TestKey::generate(kid))
+    }
+
+    /// The `kid` tokens signed by this key carry.
+    pub fn kid(&self) -> &str {
+        self.0.kid()
+    }
+
+    /// A JWKS document holding this key only.
+    pub fn jwks(&self) -> Value {
+        self.0.jwks()
+    }
+
+    /// The public key as PEM.
+    pub fn public_pem(&self) -> String {
+        self.0.public_pem()
+    }
+
+    /// The private key as PEM, e.g. for [`SigningKeySource::Pem`].
+    pub fn private_pem(&self) -> String {
+        self.0.private_pem()
+    }
+
+    pub(super) fn test_key(&self) -> &TestKey {
+        &self.0
+    }
+}
+
+pub(super) fn load_key(source: &SigningKeySource) -> Result<SigningKey> {
     let pem = match source {
         SigningKeySource::Generate => TestKey::generate("ins_pending").private_pem(),
         SigningKeySource::Pem(pem) => pem.clone(),
@@ -39,7 +79,9 @@ pub(super) fn load_key(source: &SigningKeySource) -> Result<TestKey> {
     };
     let probe = TestKey::from_pem("ins_pending", &pem).map_err(bad_key)?;
     let kid = instance_id_for(&probe.public_pem());
-    TestKey::from_pem(kid, &pem).map_err(bad_key)
+    TestKey::from_pem(kid, &pem)
+        .map(SigningKey)
+        .map_err(bad_key)
 }
 
 fn write_private_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
@@ -71,7 +113,7 @@ fn instance_id_for(public_pem: &str) -> String {
     format!("ins_2{chars}")
 }
 
-pub(super) fn secret_key_for(key: &TestKey) -> SecretKey {
+pub(super) fn secret_key_for(key: &SigningKey) -> SecretKey {
     let digest = aws_lc_rs::digest::digest(
         &aws_lc_rs::digest::SHA256,
         format!("devstack secret key\n{}", key.private_pem()).as_bytes(),

@@ -8,7 +8,7 @@ use clerk_jwt::testing::TokenBuilder;
 use serde_json::{Map, Value, json};
 
 use super::store::lock;
-use super::{Inner, model};
+use super::{Inner, SigningKey, model};
 use crate::util::random_base62;
 use crate::{Error, Result};
 
@@ -109,10 +109,57 @@ impl Inner {
     }
 
     pub(crate) fn mint(&self, session_id: &str, options: &MintOptions) -> Result<String> {
+        Ok(self.draft(session_id, options)?.sign())
+    }
+
+    /// The token [`Inner::mint`] would sign, still open to changes.
+    pub(super) fn draft(&self, session_id: &str, options: &MintOptions) -> Result<TokenDraft<'_>> {
         let claims = self.session_claims(session_id, options)?;
-        Ok(TokenBuilder::empty(&self.key)
-            .header("cat", CAT_SESSION)
-            .claims(Value::Object(claims))
-            .sign())
+        Ok(TokenDraft(
+            TokenBuilder::empty(self.key.test_key())
+                .header("cat", CAT_SESSION)
+                .claims(Value::Object(claims)),
+        ))
+    }
+}
+
+/// A session token of the local Clerk before it is signed, from
+/// [`LocalClerk::token_builder`](super::LocalClerk::token_builder): change its claims
+/// and header to make tokens the real Clerk would never issue, then sign it with the
+/// instance's key or another [`SigningKey`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TokenDraft<'c>(TokenBuilder<'c>);
+
+impl TokenDraft<'_> {
+    /// Sets a claim.
+    pub fn claim(self, name: &str, value: impl Into<Value>) -> Self {
+        TokenDraft(self.0.claim(name, value))
+    }
+
+    /// Removes a claim.
+    pub fn without_claim(self, name: &str) -> Self {
+        TokenDraft(self.0.without_claim(name))
+    }
+
+    /// Sets a header parameter (`kid`, `alg`, `cat`, `typ`…).
+    pub fn header(self, name: &str, value: impl Into<Value>) -> Self {
+        TokenDraft(self.0.header(name, value))
+    }
+
+    /// Removes a header parameter.
+    pub fn without_header(self, name: &str) -> Self {
+        TokenDraft(self.0.without_header(name))
+    }
+
+    /// Signs with the local Clerk's key.
+    pub fn sign(&self) -> String {
+        self.0.sign()
+    }
+
+    /// Signs with another key; the header keeps the local Clerk's `kid` unless it was
+    /// changed with [`TokenDraft::header`].
+    pub fn sign_with(&self, key: &SigningKey) -> String {
+        self.0.sign_with(key.test_key())
     }
 }

@@ -15,13 +15,13 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clerk_jwt::testing::{TestKey, TokenBuilder};
-use clerk_jwt::{CAT_SESSION, Clock, InstanceKind, PublishableKey, SecretKey};
+use clerk_jwt::{Clock, InstanceKind, PublishableKey, SecretKey};
 use serde_json::Value;
 
 pub use backend::ClerkBackend;
 pub use config::{ClerkConfig, SigningKeySource, default_session_claims};
-pub use mint::MintOptions;
+pub use keys::SigningKey;
+pub use mint::{MintOptions, TokenDraft};
 pub use model::{NewUser, Session, SessionState, User, UserUpdate};
 pub use webhook::{
     Attempt, Delivery, DeliveryState, SVIX_RETRY_SCHEDULE, WebhookEndpoint, WebhookOptions,
@@ -47,7 +47,7 @@ pub(crate) struct Inner {
     url: String,
     publishable_key: PublishableKey,
     secret_key: SecretKey,
-    key: TestKey,
+    key: SigningKey,
     claims_template: Value,
     token_lifetime: Duration,
     clock: Arc<dyn Clock>,
@@ -190,7 +190,7 @@ impl LocalClerk {
     }
 
     /// The signing key, to forge tokens the real Clerk would never issue.
-    pub fn signing_key(&self) -> &TestKey {
+    pub fn signing_key(&self) -> &SigningKey {
         &self.inner.key
     }
 
@@ -304,16 +304,9 @@ impl LocalClerk {
         Ok(self.token_builder(session_id, options)?.sign())
     }
 
-    /// The token [`LocalClerk::mint_with`] would sign, as a builder whose claims and
+    /// The token [`LocalClerk::mint_with`] would sign, as a draft whose claims and
     /// header can still be changed (`.claim()`, `.without_claim()`, `.header()`).
-    pub fn token_builder(
-        &self,
-        session_id: &str,
-        options: &MintOptions,
-    ) -> Result<TokenBuilder<'_>> {
-        let claims = self.inner.session_claims(session_id, options)?;
-        Ok(TokenBuilder::empty(&self.inner.key)
-            .header("cat", CAT_SESSION)
-            .claims(Value::Object(claims)))
+    pub fn token_builder(&self, session_id: &str, options: &MintOptions) -> Result<TokenDraft<'_>> {
+        self.inner.draft(session_id, options)
     }
 }
