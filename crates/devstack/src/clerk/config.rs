@@ -44,7 +44,7 @@ pub fn default_session_claims() -> Value {
     })
 }
 
-/// How to run a [`LocalClerk`].
+/// How to run a [`LocalClerk`](super::LocalClerk).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClerkConfig {
