@@ -71,7 +71,8 @@ mod stack;
 mod util;
 
 pub use clerk::{
-    ClerkBackend, ClerkConfig, LocalClerk, MintOptions, NewUser, SignedIn, UserUpdate,
+    ClerkBackend, ClerkConfig, LocalClerk, MintOptions, NewUser, SignedIn, SigningKey, TokenDraft,
+    UserUpdate,
 };
 pub use error::Error;
 pub use instant::{App, ClerkClient, InstantConfig, InstantEmulator};

@@ -23,7 +23,7 @@ async fn each_token_problem_reaches_the_client_as_its_code_and_never_reaches_ins
     let now = SystemClock.now();
     let builder = || clerk.token_builder(&sid, &MintOptions::new()).unwrap();
     let stranger = TestKey::generate("ins_2strangerinstance");
-    let impostor = TestKey::generate(clerk.kid());
+    let impostor = devstack::SigningKey::generate(clerk.kid());
     let none = {
         let full = builder().header("alg", "none").sign();
         let (input, _) = full.rsplit_once('.').unwrap();

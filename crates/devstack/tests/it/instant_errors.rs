@@ -1,8 +1,7 @@
 //! Every error of the spec's tables a client can trigger, with the exact body InstantDB
 //! sends (only the random `trace-id` is scrubbed).
 
-use clerk_jwt::testing::{TestKey, TokenBuilder};
-use devstack::{ClerkClient, DevStack, MintOptions};
+use devstack::{ClerkClient, DevStack, MintOptions, SigningKey};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -124,8 +123,8 @@ async fn sign_in_token_errors() {
     };
 
     // Another instance's key: unknown kid.
-    let stranger = TestKey::generate("ins_2stranger");
-    let foreign = TokenBuilder::session(&stranger, clerk.url(), now).sign();
+    let stranger = SigningKey::generate("ins_2stranger");
+    let foreign = builder().header("kid", stranger.kid()).sign_with(&stranger);
     check_sign_in(
         &stack,
         &foreign,

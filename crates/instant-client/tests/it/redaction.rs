@@ -226,18 +226,52 @@ impl Subscriber for Recorder {
     fn exit(&self, _: &Id) {}
 }
 
+/// The process-wide default: records nothing, but keeps every callsite's cached
+/// interest at "ask the current dispatcher".
+///
+/// Without it, a test that only installs a thread-local `Recorder` loses events under
+/// plain `cargo test`, where all tests share one process: while the `Recorder` is
+/// the only live dispatcher, a callsite first hit on another test's thread asks *that*
+/// thread's default (none), and caches "never" for every thread. With this one
+/// registered as well there are always two dispatchers, so a callsite's interest is
+/// the `Recorder`'s and this one's combined: "sometimes", decided per call by
+/// whichever dispatcher is current.
+struct AskEveryTime;
+
+impl Subscriber for AskEveryTime {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+/// Records what this thread emits with `recorder`, whatever other tests in the process
+/// have done to tracing's callsite cache (see [`AskEveryTime`]).
+fn record_with<T>(recorder: Recorder, f: impl FnOnce() -> T) -> T {
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    // Nothing else in this binary sets a global default, so this cannot fail; if it
+    // ever did, that other default would be the second dispatcher all the same.
+    GLOBAL.call_once(|| drop(tracing::subscriber::set_global_default(AskEveryTime)));
+    // Installing the recorder re-asks every callsite registered so far (tracing
+    // rebuilds the interest cache whenever a dispatcher is created).
+    tracing::subscriber::with_default(recorder, f)
+}
+
 #[test]
 fn tracing_output_names_the_call_but_no_secret() {
     let recorder = Recorder::default();
     let log = Arc::clone(&recorder.log);
-    // Under plain `cargo test` the other tests of this binary run beside this one, in
-    // the same process, with no subscriber. While a single scoped subscriber exists,
-    // `tracing` decides a callsite's interest from the subscriber of the thread that
-    // first hits it, so a callsite first hit by another test stays "never" for this
-    // one. A second, inert subscriber kept alive meanwhile makes `tracing` ask every
-    // live subscriber instead, this recorder included.
-    let _inert = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    tracing::subscriber::with_default(recorder, || {
+    record_with(recorder, || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -1,0 +1,237 @@
+//! [`VerifierBuilder`]: the configuration of a [`Verifier`], checked once in `build`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cache::{HeaderCache, VerifiedCache};
+use super::{Inner, Verifier};
+use crate::Result;
+use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
+use crate::keys::KeySource;
+use crate::publishable_key::PublishableKey;
+use crate::remote::{RemoteJwks, RemoteOptions};
+
+/// The default clock-skew allowance.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+/// The largest leeway accepted: more would stretch a 60 s token's life far beyond what
+/// clock skew explains.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(30);
+
+/// Configures a [`Verifier`]. Every rule is on unless switched off here.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct VerifierBuilder {
+    publishable_key: Option<PublishableKey>,
+    keys: Option<KeySource>,
+    remote_options: Option<RemoteOptions>,
+    http_client: Option<reqwest::Client>,
+    issuers: Vec<String>,
+    authorized_parties: Vec<String>,
+    audiences: Vec<String>,
+    leeway: Option<Duration>,
+    allow_pending: bool,
+    any_token_kind: bool,
+    verified_cache: usize,
+    email_optional: bool,
+    unverified_email_allowed: bool,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl VerifierBuilder {
+    /// The publishable key: its Frontend API is an accepted issuer, and, unless another
+    /// key source is set, its public JWKS is where keys come from.
+    pub fn publishable_key(mut self, key: PublishableKey) -> Self {
+        self.publishable_key = Some(key);
+        self
+    }
+
+    /// Where keys come from (overrides the publishable key's JWKS).
+    pub fn keys(mut self, keys: impl Into<KeySource>) -> Self {
+        self.keys = Some(keys.into());
+        self
+    }
+
+    /// Cache options for the JWKS derived from the publishable key.
+    pub fn remote_options(mut self, options: RemoteOptions) -> Self {
+        self.remote_options = Some(options);
+        self
+    }
+
+    /// The HTTP client for the JWKS derived from the publishable key.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Accepts tokens from this issuer too (a satellite domain or a proxy URL), in
+    /// addition to the publishable key's.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Requires `azp` to be one of these origins (may be called several times). With no
+    /// authorized party, `azp` is not checked.
+    pub fn authorized_party(mut self, origin: impl Into<String>) -> Self {
+        self.authorized_parties.push(origin.into());
+        self
+    }
+
+    /// Requires `aud` to contain this value (may be called several times: any matches).
+    /// With no audience, `aud` is not checked and tokens carrying one pass.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 5 s, at most 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = Some(leeway);
+        self
+    }
+
+    /// Accepts sessions whose status is `pending` (off by default, as in Clerk's SDK).
+    pub fn allow_pending_sessions(mut self, allow: bool) -> Self {
+        self.allow_pending = allow;
+        self
+    }
+
+    /// Requires a session token: `sid` present, not a JWT-template or machine token, not
+    /// an OAuth access token (on by default). Switch it off only to model a verifier that
+    /// accepts any Clerk token, as InstantDB's does.
+    pub fn require_session_token(mut self, require: bool) -> Self {
+        self.any_token_kind = !require;
+        self
+    }
+
+    /// Requires an `email` claim holding an address (on by default).
+    pub fn require_email(mut self, require: bool) -> Self {
+        self.email_optional = !require;
+        self
+    }
+
+    /// Rejects tokens whose `email_verified` is false (on by default).
+    pub fn require_verified_email(mut self, require: bool) -> Self {
+        self.unverified_email_allowed = !require;
+        self
+    }
+
+    /// Remembers up to `capacity` tokens that passed every rule, so the same token
+    /// presented again (clients reuse a token for up to a minute) skips decoding and the
+    /// signature check; its time claims are still checked on every use. Off (0) by
+    /// default. Trade-off: a token verified before its key was retired stays valid
+    /// until it expires (at most a minute for Clerk session tokens).
+    pub fn verified_token_cache(mut self, capacity: usize) -> Self {
+        self.verified_cache = capacity;
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Checks the configuration and builds the verifier.
+    pub fn build(self) -> Result<Verifier> {
+        let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
+        if leeway > MAX_LEEWAY {
+            return Err(ConfigError::Leeway(leeway.as_secs()).into());
+        }
+        let mut issuers = Vec::new();
+        if let Some(pk) = &self.publishable_key {
+            issuers.push(pk.issuer());
+        }
+        for issuer in self.issuers {
+            let issuer = issuer.trim().trim_end_matches('/').to_owned();
+            let valid = issuer
+                .strip_prefix("https://")
+                .or_else(|| issuer.strip_prefix("http://"))
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
+            if !valid {
+                return Err(ConfigError::Issuer(issuer).into());
+            }
+            if !issuers.contains(&issuer) {
+                issuers.push(issuer);
+            }
+        }
+        if issuers.is_empty() {
+            return Err(ConfigError::NoIssuer.into());
+        }
+        let keys = match (self.keys, &self.publishable_key) {
+            (Some(keys), _) => keys,
+            (None, Some(pk)) => {
+                let remote = RemoteJwks::frontend_api(pk, self.remote_options.unwrap_or_default());
+                KeySource::Remote(match self.http_client {
+                    Some(client) => remote.with_client(client),
+                    None => remote,
+                })
+            }
+            (None, None) => return Err(ConfigError::NoKeySource.into()),
+        };
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                verified: VerifiedCache::new(self.verified_cache),
+                headers: HeaderCache::default(),
+                keys,
+                issuers,
+                authorized_parties: self.authorized_parties,
+                audiences: self.audiences,
+                leeway: i64::try_from(leeway.as_secs()).unwrap_or(0),
+                allow_pending: self.allow_pending,
+                require_session: !self.any_token_kind,
+                require_email: !self.email_optional,
+                require_verified_email: !self.unverified_email_allowed,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Error, Reason};
+
+    #[test]
+    fn build_requires_issuer_and_key_source_and_bounds_leeway() {
+        let err = Verifier::builder().build().unwrap_err();
+        assert!(matches!(err, Error::Config(ConfigError::NoIssuer)), "{err}");
+        let err = Verifier::builder()
+            .issuer("https://clerk.example.com")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.reason(), Some(Reason::JwkLocalMissing));
+        let err = Verifier::builder()
+            .issuer("clerk.example.com")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ConfigError::Issuer(_))),
+            "{err}"
+        );
+        let pk: PublishableKey = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k".parse().unwrap();
+        let err = Verifier::builder()
+            .publishable_key(pk.clone())
+            .leeway(Duration::from_secs(31))
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ConfigError::Leeway(31))),
+            "{err}"
+        );
+        let verifier = Verifier::builder()
+            .publishable_key(pk)
+            .issuer("https://clerk.satellite.dev/")
+            .leeway(MAX_LEEWAY)
+            .build()
+            .unwrap();
+        assert_eq!(
+            verifier.issuers(),
+            ["https://clerk.example.com", "https://clerk.satellite.dev"]
+        );
+        assert!(matches!(verifier.key_source(), KeySource::Remote(r)
+            if r.jwks_url() == "https://clerk.example.com/.well-known/jwks.json"));
+    }
+}
