@@ -70,7 +70,7 @@ pub enum Error {
     },
     /// The body is authentic but is not a Clerk event envelope (`{"type", "data", …}`),
     /// or the data of a known event type is not of that type's shape: refuse it.
-    #[error("the delivery's body is not a clerk event{}: {problem} at line {line} column {column}", EventType(*.event_type))]
+    #[error("the webhook body is not a clerk event{}: {problem} at line {line} column {column}", EventType(*.event_type))]
     InvalidPayload {
         /// The event type, when the envelope named a known one.
         event_type: Option<&'static str>,

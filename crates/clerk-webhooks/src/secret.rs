@@ -88,7 +88,10 @@ impl Secret {
     /// The `v1,<base64>` signature of a delivery: HMAC-SHA256 over
     /// `<id>.<timestamp>.<body>`, as a sender puts it in `svix-signature`.
     pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
-        format!("v1,{}", STANDARD.encode(self.tag(id, timestamp, body).as_ref()))
+        format!(
+            "v1,{}",
+            STANDARD.encode(self.tag(id, timestamp, body).as_ref())
+        )
     }
 
     /// The raw HMAC tag of a delivery's signed content.

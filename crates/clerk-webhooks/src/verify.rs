@@ -142,7 +142,12 @@ impl Verifier {
     /// Verifies a delivery as received: its headers (`svix-*`, or `webhook-*`; see
     /// [`HeaderSet::of`]) and its raw body bytes, exactly as they arrived, at time
     /// `now`. Returns the delivery with its typed event.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<Delivery, Error> {
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Delivery, Error> {
         let set = HeaderSet::of(headers);
         let id = header(headers, set.id())?;
         let timestamp = header(headers, set.timestamp())?;
@@ -168,7 +173,10 @@ impl Verifier {
     ) -> Result<Delivery, Error> {
         let set = HeaderSet::Svix;
         let visible = |name: &'static str, value: &str| {
-            if value.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
+            if value
+                .bytes()
+                .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+            {
                 Ok(())
             } else {
                 Err(invalid(name, HeaderProblem::NotVisibleAscii))
@@ -253,9 +261,7 @@ impl Verifier {
 
     fn check_time(&self, timestamp: u64, now: SystemTime) -> Result<(), Error> {
         // Whole seconds, as the reference libraries count.
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let tolerance = self.tolerance.as_secs();
         if let Some(age) = now.checked_sub(timestamp) {
             if age > tolerance {
