@@ -10,7 +10,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use clerk_webhooks::{Event, HeaderSet, Secrets, Verifier};
+use clerk_webhooks::{Envelope, HeaderSet, Secrets, Verifier};
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(delivery) => {
             assert_eq!(delivery.id, id_text.trim());
             assert_eq!(delivery.timestamp, signed_at);
-            let envelope = Event::from_json(body).expect("a verified body parses alone");
+            let envelope = Envelope::from_json(body).expect("a verified body parses alone");
             assert_eq!(envelope.event, delivery.event);
         }
         Err(err) => {
@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The body on its own.
-    if let Ok(envelope) = Event::from_json(body) {
+    if let Ok(envelope) = Envelope::from_json(body) {
         let event = &envelope.event;
         let _ = (event.event_type(), event.user_id(), event.session_id());
         let _ = (event.ends_session(), event.is_unknown());

@@ -54,27 +54,7 @@ pub struct Envelope {
     pub occurred_at_ms: Option<u64>,
 }
 
-const USER_CREATED: &str = "user.created";
-const USER_UPDATED: &str = "user.updated";
-const USER_DELETED: &str = "user.deleted";
-const SESSION_CREATED: &str = "session.created";
-const SESSION_ENDED: &str = "session.ended";
-const SESSION_REMOVED: &str = "session.removed";
-const SESSION_REVOKED: &str = "session.revoked";
-
-impl Event {
-    /// The event types this crate parses into typed payloads (every other is
-    /// [`Event::Unknown`]); a bounded set, fit for metric labels.
-    pub const KNOWN_TYPES: [&'static str; 7] = [
-        USER_CREATED,
-        USER_UPDATED,
-        USER_DELETED,
-        SESSION_CREATED,
-        SESSION_ENDED,
-        SESSION_REMOVED,
-        SESSION_REVOKED,
-    ];
-
+impl Envelope {
     /// Reads a Clerk event envelope (`{"type", "data", "object", "timestamp",
     /// "instance_id", …}`) from a body. It does not verify anything: use
     /// [`crate::Verifier`] for deliveries. Errors give the JSON problem's kind and
@@ -126,6 +106,28 @@ impl Event {
             occurred_at_ms: head.timestamp.as_u64(),
         })
     }
+}
+
+const USER_CREATED: &str = "user.created";
+const USER_UPDATED: &str = "user.updated";
+const USER_DELETED: &str = "user.deleted";
+const SESSION_CREATED: &str = "session.created";
+const SESSION_ENDED: &str = "session.ended";
+const SESSION_REMOVED: &str = "session.removed";
+const SESSION_REVOKED: &str = "session.revoked";
+
+impl Event {
+    /// The event types this crate parses into typed payloads (every other is
+    /// [`Event::Unknown`]); a bounded set, fit for metric labels.
+    pub const KNOWN_TYPES: [&'static str; 7] = [
+        USER_CREATED,
+        USER_UPDATED,
+        USER_DELETED,
+        SESSION_CREATED,
+        SESSION_ENDED,
+        SESSION_REMOVED,
+        SESSION_REVOKED,
+    ];
 
     /// The event's type as Clerk names it (`session.revoked`, or an unknown one).
     pub fn event_type(&self) -> &str {
@@ -452,7 +454,7 @@ mod tests {
                 r#"{"id":"user_1"}"#
             };
             let body = format!(r#"{{"type":"{event_type}","data":{data}}}"#);
-            let event = Event::from_json(body.as_bytes()).unwrap().event;
+            let event = Envelope::from_json(body.as_bytes()).unwrap().event;
             assert!(!event.is_unknown(), "{event_type}");
             assert_eq!(event.event_type(), event_type);
         }

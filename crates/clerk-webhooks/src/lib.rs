@@ -20,7 +20,7 @@
 //! - [`Verifier`]: [`Verifier::verify`] at a time you pass (tests and offline checks
 //!   choose it), [`Verifier::verify_now`] at the system clock's, and
 //!   [`Verifier::verify_parts`] for header values read as text.
-//! - [`Event::from_json`] reads an envelope without verifying it.
+//! - [`Envelope::from_json`] reads an envelope without verifying it.
 //! - [`Error`] says what to do next: [`Error::is_refused`] (answer 4xx, change
 //!   nothing) or [`Error::is_config`] (fix the secret); [`Error::code`] is stable.
 //!

@@ -212,7 +212,7 @@ impl Verifier {
             event,
             instance_id,
             occurred_at_ms,
-        } = Event::from_json(body)?;
+        } = Envelope::from_json(body)?;
         Ok(Delivery {
             id: id.to_owned(),
             timestamp,

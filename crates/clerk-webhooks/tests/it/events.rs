@@ -1,6 +1,8 @@
 //! Clerk's event payloads, from realistic fixtures signed as Svix signs them.
 
-use clerk_webhooks::{Delivery, Error, Event, JsonProblem, SessionStatus, VerificationStatus};
+use clerk_webhooks::{
+    Delivery, Envelope, Error, Event, JsonProblem, SessionStatus, VerificationStatus,
+};
 
 use crate::support::{ID, SECRET, TIMESTAMP, at, fixture, signed, verifier};
 
@@ -79,7 +81,8 @@ fn user_deleted_has_an_id_and_no_email() {
         Some("user_29wBMCtzATuFJut8jO2VNTVekS4")
     );
     // Clerk may leave the id out.
-    let envelope = Event::from_json(br#"{"type":"user.deleted","data":{"deleted":true}}"#).unwrap();
+    let envelope =
+        Envelope::from_json(br#"{"type":"user.deleted","data":{"deleted":true}}"#).unwrap();
     assert_eq!(envelope.event.user_id(), None);
     assert_eq!(envelope.instance_id, None);
 }
@@ -141,7 +144,7 @@ fn unknown_enum_values_and_fields_are_kept_or_ignored() {
     );
     assert_eq!(session.status.unwrap().as_str(), "suspended_for_review");
     assert_eq!(session.abandon_at, None);
-    let envelope = Event::from_json(
+    let envelope = Envelope::from_json(
         br#"{"type":"user.updated","data":{"id":"user_1","primary_email_address_id":"idn_1",
         "email_addresses":[{"id":"idn_1","email_address":"a@b.c","verification":{"status":"quarantined","strategy":"passkey_magic"}}]}}"#,
     )
@@ -181,7 +184,7 @@ fn a_body_that_is_not_a_clerk_event_is_refused_by_position_and_kind() {
             invalid(Some("user.created"), JsonProblem::Shape, 1, 83),
         ),
     ] {
-        let err = Event::from_json(body).unwrap_err();
+        let err = Envelope::from_json(body).unwrap_err();
         assert_eq!(err, expected, "{}", String::from_utf8_lossy(body));
         assert!(err.is_refused());
         let text = err.to_string();
