@@ -223,7 +223,8 @@ async fn session_token(args: &TokenArgs) -> anyhow::Result<String> {
         .await
         .map_err(|e| {
             anyhow::anyhow!(
-                "{e}\nhint: start `clerk-instant dev` and pass the Clerk URL and secret key it prints (--clerk-url/CLERK_API_URL, --secret-key/CLERK_SECRET_KEY)"
+                "{:#}\nhint: start `clerk-instant dev` and pass the Clerk URL and secret key it prints (--clerk-url/CLERK_API_URL, --secret-key/CLERK_SECRET_KEY)",
+                anyhow::Error::new(e)
             )
         })
 }

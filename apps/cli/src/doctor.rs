@@ -231,7 +231,7 @@ async fn jwks(service: &Service) -> Check {
         Ok(0) => check.fail(format!("{url} has no keys"), fix),
         Ok(1) => check.pass(format!("1 key at {url}")),
         Ok(n) => check.pass(format!("{n} keys at {url}")),
-        Err(error) => check.fail(error.to_string(), fix),
+        Err(error) => check.fail(format!("{:#}", anyhow::Error::new(error)), fix),
     }
 }
 
@@ -244,7 +244,7 @@ fn sample_token(sample: Option<&Sample>) -> Check {
         Some(Sample::Refused(error)) => {
             let detail = match error {
                 clerk_jwt::Error::Rejected { reason, detail } => format!("{reason}: {detail}"),
-                other => other.to_string(),
+                other => format!("{:#}", anyhow::Error::new(other.clone())),
             };
             check.fail(detail, error.hint())
         }
@@ -362,7 +362,7 @@ async fn sign_in(service: &Service, token: Option<&str>, sample: Option<&Sample>
                 auth_core::Error::Token(clerk_jwt::Error::Rejected { detail, .. }) => {
                     detail.clone()
                 }
-                other => other.to_string(),
+                other => format!("{:#}", anyhow::Error::new(other.clone())),
             };
             return check.fail(detail, fix);
         }

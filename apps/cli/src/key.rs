@@ -31,7 +31,10 @@ pub(crate) fn run(command: KeyCommand) -> anyhow::Result<Outcome> {
 
 fn decode(args: &DecodeArgs) -> anyhow::Result<Outcome> {
     let pk = PublishableKey::parse(&args.publishable_key).map_err(|e| {
-        anyhow::anyhow!("{e}\nhint: copy the publishable key from the Clerk dashboard (API keys)")
+        anyhow::anyhow!(
+            "{:#}\nhint: copy the publishable key from the Clerk dashboard (API keys)",
+            anyhow::Error::new(e)
+        )
     })?;
     if args.json {
         print_json(&json!({

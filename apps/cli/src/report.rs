@@ -126,7 +126,7 @@ impl Failure {
         use auth_core::{Error, ErrorKind};
         let message = match error {
             Error::Token(clerk_jwt::Error::Rejected { detail, .. }) => detail.clone(),
-            other => other.to_string(),
+            other => format!("{:#}", anyhow::Error::new(other.clone())),
         };
         let code = error.code().as_str();
         let hint = match error {

@@ -180,7 +180,11 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Success)
         }
-        Err(error) if error.is_config() => Err(anyhow::anyhow!("{error}\nhint: {}", error.hint())),
+        Err(error) if error.is_config() => Err(anyhow::anyhow!(
+            "{:#}\nhint: {}",
+            anyhow::Error::new(error.clone()),
+            error.hint()
+        )),
         Err(error) => report_rejection(&error, args.json),
     }
 }
@@ -191,7 +195,7 @@ fn report_rejection(error: &Error, json: bool) -> anyhow::Result<Outcome> {
         .map_or("token-verification-failed", |r| r.as_str());
     let message = match error {
         Error::Rejected { detail, .. } => detail.clone(),
-        other => other.to_string(),
+        other => format!("{:#}", anyhow::Error::new(other.clone())),
     };
     if json {
         print_json(&json!({
@@ -279,5 +283,5 @@ fn build_verifier(args: &VerifyArgs) -> anyhow::Result<Verifier> {
     }
     builder
         .build()
-        .map_err(|e| anyhow::anyhow!("{e}\nhint: {}", e.hint()))
+        .map_err(|e| anyhow::anyhow!("{:#}\nhint: {}", anyhow::Error::new(e.clone()), e.hint()))
 }
