@@ -226,7 +226,10 @@ impl AppState {
         if let Some(keys) = &self.inner.keys
             && let Err(error) = keys.refresh(self.inner.verifier.now()).await
         {
-            tracing::warn!(%error, "could not load the Clerk signing keys yet; /readyz will say so");
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "could not load the Clerk signing keys yet; /readyz will say so"
+            );
         }
     }
 
@@ -624,7 +627,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
             };
             match loaded {
                 Ok(n) => json!({"status": "ok", "source": "jwks", "kids": n}),
-                Err(e) => json!({"status": "failed", "message": e.to_string()}),
+                Err(e) => {
+                    json!({"status": "failed", "message": format!("{:#}", anyhow::Error::new(e))})
+                }
             }
         }
     };
@@ -705,7 +710,10 @@ async fn dev_token(
         ApiError::new(
             StatusCode::BAD_GATEWAY,
             "dev-clerk-failed",
-            format!("the local Clerk could not mint a token: {e}"),
+            format!(
+                "the local Clerk could not mint a token: {:#}",
+                anyhow::Error::new(e)
+            ),
         )
     })?;
     Ok(Json(json!({"token": token})).into_response())

@@ -17,6 +17,9 @@ use devstack::{DevStack, DevStackConfig};
 use crate::app::{AppState, DevTokens};
 use crate::config::{Mode, Options, Settings};
 
+/// How long shutdown waits for the broker's background sign-outs.
+pub const SIGN_OUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A server listening in this process.
 pub struct Running {
     /// Where it listens.
@@ -45,7 +48,9 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets requests in flight finish, then stops the local stack.
+    /// Stops accepting, lets requests in flight finish, waits (at most
+    /// [`SIGN_OUT_DRAIN`]) for the sign-outs the broker started in the background, then
+    /// stops the local stack.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(());
         match self.task.await {
@@ -54,6 +59,13 @@ impl Running {
             Ok(Ok(())) => {}
         }
         self.sweeper.abort();
+        let unfinished = self.state.broker().drain(SIGN_OUT_DRAIN).await;
+        if unfinished > 0 {
+            tracing::warn!(
+                unfinished,
+                "background InstantDB sign-outs did not finish before shutdown"
+            );
+        }
         if let Some(dev) = self.dev {
             dev.shutdown().await;
         }

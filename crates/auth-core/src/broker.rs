@@ -511,7 +511,7 @@ impl SessionBroker {
         }
         let instant = match instant_token {
             Err(error) => {
-                tracing::warn!(session = %sid, %error, "could not check the refresh token's owner");
+                tracing::warn!(session = %sid, error = &error as &dyn std::error::Error, "could not check the refresh token's owner");
                 Half::Failed(HalfError::Instant(error))
             }
             Ok(None) => Half::Skipped("no InstantDB session is known for this Clerk session"),
@@ -522,7 +522,7 @@ impl SessionBroker {
                     if let Some(stored) = stored {
                         self.store.insert(&sid, stored, self.clock.now()).await;
                     }
-                    tracing::warn!(session = %sid, %error, "InstantDB sign-out failed");
+                    tracing::warn!(session = %sid, error = &error as &dyn std::error::Error, "InstantDB sign-out failed");
                     Half::Failed(HalfError::Instant(error))
                 }
             },
@@ -534,7 +534,7 @@ impl SessionBroker {
             Some(clerk) => match clerk.revoke_session(&sid).await {
                 Ok(()) => Half::Done,
                 Err(error) => {
-                    tracing::warn!(session = %sid, %error, "Clerk session revoke failed");
+                    tracing::warn!(session = %sid, error = &error as &dyn std::error::Error, "Clerk session revoke failed");
                     Half::Failed(HalfError::Clerk(error))
                 }
             },
@@ -644,7 +644,10 @@ impl SessionBroker {
         let task = async move {
             for session in sessions {
                 if let Err(error) = instant.sign_out(&session.refresh_token).await {
-                    tracing::warn!(%error, "could not sign out a displaced InstantDB session");
+                    tracing::warn!(
+                        error = &error as &dyn std::error::Error,
+                        "could not sign out a displaced InstantDB session"
+                    );
                 }
             }
         };

@@ -136,7 +136,7 @@ pub enum Error {
     #[error("the refresh token does not belong to the signed-in user")]
     NotYourSession,
     /// An InstantDB call failed.
-    #[error("InstantDB {} failed: {source}", .op.as_str())]
+    #[error("InstantDB {} failed", .op.as_str())]
     Instant {
         /// Which call.
         op: InstantOp,
@@ -267,7 +267,34 @@ pub(crate) fn is_dead_refresh_token(error: &instant_client::Error) -> bool {
 
 #[cfg(test)]
 mod code_tests {
-    use super::Code;
+    use instant_client::{Endpoint, ErrorType, Rejection};
+
+    use super::{Code, Error, InstantOp};
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let error = Error::Instant {
+            op: InstantOp::SignIn,
+            source: instant_client::Error::Rejected {
+                endpoint: Endpoint::SignInWithIdToken,
+                status: 400,
+                rejection: Box::new(Rejection::new(
+                    ErrorType::RecordNotFound,
+                    Some("Record not found: app-oauth-client"),
+                )),
+            },
+        };
+        let mut messages = vec![error.to_string()];
+        let mut current: &(dyn std::error::Error + 'static) = &error;
+        while let Some(cause) = current.source() {
+            messages.push(cause.to_string());
+            current = cause;
+        }
+        assert_eq!(messages[0], "InstantDB sign-in failed");
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(!messages[0].contains(&messages[1]), "{messages:?}");
+        assert_eq!(error.code(), Code::InstantMisconfigured);
+    }
 
     #[test]
     fn wire_codes_are_the_documented_strings() {

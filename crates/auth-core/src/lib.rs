@@ -36,7 +36,8 @@
 //! Every Clerk token is verified with all of `clerk-jwt`'s rules before anything else.
 //! The admin strategy signs in only verified emails. A refresh token named by a client
 //! for sign-out is ended only when InstantDB says it belongs to the same email. Errors
-//! carry no token or secret ([`Error::public_message`] is safe to send to clients), and
+//! carry no token or secret ([`Error::public_message`] is safe to send to clients, and
+//! [`Error::code`] is a typed [`Code`] whose [`Code::as_str`] is the stable wire code), and
 //! [`SignIn`]'s `Debug` redacts the refresh token.
 
 mod background;

@@ -20,7 +20,7 @@ pub enum Error {
     },
     /// The keys needed to decide could not be loaded: retry later, or fix the key
     /// source when the reason is `secret-key-invalid`.
-    #[error("{reason}: {source}")]
+    #[error("{reason}: the signing keys could not be loaded")]
     KeysUnavailable {
         /// `jwk-remote-failed-to-load` or `secret-key-invalid`.
         reason: Reason,
@@ -29,12 +29,12 @@ pub enum Error {
         source: FetchError,
     },
     /// The verifier's configuration is invalid: fix it.
-    #[error("invalid verifier configuration: {0}")]
+    #[error("invalid verifier configuration")]
     Config(#[from] ConfigError),
 }
 
 /// A configuration mistake, found when the verifier is built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The publishable key is malformed.
@@ -48,7 +48,7 @@ pub enum ConfigError {
     Key(#[from] KeyError),
     /// No key source was configured.
     #[error(
-        "no key source: set a publishable key (remote JWKS), a JWKS document, or the PEM public key (CLERK_JWT_KEY)"
+        "no key source: set a publishable key (remote JWKS), a JWKS document, or the PEM public key"
     )]
     NoKeySource,
     /// No issuer can be accepted.
@@ -149,5 +149,103 @@ impl From<KeyError> for Error {
 impl From<SecretKeyError> for Error {
     fn from(e: SecretKeyError) -> Self {
         Error::Config(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConfigError, Error};
+    use crate::Reason;
+    use crate::keys::{KeyError, KeySet};
+    use crate::publishable_key::PublishableKey;
+    use crate::remote::FetchError;
+
+    /// The messages of an error and its causes, outermost first.
+    fn chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut messages = vec![error.to_string()];
+        let mut current = error;
+        while let Some(cause) = current.source() {
+            messages.push(cause.to_string());
+            current = cause;
+        }
+        messages
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let url = "https://clerk.example.com/.well-known/jwks.json";
+        let bad_jwk = br#"{"keys": [{"kty": "RSA", "kid": "k1", "n": "AQAB", "e": "AQAB"}]}"#;
+        let Err(unusable) = KeySet::from_jwks_json(bad_jwk) else {
+            panic!("a 17-bit key was accepted");
+        };
+        let Err(not_json) = KeySet::from_jwks_json(b"<html>") else {
+            panic!("HTML was accepted");
+        };
+        let Err(bad_pk) = PublishableKey::parse("pk_test_!!!!") else {
+            panic!("a bad publishable key was accepted");
+        };
+        let cases: Vec<(Error, Vec<&str>)> = vec![
+            (
+                Error::KeysUnavailable {
+                    reason: Reason::JwkRemoteFailedToLoad,
+                    source: FetchError::Invalid {
+                        url: url.to_owned(),
+                        source: unusable,
+                    },
+                },
+                vec![
+                    "jwk-remote-failed-to-load: the signing keys could not be loaded",
+                    "GET https://clerk.example.com/.well-known/jwks.json returned an unusable JWKS",
+                    "JWK \"k1\" is not a usable RSA key",
+                    "RSA key of 17 bits is outside the accepted 2048..=8192 bits",
+                ],
+            ),
+            (
+                Error::KeysUnavailable {
+                    reason: Reason::JwkRemoteFailedToLoad,
+                    source: FetchError::Invalid {
+                        url: url.to_owned(),
+                        source: not_json,
+                    },
+                },
+                vec![
+                    "jwk-remote-failed-to-load: the signing keys could not be loaded",
+                    "GET https://clerk.example.com/.well-known/jwks.json returned an unusable JWKS",
+                    "JWKS document is not JSON of the form {\"keys\": [...]}",
+                    "expected value at line 1 column 1",
+                ],
+            ),
+            (
+                Error::from(bad_pk),
+                vec![
+                    "invalid verifier configuration",
+                    "publishable key's base64 part does not decode",
+                    "Invalid symbol 33, offset 0.",
+                ],
+            ),
+            (
+                Error::Config(ConfigError::NoKeySource),
+                vec![
+                    "invalid verifier configuration",
+                    "no key source: set a publishable key (remote JWKS), a JWKS document, or the PEM public key",
+                ],
+            ),
+        ];
+        for (error, expected) in cases {
+            let messages = chain(&error);
+            assert_eq!(messages, expected);
+            for pair in messages.windows(2) {
+                assert!(
+                    !pair[0].contains(&pair[1]),
+                    "{:?} repeats its cause {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+        // The PEM's base64 error is kept as the cause.
+        let pem = crate::keys::VerifyingKey::from_pem("not a key").unwrap_err();
+        assert!(matches!(pem, KeyError::PemBase64(_)));
+        assert_eq!(chain(&pem).len(), 2);
     }
 }

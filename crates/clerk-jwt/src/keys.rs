@@ -17,29 +17,58 @@ pub const MIN_RSA_BITS: usize = 2048;
 pub const MAX_RSA_BITS: usize = 8192;
 
 /// Why a key could not be used. Maps to [`crate::Reason::JwkFailedToResolve`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// The PEM text has no base64 body or it does not decode.
+    /// The PEM text is not one public key block with a body.
     #[error("PEM public key does not decode: {0}")]
     Pem(String),
+    /// The PEM body is not base64.
+    #[error("PEM public key does not decode")]
+    PemBase64(#[source] base64::DecodeError),
     /// The DER is not an RSA public key.
     #[error("not an RSA public key (expected an SPKI \"PUBLIC KEY\" or PKCS#1 \"RSA PUBLIC KEY\")")]
     NotRsa,
     /// The modulus is outside 2048..=8192 bits.
     #[error("RSA key of {0} bits is outside the accepted {MIN_RSA_BITS}..={MAX_RSA_BITS} bits")]
     Size(usize),
-    /// A JWK field is missing or not base64url.
-    #[error("JWK {kid:?}: {message}")]
+    /// An RSA signing JWK has no `kid`, so no token could name it.
+    #[error("an RSA signing JWK has no kid")]
+    JwkNoKid,
+    /// A JWK lacks a field it needs.
+    #[error("JWK {kid:?} has no {field}")]
+    JwkMissing {
+        /// The key's `kid`.
+        kid: String,
+        /// The missing field: `n` or `e`.
+        field: &'static str,
+    },
+    /// A JWK field is not base64url.
+    #[error("JWK {kid:?}: {field} is not base64url")]
+    JwkBase64 {
+        /// The key's `kid`.
+        kid: String,
+        /// The field: `n` or `e`.
+        field: &'static str,
+        /// What the decoder said.
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// A JWK's modulus and exponent are not a usable RSA key.
+    #[error("JWK {kid:?} is not a usable RSA key")]
     Jwk {
-        /// The key's `kid`, if it had one.
-        kid: Option<String>,
-        /// What is wrong with it.
-        message: String,
+        /// The key's `kid`.
+        kid: String,
+        /// Why ([`KeyError::NotRsa`] or [`KeyError::Size`]).
+        #[source]
+        source: Box<KeyError>,
     },
     /// The JWKS document is not JSON of the form `{"keys": [...]}`.
-    #[error("JWKS document is invalid: {0}")]
-    Jwks(String),
+    #[error("JWKS document is not JSON of the form {{\"keys\": [...]}}")]
+    Jwks(#[source] Arc<serde_json::Error>),
+    /// A key of the JWKS document is not a JSON object of the expected shape.
+    #[error("JWKS document holds a malformed key")]
+    JwksKey(#[source] Arc<serde_json::Error>),
     /// The JWKS holds no RSA signing key usable for RS256.
     #[error("JWKS holds no usable RS256 signing key")]
     NoUsableKeys,
@@ -83,7 +112,7 @@ impl VerifyingKey {
         )
     }
 
-    /// Parses a PEM public key as Clerk's dashboard shows it (`CLERK_JWT_KEY`).
+    /// Parses a PEM public key as Clerk's dashboard shows it (API keys, JWT public key).
     ///
     /// Accepts SPKI (`-----BEGIN PUBLIC KEY-----`) and PKCS#1
     /// (`-----BEGIN RSA PUBLIC KEY-----`), the bare base64 body without the armour lines,
@@ -118,7 +147,7 @@ impl VerifyingKey {
         }
         let der = STANDARD
             .decode(body.as_bytes())
-            .map_err(|e| KeyError::Pem(e.to_string()))?;
+            .map_err(KeyError::PemBase64)?;
         VerifyingKey::from_der(None, &der)
     }
 
@@ -187,12 +216,12 @@ impl KeySet {
     /// document with no usable key is an error.
     pub fn from_jwks_json(json: &[u8]) -> Result<Self, KeyError> {
         let doc: JwksDocument =
-            serde_json::from_slice(json).map_err(|e| KeyError::Jwks(e.to_string()))?;
+            serde_json::from_slice(json).map_err(|e| KeyError::Jwks(Arc::new(e)))?;
         let mut set = KeySet::default();
         for value in doc.keys {
             let jwk: RsaJwk = match serde_json::from_value(value) {
                 Ok(jwk) => jwk,
-                Err(e) => return Err(KeyError::Jwks(format!("a key is malformed: {e}"))),
+                Err(e) => return Err(KeyError::JwksKey(Arc::new(e))),
             };
             let usable = jwk.kty == "RSA"
                 && jwk.use_.as_deref().is_none_or(|u| u == "sig")
@@ -201,30 +230,32 @@ impl KeySet {
                 set.skipped += 1;
                 continue;
             }
-            let kid = jwk.kid.clone();
-            let err = |message: &str| KeyError::Jwk {
-                kid: kid.clone(),
-                message: message.to_owned(),
+            let Some(kid) = jwk.kid else {
+                return Err(KeyError::JwkNoKid);
             };
-            let Some(kid_value) = jwk.kid else {
-                return Err(err("RSA key has no kid"));
-            };
-            let decode = |field: Option<String>, name: &str| {
-                let text = field.ok_or_else(|| err(&format!("missing {name}")))?;
+            let decode = |field: Option<String>, name: &'static str| {
+                let text = field.ok_or_else(|| KeyError::JwkMissing {
+                    kid: kid.clone(),
+                    field: name,
+                })?;
                 URL_SAFE_NO_PAD
                     .decode(text.trim_end_matches('='))
-                    .map_err(|e| err(&format!("{name} is not base64url: {e}")))
+                    .map_err(|source| KeyError::JwkBase64 {
+                        kid: kid.clone(),
+                        field: name,
+                        source,
+                    })
             };
             let n = decode(jwk.n, "n")?;
             let e = decode(jwk.e, "e")?;
             let key =
-                VerifyingKey::from_components(Some(kid_value.clone()), &n, &e).map_err(|e| {
+                VerifyingKey::from_components(Some(kid.clone()), &n, &e).map_err(|source| {
                     KeyError::Jwk {
-                        kid: Some(kid_value.clone()),
-                        message: e.to_string(),
+                        kid: kid.clone(),
+                        source: Box::new(source),
                     }
                 })?;
-            set.insert(kid_value, key);
+            set.insert(kid, key);
         }
         if set.keys.is_empty() {
             return Err(KeyError::NoUsableKeys);
@@ -293,7 +324,7 @@ impl fmt::Debug for KeySet {
 pub enum KeySource {
     /// A fixed JWKS document; a token's `kid` must name one of its keys.
     Static(KeySet),
-    /// One PEM public key (`CLERK_JWT_KEY`): networkless; `kid` is not required.
+    /// One PEM public key (the dashboard's JWT public key): networkless; `kid` is not required.
     Pem(VerifyingKey),
     /// A JWKS fetched over HTTP and cached (Frontend API or Backend API).
     Remote(RemoteJwks),
@@ -338,7 +369,7 @@ mod tests {
         ));
         assert!(matches!(
             KeySet::from_jwks_json(br#"{"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}"#),
-            Err(KeyError::Jwk { .. })
+            Err(KeyError::JwkNoKid)
         ));
     }
 
@@ -350,7 +381,7 @@ mod tests {
         ));
         assert!(matches!(
             VerifyingKey::from_pem("not a key"),
-            Err(KeyError::Pem(_))
+            Err(KeyError::PemBase64(_))
         ));
         assert!(matches!(
             VerifyingKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"),

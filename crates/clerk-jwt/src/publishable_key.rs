@@ -48,8 +48,8 @@ pub enum PublishableKeyError {
     )]
     Parts,
     /// The third part is not standard base64.
-    #[error("publishable key's base64 part does not decode: {0}")]
-    Base64(String),
+    #[error("publishable key's base64 part does not decode")]
+    Base64(#[source] base64::DecodeError),
     /// The decoded bytes are not text.
     #[error("publishable key decodes to bytes that are not UTF-8 text")]
     NotText,
@@ -105,7 +105,7 @@ impl PublishableKey {
         } else {
             STANDARD_NO_PAD.decode(encoded)
         }
-        .map_err(|e| PublishableKeyError::Base64(e.to_string()))?;
+        .map_err(PublishableKeyError::Base64)?;
         let text = String::from_utf8(decoded).map_err(|_| PublishableKeyError::NotText)?;
         let Some(host) = text.strip_suffix('$') else {
             return Err(PublishableKeyError::Dollar);
@@ -296,7 +296,7 @@ mod tests {
             ),
             (
                 "pk_test_!!!!".into(),
-                PublishableKeyError::Base64(String::new()),
+                PublishableKeyError::Base64(base64::DecodeError::InvalidPadding),
             ),
             (
                 format!("pk_test_{}", STANDARD_NO_PAD.encode([0xff, 0xfe, b'$'])),

@@ -77,7 +77,7 @@ impl RemoteOptions {
 }
 
 /// Why a JWKS fetch failed. Never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
     /// No answer within the timeout.
@@ -87,12 +87,13 @@ pub enum FetchError {
         url: String,
     },
     /// The connection failed or broke.
-    #[error("GET {url} failed: {message}")]
+    #[error("GET {url} failed")]
     Transport {
         /// The JWKS URL.
         url: String,
-        /// What the HTTP client reported.
-        message: String,
+        /// The HTTP client's error (its URL removed: the message names it).
+        #[source]
+        source: Arc<reqwest::Error>,
     },
     /// The Backend API refused the secret key.
     #[error("GET {url} answered HTTP {status}: the secret key was refused")]
@@ -119,13 +120,20 @@ pub enum FetchError {
         limit: usize,
     },
     /// The body is not a usable JWKS.
-    #[error("GET {url} returned an unusable JWKS: {source}")]
+    #[error("GET {url} returned an unusable JWKS")]
     Invalid {
         /// The JWKS URL.
         url: String,
         /// What is wrong with it.
         #[source]
         source: KeyError,
+    },
+    /// The cached keys outlived their TTL and stale window before another fetch was
+    /// allowed (only when the TTL and stale window are shorter than the refresh floor).
+    #[error("the keys from {url} expired and may not be fetched again yet")]
+    Expired {
+        /// The JWKS URL.
+        url: String,
     },
 }
 
@@ -146,7 +154,7 @@ pub(crate) enum LookupError {
 }
 
 /// A snapshot of a cache's state, for health checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct CacheStatus {
     /// The URL the keys come from.
@@ -356,9 +364,8 @@ impl RemoteJwks {
                     Err(LookupError::KidMismatch)
                 }
                 _ => Err(LookupError::Unavailable(last_error.unwrap_or_else(|| {
-                    FetchError::Transport {
+                    FetchError::Expired {
                         url: self.inner.url.clone(),
-                        message: "cached keys expired and the last refresh failed".into(),
                     }
                 }))),
             };
@@ -367,7 +374,11 @@ impl RemoteJwks {
             Ok(set) => set.get(kid).cloned().ok_or(LookupError::KidMismatch),
             Err(error) => match cached {
                 Some(key) if within_stale => {
-                    tracing::warn!(url = %self.inner.url, %error, "JWKS refresh failed; serving cached keys");
+                    tracing::warn!(
+                        url = %self.inner.url,
+                        error = &error as &dyn std::error::Error,
+                        "JWKS refresh failed; serving cached keys"
+                    );
                     Ok(key)
                 }
                 _ => Err(LookupError::Unavailable(error)),
@@ -398,7 +409,11 @@ impl RemoteJwks {
                 Ok(set)
             }
             Err(error) => {
-                tracing::warn!(url = %self.inner.url, %error, "JWKS fetch failed");
+                tracing::warn!(
+                    url = %self.inner.url,
+                    error = &error as &dyn std::error::Error,
+                    "JWKS fetch failed"
+                );
                 state.last_error = Some(error.clone());
                 Err(error)
             }
@@ -415,7 +430,7 @@ impl RemoteJwks {
             } else {
                 FetchError::Transport {
                     url: url(),
-                    message: error_chain(&e),
+                    source: Arc::new(e.without_url()),
                 }
             }
         };
@@ -445,19 +460,4 @@ impl RemoteJwks {
         }
         KeySet::from_jwks_json(&body).map_err(|source| FetchError::Invalid { url: url(), source })
     }
-}
-
-/// The messages of an error and its sources, joined (reqwest hides the cause otherwise).
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        source = cause.source();
-    }
-    text
 }

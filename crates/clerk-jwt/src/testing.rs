@@ -74,7 +74,7 @@ fn pem_decode(pem: &str) -> Result<(String, Vec<u8>), KeyError> {
     let label = label.ok_or_else(|| KeyError::Pem("no BEGIN line".into()))?;
     let der = STANDARD
         .decode(body.as_bytes())
-        .map_err(|e| KeyError::Pem(e.to_string()))?;
+        .map_err(KeyError::PemBase64)?;
     Ok((label, der))
 }
 

@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 
+use http::Method;
+
 /// A failure of a devstack call. Never contains a secret (keys, tokens).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A server could not listen: pick another port, or stop what holds it.
-    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    #[error("cannot listen on 127.0.0.1:{port}")]
     Bind {
         /// The port asked for (0 means any free port).
         port: u16,
@@ -51,7 +53,7 @@ pub enum Error {
     #[error("{method} {url} answered HTTP {status}: {code}: {message}")]
     Backend {
         /// The HTTP method.
-        method: &'static str,
+        method: Method,
         /// The URL called (no secret in it).
         url: String,
         /// The HTTP status.
@@ -62,14 +64,15 @@ pub enum Error {
         message: String,
     },
     /// A local Clerk Backend API call failed in transport: is the local Clerk running?
-    #[error("{method} {url} failed: {message}")]
+    #[error("{method} {url} failed")]
     Transport {
         /// The HTTP method.
-        method: &'static str,
+        method: Method,
         /// The URL called.
         url: String,
-        /// What the HTTP client reported.
-        message: String,
+        /// The HTTP client's error (its URL removed: the message names it).
+        #[source]
+        source: reqwest::Error,
     },
 }
 

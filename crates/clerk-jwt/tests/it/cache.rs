@@ -49,6 +49,24 @@ fn reason(result: &Result<clerk_jwt::SessionClaims, Error>) -> Option<Reason> {
     result.as_ref().err().and_then(Error::reason)
 }
 
+/// The error and its causes joined as anyhow's `{:#}` prints them, checking on the way
+/// that no message repeats its cause (each is printed once).
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error;
+    while let Some(cause) = current.source() {
+        let (outer, inner) = (current.to_string(), cause.to_string());
+        assert!(
+            !outer.contains(&inner),
+            "{outer:?} repeats its cause {inner:?}"
+        );
+        text.push_str(": ");
+        text.push_str(&inner);
+        current = cause;
+    }
+    text
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn two_hundred_concurrent_verifications_on_a_cold_cache_make_one_request() {
     let f = fixture(Mode::Gated(key().jwks()), RemoteOptions::default()).await;
@@ -222,8 +240,10 @@ async fn a_cold_cache_with_the_jwks_down_reports_the_cause() {
         let f = fixture(mode, RemoteOptions::default()).await;
         let err = f.verifier.verify(&token_at(NOW)).await.unwrap_err();
         assert_eq!(err.reason(), Some(Reason::JwkRemoteFailedToLoad));
-        assert!(err.to_string().contains(cause), "{err}");
-        assert!(err.to_string().contains(&f.server.url()), "{err}");
+        let text = chain(&err);
+        assert!(text.contains(cause), "{text}");
+        assert!(text.contains(&f.server.url()), "{text}");
+        assert_eq!(text.matches(&f.server.url()).count(), 1, "{text}");
     }
 
     // Connection refused.
@@ -239,6 +259,20 @@ async fn a_cold_cache_with_the_jwks_down_reports_the_cause() {
         ),
         "{err:?}"
     );
+    // What reqwest says is kept as the cause, printed once, and the URL only once.
+    let text = chain(&err);
+    assert!(
+        text.starts_with(&format!(
+            "jwk-remote-failed-to-load: the signing keys could not be loaded: GET {url} failed: "
+        )),
+        "{text}"
+    );
+    assert_eq!(text.matches(&url).count(), 1, "{text}");
+    // The cache reports the same cause.
+    assert!(matches!(
+        f.remote.status().last_error,
+        Some(FetchError::Transport { .. })
+    ));
 }
 
 #[tokio::test]
@@ -333,5 +367,5 @@ async fn refresh_warms_the_cache_for_readiness_checks() {
     let status = f.remote.status();
     assert_eq!(status.kids, [key().kid()]);
     assert_eq!(status.fetched_at, Some(NOW));
-    assert_eq!(status.last_error, None);
+    assert!(status.last_error.is_none(), "{:?}", status.last_error);
 }

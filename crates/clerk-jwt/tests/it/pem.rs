@@ -46,6 +46,6 @@ fn refuses_private_keys_and_garbage_with_a_reason() {
     assert!(matches!(VerifyingKey::from_pem(""), Err(KeyError::Pem(_))));
     assert!(matches!(
         VerifyingKey::from_pem("-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----"),
-        Err(KeyError::Pem(_))
+        Err(KeyError::PemBase64(_))
     ));
 }

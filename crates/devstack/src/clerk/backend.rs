@@ -4,6 +4,7 @@
 use std::fmt;
 
 use clerk_jwt::SecretKey;
+use http::Method;
 use serde_json::{Value, json};
 
 use crate::{Error, Result};
@@ -47,21 +48,19 @@ impl ClerkBackend {
         }
     }
 
-    async fn call(&self, method: &'static str, path: &str, body: Option<Value>) -> Result<Value> {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
         let url = format!("{}/v1{path}", self.base);
-        let mut request = match method {
-            "POST" => self.client.post(&url),
-            "DELETE" => self.client.delete(&url),
-            _ => self.client.get(&url),
-        }
-        .bearer_auth(self.secret.expose());
+        let mut request = self
+            .client
+            .request(method.clone(), &url)
+            .bearer_auth(self.secret.expose());
         if let Some(body) = body {
             request = request.json(&body);
         }
         let transport = |e: reqwest::Error| Error::Transport {
-            method,
+            method: method.clone(),
             url: url.clone(),
-            message: error_chain(&e),
+            source: e.without_url(),
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
@@ -97,22 +96,30 @@ impl ClerkBackend {
             })
             .collect();
         let users = self
-            .call("GET", &format!("/users?email_address={encoded}"), None)
+            .call(
+                Method::GET,
+                &format!("/users?email_address={encoded}"),
+                None,
+            )
             .await?;
         Ok(users.as_array().and_then(|u| u.first()).cloned())
     }
 
     /// Creates a user with this email address (`POST /v1/users`).
     pub async fn create_user(&self, email: &str) -> Result<Value> {
-        self.call("POST", "/users", Some(json!({"email_address": [email]})))
-            .await
+        self.call(
+            Method::POST,
+            "/users",
+            Some(json!({"email_address": [email]})),
+        )
+        .await
     }
 
     /// The user's most recent active session, if any.
     pub async fn active_session(&self, user_id: &str) -> Result<Option<Value>> {
         let sessions = self
             .call(
-                "GET",
+                Method::GET,
                 &format!("/sessions?user_id={user_id}&status=active&limit=1"),
                 None,
             )
@@ -122,7 +129,7 @@ impl ClerkBackend {
 
     /// Creates an active session (`POST /v1/sessions`).
     pub async fn create_session(&self, user_id: &str) -> Result<Value> {
-        self.call("POST", "/sessions", Some(json!({"user_id": user_id})))
+        self.call(Method::POST, "/sessions", Some(json!({"user_id": user_id})))
             .await
     }
 
@@ -130,7 +137,7 @@ impl ClerkBackend {
     pub async fn mint(&self, session_id: &str) -> Result<String> {
         let token = self
             .call(
-                "POST",
+                Method::POST,
                 &format!("/sessions/{session_id}/tokens"),
                 Some(json!({})),
             )
@@ -160,19 +167,4 @@ impl ClerkBackend {
             .ok_or_else(|| Error::invalid("session response", "no id in the answer"))?;
         self.mint(session_id).await
     }
-}
-
-/// The messages of an error and its sources (reqwest hides the cause otherwise).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        source = cause.source();
-    }
-    text
 }

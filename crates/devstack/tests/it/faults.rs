@@ -196,3 +196,46 @@ async fn shutdown_releases_the_ports() {
         std::net::TcpListener::bind(("127.0.0.1", port)).expect("port released");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_backend_call_names_the_call_once_and_keeps_the_cause() {
+    let stack = stack().await;
+    stack
+        .clerk
+        .faults()
+        .inject("GET /v1/users", Fault::drop_connection(), 1)
+        .unwrap();
+    let error = stack
+        .clerk
+        .backend()
+        .session_token("carol@example.com")
+        .await
+        .unwrap_err();
+    let devstack::Error::Transport { method, url, .. } = &error else {
+        panic!("not a transport error: {error:?}");
+    };
+    assert_eq!(*method, http::Method::GET);
+    assert_eq!(
+        error.to_string(),
+        format!("GET {url} failed"),
+        "the message says what failed and where"
+    );
+    // Walk the causes as anyhow's `{:#}` does: each is printed once, and only the
+    // first names the URL.
+    let mut messages = vec![error.to_string()];
+    let mut current: &(dyn std::error::Error + 'static) = &error;
+    while let Some(cause) = current.source() {
+        messages.push(cause.to_string());
+        current = cause;
+    }
+    assert!(messages.len() > 1, "the HTTP client's error is the source");
+    for pair in messages.windows(2) {
+        assert!(!pair[0].contains(&pair[1]), "{messages:?}");
+    }
+    assert_eq!(
+        messages.join(": ").matches(url.as_str()).count(),
+        1,
+        "{messages:?}"
+    );
+    stack.shutdown().await;
+}
