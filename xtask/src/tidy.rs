@@ -124,7 +124,7 @@ mod dependencies {
     use crate::root;
 
     /// Crates that depend on no project crate and may be used by any other.
-    const LEAVES: &[&str] = &["clerk-jwt", "instant-client"];
+    const LEAVES: &[&str] = &["clerk-jwt", "clerk-webhooks", "instant-client"];
     /// Small crates below the leaves: they too depend on no project crate.
     const FOUNDATIONS: &[&str] = &["http-retry"];
     /// Crates with the `testing` feature of another project crate in their normal
