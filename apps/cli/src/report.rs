@@ -6,7 +6,7 @@
 //! Messages come from errors that never hold a token or a secret (the library crates'
 //! errors are built that way), so they can be shown as they are.
 
-use auth_core::config::Problem;
+use service_config::Problem;
 use serde_json::{Map, Value, json};
 
 use crate::Outcome;

@@ -38,7 +38,6 @@
 //! [`SignIn`]'s `Debug` redacts the refresh token.
 
 mod broker;
-pub mod config;
 mod error;
 pub mod ports;
 mod store;
