@@ -128,7 +128,7 @@ impl Failure {
             Error::Token(clerk_jwt::Error::Rejected { detail, .. }) => detail.clone(),
             other => other.to_string(),
         };
-        let code = error.code();
+        let code = error.code().as_str();
         let hint = match error {
             Error::Token(e) => Some(e.hint().to_owned()),
             Error::EmailNotVerified => Some(

@@ -49,7 +49,7 @@ pub enum Code {
     /// calls for.
     Broker {
         /// The code (a Clerk reason for token problems).
-        code: &'static str,
+        code: auth_core::Code,
         /// What the caller should do.
         kind: ErrorKind,
     },
@@ -86,7 +86,7 @@ impl Code {
             Code::InvalidEmail => "invalid-email",
             #[cfg(feature = "local-stack")]
             Code::DevClerkFailed => "dev-clerk-failed",
-            Code::Broker { code, .. } => code,
+            Code::Broker { code, .. } => code.as_str(),
         }
     }
 

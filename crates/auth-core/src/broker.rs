@@ -9,6 +9,7 @@ use instant_client::{IdToken, Query, RefreshToken, SignedIn, Transaction, TxId, 
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::background::Background;
 use crate::error::{Error, InstantOp, is_dead_refresh_token};
 use crate::ports::{ClerkSessions, InstantAuth, TokenVerifier};
 use crate::store::{SessionStore, StoredSession};
@@ -253,6 +254,7 @@ pub struct SessionBroker {
     clock: Arc<dyn Clock>,
     config: BrokerConfig,
     signed_out: Arc<SignedOut>,
+    background: Arc<Background>,
 }
 
 impl fmt::Debug for SessionBroker {
@@ -282,6 +284,7 @@ impl SessionBroker {
             clock: Arc::new(SystemClock),
             config,
             signed_out: Arc::default(),
+            background: Arc::default(),
         }
     }
 
@@ -627,6 +630,14 @@ impl SessionBroker {
         count
     }
 
+    /// Waits for the background sign-outs (of sessions displaced or swept) to finish,
+    /// at most `deadline`; returns how many background tasks were still running then
+    /// (0: all finished). Nothing is cancelled. Call it at shutdown, after the last
+    /// request, so a sign-out the broker started is not dropped.
+    pub async fn drain(&self, deadline: Duration) -> usize {
+        self.background.drain(deadline).await
+    }
+
     fn sign_out_in_background(&self, sessions: Vec<StoredSession>) {
         if sessions.is_empty() {
             return;
@@ -639,11 +650,8 @@ impl SessionBroker {
                 }
             }
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(task);
-            }
-            Err(_) => tracing::warn!("no runtime to sign out displaced InstantDB sessions"),
+        if !self.background.spawn(task) {
+            tracing::warn!("no runtime to sign out displaced InstantDB sessions");
         }
     }
 }

@@ -53,6 +53,69 @@ pub enum ErrorKind {
     Config,
 }
 
+/// A stable code for a failure: what clients and metrics see.
+///
+/// [`Code::as_str`] is the kebab-case wire form and is stable across releases; new
+/// variants may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// The Clerk token was rejected, for this reason (its own code on the wire).
+    Token(clerk_jwt::Reason),
+    /// The token verifier itself is misconfigured (`verifier-misconfigured`).
+    VerifierMisconfigured,
+    /// The admin strategy needs a verified email (`email-unverified`).
+    EmailUnverified,
+    /// The Clerk session was signed out through this broker (`session-signed-out`).
+    SessionSignedOut,
+    /// The refresh token belongs to another user (`session-not-owned`).
+    SessionNotOwned,
+    /// InstantDB refused the request (`instant-rejected`).
+    InstantRejected,
+    /// InstantDB's permission rules refused the request (`instant-permission-denied`).
+    InstantPermissionDenied,
+    /// InstantDB refused the server's credentials or configuration
+    /// (`instant-misconfigured`).
+    InstantMisconfigured,
+    /// InstantDB is rate limiting (`instant-rate-limited`).
+    InstantRateLimited,
+    /// InstantDB is down or unreachable (`instant-unavailable`).
+    InstantUnavailable,
+    /// InstantDB did not answer in time (`instant-timeout`).
+    InstantTimeout,
+    /// InstantDB failed with an unexpected status (`instant-failed`).
+    InstantFailed,
+    /// InstantDB answered something this client cannot read (`instant-bad-response`).
+    InstantBadResponse,
+}
+
+impl Code {
+    /// The kebab-case wire form: the Clerk reason's code for token rejections.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Code::Token(reason) => reason.as_str(),
+            Code::VerifierMisconfigured => "verifier-misconfigured",
+            Code::EmailUnverified => "email-unverified",
+            Code::SessionSignedOut => "session-signed-out",
+            Code::SessionNotOwned => "session-not-owned",
+            Code::InstantRejected => "instant-rejected",
+            Code::InstantPermissionDenied => "instant-permission-denied",
+            Code::InstantMisconfigured => "instant-misconfigured",
+            Code::InstantRateLimited => "instant-rate-limited",
+            Code::InstantUnavailable => "instant-unavailable",
+            Code::InstantTimeout => "instant-timeout",
+            Code::InstantFailed => "instant-failed",
+            Code::InstantBadResponse => "instant-bad-response",
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A failure of the broker. Never contains a token or a secret.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -100,17 +163,13 @@ impl Error {
         }
     }
 
-    /// A stable kebab-case code: the Clerk reason for token problems, else one of
-    /// `email-unverified`, `session-signed-out`, `session-not-owned`, `instant-rejected`,
-    /// `instant-permission-denied`, `instant-misconfigured`, `instant-rate-limited`,
-    /// `instant-unavailable`, `instant-timeout`, `instant-failed`, `instant-bad-response`,
-    /// `verifier-misconfigured`.
-    pub fn code(&self) -> &'static str {
+    /// A stable code for clients and metrics; [`Code::as_str`] gives its wire form.
+    pub fn code(&self) -> Code {
         match self {
-            Error::Token(e) => e.reason().map_or("verifier-misconfigured", |r| r.as_str()),
-            Error::EmailNotVerified => "email-unverified",
-            Error::SessionSignedOut => "session-signed-out",
-            Error::NotYourSession => "session-not-owned",
+            Error::Token(e) => e.reason().map_or(Code::VerifierMisconfigured, Code::Token),
+            Error::EmailNotVerified => Code::EmailUnverified,
+            Error::SessionSignedOut => Code::SessionSignedOut,
+            Error::NotYourSession => Code::SessionNotOwned,
             Error::Instant { source, .. } => instant_code(source),
         }
     }
@@ -133,7 +192,7 @@ impl Error {
             }
             Error::Token(_) => "the token verifier is misconfigured".to_owned(),
             Error::Instant { op, source } => match instant_code(source) {
-                "instant-misconfigured" => format!(
+                Code::InstantMisconfigured => format!(
                     "InstantDB refused the server's credentials during {}; the operator must check the app id, admin token and Clerk client name",
                     op.as_str()
                 ),
@@ -144,44 +203,52 @@ impl Error {
     }
 }
 
-fn instant_code(source: &instant_client::Error) -> &'static str {
+fn instant_code(source: &instant_client::Error) -> Code {
     use instant_client::Error as E;
     match source {
-        E::BadCredentials { .. } | E::Config(_) => "instant-misconfigured",
+        E::BadCredentials { .. } | E::Config(_) => Code::InstantMisconfigured,
         E::Rejected { rejection, .. }
             if rejection.is_record_not_found("app-oauth-client")
                 || rejection.is_record_not_found("app-admin-token") =>
         {
-            "instant-misconfigured"
+            Code::InstantMisconfigured
         }
         E::Rejected { rejection, .. } if rejection.error_type == ErrorType::PermissionDenied => {
-            "instant-permission-denied"
+            Code::InstantPermissionDenied
         }
-        E::Rejected { .. } => "instant-rejected",
-        E::RateLimited { .. } => "instant-rate-limited",
+        E::Rejected { .. } => Code::InstantRejected,
+        E::RateLimited { .. } => Code::InstantRateLimited,
         E::Unavailable {
             cause: Outage::Timeout,
             ..
-        } => "instant-timeout",
+        } => Code::InstantTimeout,
         E::Unavailable {
             cause: Outage::Status { status, .. },
             ..
-        } if !matches!(status, 502..=504) => "instant-failed",
-        E::Unavailable { .. } => "instant-unavailable",
-        _ => "instant-bad-response",
+        } if !matches!(status, 502..=504) => Code::InstantFailed,
+        E::Unavailable { .. } => Code::InstantUnavailable,
+        _ => Code::InstantBadResponse,
     }
 }
 
 fn instant_kind(op: InstantOp, source: &instant_client::Error) -> ErrorKind {
     match instant_code(source) {
-        "instant-misconfigured" => ErrorKind::Config,
-        "instant-permission-denied" => ErrorKind::Forbidden,
-        "instant-rejected" if matches!(op, InstantOp::Query | InstantOp::Transact) => {
+        Code::InstantMisconfigured => ErrorKind::Config,
+        Code::InstantPermissionDenied => ErrorKind::Forbidden,
+        Code::InstantRejected if matches!(op, InstantOp::Query | InstantOp::Transact) => {
             ErrorKind::BadInput
         }
-        "instant-rate-limited" | "instant-unavailable" => ErrorKind::Unavailable,
-        "instant-timeout" => ErrorKind::Timeout,
-        _ => ErrorKind::Upstream,
+        Code::InstantRateLimited | Code::InstantUnavailable => ErrorKind::Unavailable,
+        Code::InstantTimeout => ErrorKind::Timeout,
+        Code::InstantRejected | Code::InstantFailed | Code::InstantBadResponse => {
+            ErrorKind::Upstream
+        }
+        // `instant_code` gives only the instant codes above.
+        Code::Token(_)
+        | Code::VerifierMisconfigured
+        | Code::EmailUnverified
+        | Code::SessionSignedOut
+        | Code::SessionNotOwned => ErrorKind::Upstream,
     }
 }
 
@@ -195,5 +262,35 @@ pub(crate) fn is_dead_refresh_token(error: &instant_client::Error) -> bool {
                 && !rejection.is_record_not_found("app-admin-token")
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::Code;
+
+    #[test]
+    fn wire_codes_are_the_documented_strings() {
+        let codes = [
+            (Code::VerifierMisconfigured, "verifier-misconfigured"),
+            (Code::EmailUnverified, "email-unverified"),
+            (Code::SessionSignedOut, "session-signed-out"),
+            (Code::SessionNotOwned, "session-not-owned"),
+            (Code::InstantRejected, "instant-rejected"),
+            (Code::InstantPermissionDenied, "instant-permission-denied"),
+            (Code::InstantMisconfigured, "instant-misconfigured"),
+            (Code::InstantRateLimited, "instant-rate-limited"),
+            (Code::InstantUnavailable, "instant-unavailable"),
+            (Code::InstantTimeout, "instant-timeout"),
+            (Code::InstantFailed, "instant-failed"),
+            (Code::InstantBadResponse, "instant-bad-response"),
+        ];
+        for (code, wire) in codes {
+            assert_eq!(code.as_str(), wire);
+            assert_eq!(code.to_string(), wire);
+        }
+        for reason in clerk_jwt::Reason::ALL {
+            assert_eq!(Code::Token(reason).as_str(), reason.as_str());
+        }
     }
 }

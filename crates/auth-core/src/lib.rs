@@ -4,7 +4,9 @@
 //! reaches InstantDB, and the caller learns the exact reason), then obtains the user's
 //! InstantDB session by one of two [`Strategy`]s, keeps it per Clerk session so repeated
 //! sign-ins reuse it instead of piling up refresh tokens that never expire, runs queries
-//! and transactions as the user, and signs out of both services.
+//! and transactions as the user, and signs out of both services. Sessions it displaces
+//! or sweeps are signed out in the background, tracked: [`SessionBroker::drain`] waits
+//! for them (at shutdown, within a deadline).
 //!
 //! It reaches the outside world only through the small traits of [`ports`]
 //! ([`TokenVerifier`], [`InstantAuth`], [`ClerkSessions`]) and a [`SessionStore`], so
@@ -37,6 +39,7 @@
 //! carry no token or secret ([`Error::public_message`] is safe to send to clients), and
 //! [`SignIn`]'s `Debug` redacts the refresh token.
 
+mod background;
 mod broker;
 mod error;
 pub mod ports;
@@ -45,7 +48,7 @@ mod store;
 pub use broker::{
     BrokerConfig, ClerkIdentity, Half, HalfError, SessionBroker, SignIn, SignOut, Strategy,
 };
-pub use error::{Error, ErrorKind, InstantOp};
+pub use error::{Code, Error, ErrorKind, InstantOp};
 pub use ports::{ClerkSessions, InstantAuth, TokenVerifier};
 pub use store::{Inserted, MemorySessionStore, SessionStore, StoreLimits, StoredSession};
 

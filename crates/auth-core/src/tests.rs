@@ -109,11 +109,10 @@ fn down() -> instant_client::Error {
     }
 }
 
-/// Lets background sign-outs run.
-async fn settle() {
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
+/// Waits for the broker's background sign-outs to finish.
+async fn settle(broker: &SessionBroker) {
+    let running = broker.drain(Duration::from_secs(10)).await;
+    assert_eq!(running, 0, "background sign-outs still running");
 }
 
 #[tokio::test]
@@ -165,7 +164,7 @@ async fn admin_strategy_creates_a_token_for_the_verified_email_only() {
     let err = broker.sign_in(&unverified).await.unwrap_err();
     assert!(matches!(err, Error::EmailNotVerified), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
-    assert_eq!(err.code(), "email-unverified");
+    assert_eq!(err.code().as_str(), "email-unverified");
 }
 
 #[tokio::test]
@@ -176,10 +175,10 @@ async fn a_bad_token_never_reaches_instantdb() {
     let broker = f.broker(id_token(), instant, None);
     let expired = TokenBuilder::session(key(), ISSUER, NOW - 3600).sign();
     let err = broker.sign_in(&expired).await.unwrap_err();
-    assert_eq!(err.code(), "token-expired");
+    assert_eq!(err.code().as_str(), "token-expired");
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
     let err = broker.sign_in("not.a.token").await.unwrap_err();
-    assert_eq!(err.code(), "token-invalid");
+    assert_eq!(err.code().as_str(), "token-invalid");
 }
 
 #[tokio::test]
@@ -273,7 +272,7 @@ async fn other_failures_while_revalidating_are_reported_and_keep_the_session() {
     broker.sign_in(&f.token()).await.unwrap();
     let err = broker.sign_in(&f.token()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert_eq!(err.code(), "instant-unavailable");
+    assert_eq!(err.code().as_str(), "instant-unavailable");
     assert!(f.store.get(TEST_SESSION_ID, NOW).await.is_some());
 
     // An unknown client name is a configuration problem, not a dead refresh token.
@@ -290,7 +289,7 @@ async fn other_failures_while_revalidating_are_reported_and_keep_the_session() {
         });
     let broker = f.broker(id_token(), instant, None);
     let err = broker.sign_in(&f.token()).await.unwrap_err();
-    assert_eq!(err.code(), "instant-misconfigured");
+    assert_eq!(err.code().as_str(), "instant-misconfigured");
     assert_eq!(err.kind(), ErrorKind::Config);
 }
 
@@ -439,7 +438,7 @@ async fn a_lost_race_keeps_the_first_session_and_ends_the_second() {
     let session = broker.sign_in(&f.token()).await.unwrap();
     assert_eq!(session.refresh_token, rt(1));
     assert!(session.reused);
-    settle().await;
+    settle(&broker).await;
 }
 
 #[tokio::test]
@@ -505,7 +504,7 @@ async fn permission_and_input_errors_of_queries_are_the_callers() {
     let q = Query::new(json!({"secrets": {}}));
     let err = broker.query(&f.token(), &q).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden);
-    assert_eq!(err.code(), "instant-permission-denied");
+    assert_eq!(err.code().as_str(), "instant-permission-denied");
     let err = broker.query(&f.token(), &q).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadInput);
 }
@@ -532,7 +531,96 @@ async fn expired_store_entries_are_swept_and_signed_out() {
     assert_eq!(broker.sweep().await, 0);
     f.clock.advance(1);
     assert_eq!(broker.sweep().await, 1);
-    settle().await;
+    settle(&broker).await;
+}
+
+/// InstantDB whose sign-out waits until the test releases it.
+struct SlowSignOut {
+    release: tokio::sync::Semaphore,
+    signed_out: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl crate::InstantAuth for SlowSignOut {
+    async fn sign_in_with_id_token(
+        &self,
+        _: &instant_client::IdToken,
+        _: &str,
+        _: Option<RefreshToken>,
+    ) -> Result<SignedIn, instant_client::Error> {
+        Ok(signed(1, true))
+    }
+
+    async fn create_token_for_email(&self, _: &str) -> Result<SignedIn, instant_client::Error> {
+        Err(down()) // not used by this test
+    }
+
+    async fn sign_out(&self, _: &RefreshToken) -> Result<(), instant_client::Error> {
+        self.release.acquire().await.unwrap().forget();
+        self.signed_out
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn verify_refresh_token(&self, _: &RefreshToken) -> Result<User, instant_client::Error> {
+        Err(down()) // not used by this test
+    }
+
+    async fn query_as(
+        &self,
+        _: &RefreshToken,
+        _: &Query,
+    ) -> Result<serde_json::Value, instant_client::Error> {
+        Err(down()) // not used by this test
+    }
+
+    async fn transact_as(
+        &self,
+        _: &RefreshToken,
+        _: &Transaction,
+    ) -> Result<TxId, instant_client::Error> {
+        Err(down()) // not used by this test
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_waits_for_a_slow_background_sign_out_until_the_deadline() {
+    use std::sync::atomic::Ordering;
+    use tokio::time::Instant;
+
+    let f = Fixture::new();
+    let instant = Arc::new(SlowSignOut {
+        release: tokio::sync::Semaphore::new(0),
+        signed_out: Default::default(),
+    });
+    let broker = SessionBroker::new(
+        id_token().session_ttl(Duration::from_secs(100)),
+        f.verifier.clone(),
+        instant.clone(),
+        None,
+        f.store.clone(),
+    )
+    .with_clock(f.clock.clone());
+    broker.sign_in(&f.token()).await.unwrap();
+    f.clock.advance(100);
+    assert_eq!(broker.sweep().await, 1);
+
+    // InstantDB does not answer: drain gives up at the deadline and says so.
+    let start = Instant::now();
+    assert_eq!(broker.drain(Duration::from_secs(5)).await, 1);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    assert_eq!(instant.signed_out.load(Ordering::SeqCst), 0);
+
+    // It answers after 2 s: a longer drain waits for it, and no longer.
+    let answer = Arc::clone(&instant);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        answer.release.add_permits(1);
+    });
+    let start = Instant::now();
+    assert_eq!(broker.drain(Duration::from_secs(60)).await, 0);
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert_eq!(instant.signed_out.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -552,7 +640,7 @@ async fn tokens_of_a_signed_out_session_no_longer_sign_in() {
     let err = broker.sign_in(&token).await.unwrap_err();
     assert!(matches!(err, Error::SessionSignedOut), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
-    assert_eq!(err.code(), "session-signed-out");
+    assert_eq!(err.code().as_str(), "session-signed-out");
     // Once every token of that moment has expired, a new token of a session Clerk still
     // honours (no secret key, so it was not revoked) signs in again.
     f.clock.advance(90);
