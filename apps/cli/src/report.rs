@@ -6,8 +6,8 @@
 //! Messages come from errors that never hold a token or a secret (the library crates'
 //! errors are built that way), so they can be shown as they are.
 
-use service_config::Problem;
 use serde_json::{Map, Value, json};
+use service_config::Problem;
 
 use crate::Outcome;
 use crate::output::{eprint, print, print_json};

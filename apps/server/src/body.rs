@@ -105,7 +105,10 @@ mod tests {
     fn a_body_of_the_wrong_shape_is_answered_with_its_position_and_no_value() {
         for (body, at) in [
             (r#"{"email": 12345678}"#, "line 1 column 18"),
-            (r#"{"email": "a@b.c", "secret-field": "hunter2"}"#, "line 1 column 33"),
+            (
+                r#"{"email": "a@b.c", "secret-field": "hunter2"}"#,
+                "line 1 column 33",
+            ),
             ("{}", "line 1 column 2"),
         ] {
             let error = parse::<Body>(body.as_bytes()).unwrap_err();

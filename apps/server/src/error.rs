@@ -161,7 +161,10 @@ impl ApiError {
 
     /// 404 for unknown routes.
     pub fn not_found() -> Self {
-        ApiError::new(Code::NotFound, "no such endpoint; see the README for the API")
+        ApiError::new(
+            Code::NotFound,
+            "no such endpoint; see the README for the API",
+        )
     }
 
     /// 405 for a known route with another method.
@@ -217,8 +220,7 @@ impl From<auth_core::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
-        let mut body =
-            json!({ "error": { "code": self.code.as_str(), "message": self.message } });
+        let mut body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
         if let (Some(extra), Some(object)) = (self.extra, body.as_object_mut()) {
             object.extend(extra);
         }

@@ -156,7 +156,8 @@ pub(crate) struct QueryBody {
 }
 
 impl Shape for QueryBody {
-    const SHAPE: &'static str = r#"{"query": {"goals": {}}, "rule_params": {…}} (rule_params optional)"#;
+    const SHAPE: &'static str =
+        r#"{"query": {"goals": {}}, "rule_params": {…}} (rule_params optional)"#;
 }
 
 pub(crate) async fn query(

@@ -42,7 +42,11 @@ fn request_id(headers: &HeaderMap) -> String {
 }
 
 /// Request id, span, timeout, metrics and one log line per request.
-pub(crate) async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let id = request_id(request.headers());
     let route = Route::label(request.extensions().get::<MatchedPath>());
     let method = method_label(request.method());

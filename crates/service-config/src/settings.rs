@@ -430,8 +430,14 @@ mod tests {
             assert!(!text.contains(ADMIN_TOKEN), "{what}: {text}");
         }
         let args = format!("{args:?}");
-        assert!(args.contains("clerk_secret_key: Some(\"[redacted]\")"), "{args}");
-        assert!(args.contains(PK_TEST), "the publishable key is public: {args}");
+        assert!(
+            args.contains("clerk_secret_key: Some(\"[redacted]\")"),
+            "{args}"
+        );
+        assert!(
+            args.contains(PK_TEST),
+            "the publishable key is public: {args}"
+        );
         let unset = format!("{:?}", ServiceArgs::default());
         assert!(unset.contains("instant_admin_token: None"), "{unset}");
     }
