@@ -11,8 +11,8 @@
 
 use std::io;
 
-use auth_core::config::Problem;
 use serde_json::{Map, Value, json};
+use service_config::Problem;
 
 use crate::Outcome;
 use crate::output::{eprint, print, print_json};
@@ -75,18 +75,13 @@ pub(crate) fn finish(result: Result<Report, Failure>, json: bool) -> io::Result<
 /// `error` and its causes, each after ": ": how the CLI shows a library's error.
 ///
 /// The rule is that a library's message says what failed and its cause travels only
-/// as a source, so each cause is printed here once. A cause that a message already
-/// ends with is not printed again, for the library errors that still interpolate
-/// their source (the guard never fires once none does).
+/// as a source, so each cause is printed here once.
 pub(crate) fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let message = cause.to_string();
-        if !text.ends_with(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
     text
@@ -392,20 +387,15 @@ mod tests {
 
     impl std::error::Error for Root {}
 
-    /// A message with the cause as a source only (`interpolates`: in the text too).
+    /// A message with the cause as a source only, as the libraries write them.
     #[derive(Debug)]
     struct Context {
-        interpolates: bool,
         source: Root,
     }
 
     impl fmt::Display for Context {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("reading the key file /k failed")?;
-            if self.interpolates {
-                write!(f, ": {}", self.source)?;
-            }
-            Ok(())
+            f.write_str("reading the key file /k failed")
         }
     }
 
@@ -415,25 +405,18 @@ mod tests {
         }
     }
 
-    fn context(interpolates: bool) -> Context {
-        Context {
-            interpolates,
-            source: Root,
-        }
+    fn context() -> Context {
+        Context { source: Root }
     }
 
     #[test]
-    fn a_cause_is_printed_once_whether_or_not_the_message_interpolates_it() {
+    fn each_cause_follows_the_message_once() {
         assert_eq!(
-            describe(&context(false)),
+            describe(&context()),
             "reading the key file /k failed: disk on fire"
         );
         assert_eq!(
-            describe(&context(true)),
-            "reading the key file /k failed: disk on fire"
-        );
-        assert_eq!(
-            because("starting failed", &context(false)),
+            because("starting failed", &context()),
             "starting failed: reading the key file /k failed: disk on fire"
         );
     }

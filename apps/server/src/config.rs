@@ -5,57 +5,28 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use auth_core::config::Problem;
-use auth_core::config::{RawServiceConfig, ServiceConfig};
 use clap::Parser;
+pub use service_config::Problem;
+use service_config::{ServiceArgs, ServiceConfig};
 
 /// `clerk-instant-server`: Clerk session in, InstantDB session out.
 ///
 /// With no CLERK_* or INSTANT_* setting at all, it starts a local Clerk and an InstantDB
-/// emulator in-process and serves against them (development only).
+/// emulator in-process and serves against them (development only; feature
+/// `local-stack`, on by default).
 #[derive(Debug, Clone, Default, Parser)]
 #[command(name = "clerk-instant-server", version, about, long_about = None)]
+#[cfg_attr(
+    not(feature = "local-stack"),
+    command(about = "clerk-instant-server: Clerk session in, InstantDB session out, over HTTP")
+)]
 pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8787")]
     pub listen: String,
-    /// Clerk publishable key (pk_test_… / pk_live_…): gives the issuer and JWKS URL.
-    #[arg(long, env = "CLERK_PUBLISHABLE_KEY")]
-    pub clerk_publishable_key: Option<String>,
-    /// Clerk secret key (sk_…): revokes Clerk sessions on sign-out.
-    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
-    pub clerk_secret_key: Option<String>,
-    /// Clerk's PEM public key ("JWT public key"): verify without fetching the JWKS.
-    #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
-    pub clerk_jwt_key: Option<String>,
-    /// Origins allowed in the token's azp claim (comma-separated). Recommended.
-    #[arg(
-        long = "clerk-authorized-party",
-        env = "CLERK_AUTHORIZED_PARTIES",
-        value_delimiter = ','
-    )]
-    pub clerk_authorized_parties: Vec<String>,
-    /// Extra accepted issuers: satellite domains or proxy URLs (comma-separated).
-    #[arg(long = "clerk-issuer", env = "CLERK_ISSUERS", value_delimiter = ',')]
-    pub clerk_issuers: Vec<String>,
-    /// The Clerk Backend API base URL.
-    #[arg(long, env = "CLERK_API_URL")]
-    pub clerk_api_url: Option<String>,
-    /// InstantDB app id.
-    #[arg(long, env = "INSTANT_APP_ID")]
-    pub instant_app_id: Option<String>,
-    /// InstantDB admin token (needed by the admin strategy).
-    #[arg(long, env = "INSTANT_APP_ADMIN_TOKEN", hide_env_values = true)]
-    pub instant_admin_token: Option<String>,
-    /// InstantDB API base URL, for self-hosted servers (default: the hosted api.instantdb.com).
-    #[arg(long, env = "INSTANT_API_URI")]
-    pub instant_api_uri: Option<String>,
-    /// The Clerk client's name in the Instant dashboard.
-    #[arg(long, env = "INSTANT_CLERK_CLIENT_NAME")]
-    pub instant_client_name: Option<String>,
-    /// How InstantDB sessions are obtained: id-token (default) or admin.
-    #[arg(long, env = "SIGN_IN_STRATEGY")]
-    pub strategy: Option<String>,
+    /// The Clerk and InstantDB settings (shared with the `clerk-instant` CLI).
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// Log format: text or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -86,17 +57,23 @@ impl fmt::Display for ConfigError {
         for problem in &self.0 {
             writeln!(f, "  - {}: {}", problem.setting, problem.message)?;
         }
-        write!(
-            f,
-            "(unset every CLERK_* and INSTANT_* setting to run on the embedded local stack instead)"
-        )
+        f.write_str(HOW_ELSE)
     }
 }
+
+/// The last line of a [`ConfigError`]: the way out.
+#[cfg(feature = "local-stack")]
+const HOW_ELSE: &str =
+    "(unset every CLERK_* and INSTANT_* setting to run on the embedded local stack instead)";
+/// The last line of a [`ConfigError`]: why there is no way out without settings.
+#[cfg(not(feature = "local-stack"))]
+const HOW_ELSE: &str = "(this server is built without the embedded local stack: set at least CLERK_PUBLISHABLE_KEY and INSTANT_APP_ID)";
 
 /// How the server runs.
 #[derive(Debug)]
 pub enum Mode {
     /// No Clerk or InstantDB setting: run the local stack in-process.
+    #[cfg(feature = "local-stack")]
     Dev(Options),
     /// Real (or self-hosted) services.
     Configured(Box<Settings>),
@@ -131,23 +108,6 @@ pub struct Settings {
 }
 
 impl ServerArgs {
-    /// The Clerk and InstantDB settings, as given.
-    pub fn service(&self) -> RawServiceConfig {
-        let mut raw = RawServiceConfig::default();
-        raw.clerk_publishable_key = self.clerk_publishable_key.clone();
-        raw.clerk_secret_key = self.clerk_secret_key.clone();
-        raw.clerk_jwt_key = self.clerk_jwt_key.clone();
-        raw.clerk_authorized_parties = self.clerk_authorized_parties.clone();
-        raw.clerk_issuers = self.clerk_issuers.clone();
-        raw.clerk_api_url = self.clerk_api_url.clone();
-        raw.instant_app_id = self.instant_app_id.clone();
-        raw.instant_admin_token = self.instant_admin_token.clone();
-        raw.instant_api_uri = self.instant_api_uri.clone();
-        raw.instant_client_name = self.instant_client_name.clone();
-        raw.strategy = self.strategy.clone();
-        raw
-    }
-
     /// Checks everything and decides the mode.
     pub fn resolve(&self) -> Result<Mode, ConfigError> {
         let mut problems = Vec::new();
@@ -222,7 +182,10 @@ impl ServerArgs {
             max_sessions: self.max_sessions,
         };
 
-        let raw = self.service();
+        let raw = &self.service;
+        // Without the local stack, no settings at all is one more bad configuration:
+        // resolving names each required setting.
+        #[cfg(feature = "local-stack")]
         if raw.is_empty() {
             return if problems.is_empty() {
                 Ok(Mode::Dev(options))
@@ -240,5 +203,58 @@ impl ServerArgs {
                 Err(ConfigError(problems))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(service: ServiceArgs) -> ServerArgs {
+        ServerArgs {
+            listen: "127.0.0.1:8787".into(),
+            service,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            body_limit: 64 * 1024,
+            request_timeout: 10,
+            session_revalidate: 60,
+            max_sessions: 100_000,
+        }
+    }
+
+    #[test]
+    fn debug_redacts_the_secrets() {
+        let args = args(ServiceArgs {
+            clerk_publishable_key: Some("pk_test_Y2xlcmsuZXhhbXBsZS5jb20k".into()),
+            clerk_secret_key: Some("sk_test_hunter2hunter2".into()),
+            instant_app_id: Some("11111111-2222-4333-8444-555555555555".into()),
+            instant_admin_token: Some("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee".into()),
+            ..ServiceArgs::default()
+        });
+        let Ok(Mode::Configured(settings)) = args.resolve() else {
+            panic!("valid settings");
+        };
+        for text in [format!("{args:?}"), format!("{settings:?}")] {
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains("aaaaaaaa-bbbb"), "{text}");
+        }
+    }
+
+    #[cfg(not(feature = "local-stack"))]
+    #[test]
+    fn without_the_local_stack_no_settings_names_what_to_set() {
+        let error = args(ServiceArgs::default()).resolve().unwrap_err();
+        let settings: Vec<_> = error.0.iter().map(|p| p.setting).collect();
+        assert_eq!(
+            settings,
+            [
+                "CLERK_PUBLISHABLE_KEY (--clerk-publishable-key)",
+                "INSTANT_APP_ID (--instant-app-id)"
+            ]
+        );
+        let text = error.to_string();
+        assert!(text.ends_with(HOW_ELSE), "{text}");
+        assert!(!text.contains("embedded local stack instead"), "{text}");
     }
 }

@@ -1,24 +1,135 @@
-//! Every failure as `{"error": {"code", "message"}}` with a fitting status. Messages
-//! come from code that never puts a token, a secret or an upstream body in them.
+//! Every failure as `{"error": {"code", "message"}}`: one [`Code`] type whose variants
+//! know their HTTP status (as axum's rejection types do), and [`ApiError`], the answer
+//! every handler and the middleware return. Messages come from code that never puts a
+//! token, a secret or an upstream body in them.
 
 use std::time::Duration;
 
 use auth_core::ErrorKind;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
+use clerk_jwt::Refusal;
 use serde_json::{Value, json};
+
+/// Every error code the server answers with. Each knows its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Code {
+    /// 401: no Clerk token in the request.
+    TokenMissing,
+    /// 404: no such route.
+    NotFound,
+    /// 405: the route does not take that method.
+    MethodNotAllowed,
+    /// 504: the request took longer than the per-request timeout.
+    RequestTimeout,
+    /// 413: the body is larger than the limit.
+    PayloadTooLarge,
+    /// 415: the body is not sent as JSON.
+    UnsupportedMediaType,
+    /// 400: the body is not JSON.
+    MalformedJson,
+    /// 400: the body is JSON of the wrong shape, or could not be read.
+    InvalidBody,
+    /// 400: the transaction's steps are not valid.
+    InvalidTransaction,
+    /// 502, 503 or 504: a half of a sign-out failed, for the reason given.
+    SignOutIncomplete(Outage),
+    /// 403: the dev token endpoint answers loopback clients only.
+    #[cfg(feature = "local-stack")]
+    DevLoopbackOnly,
+    /// 400: the dev token endpoint needs a plausible email address.
+    #[cfg(feature = "local-stack")]
+    InvalidEmail,
+    /// 502: the local Clerk could not mint a token.
+    #[cfg(feature = "local-stack")]
+    DevClerkFailed,
+    /// A failure of the broker: `auth-core`'s code, answered with the status its kind
+    /// calls for.
+    Broker {
+        /// The code (a Clerk reason for token problems).
+        code: auth_core::Code,
+        /// What the caller should do.
+        kind: ErrorKind,
+    },
+}
+
+/// Why an upstream call failed, for the status of a partial failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// It did not answer in time (504).
+    Timeout,
+    /// It is down or rate limiting (503).
+    Unavailable,
+    /// It refused or failed otherwise (502).
+    Failed,
+}
+
+impl Code {
+    /// The stable kebab-case code sent in the body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::TokenMissing => Refusal::MISSING.code,
+            Code::NotFound => "not-found",
+            Code::MethodNotAllowed => "method-not-allowed",
+            Code::RequestTimeout => "request-timeout",
+            Code::PayloadTooLarge => "payload-too-large",
+            Code::UnsupportedMediaType => "unsupported-media-type",
+            Code::MalformedJson => "malformed-json",
+            Code::InvalidBody => "invalid-body",
+            Code::InvalidTransaction => "invalid-transaction",
+            Code::SignOutIncomplete(_) => "sign-out-incomplete",
+            #[cfg(feature = "local-stack")]
+            Code::DevLoopbackOnly => "dev-loopback-only",
+            #[cfg(feature = "local-stack")]
+            Code::InvalidEmail => "invalid-email",
+            #[cfg(feature = "local-stack")]
+            Code::DevClerkFailed => "dev-clerk-failed",
+            Code::Broker { code, .. } => code.as_str(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::TokenMissing => StatusCode::UNAUTHORIZED,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::RequestTimeout | Code::SignOutIncomplete(Outage::Timeout) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::MalformedJson | Code::InvalidBody | Code::InvalidTransaction => {
+                StatusCode::BAD_REQUEST
+            }
+            Code::SignOutIncomplete(Outage::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Code::SignOutIncomplete(Outage::Failed) => StatusCode::BAD_GATEWAY,
+            #[cfg(feature = "local-stack")]
+            Code::DevLoopbackOnly => StatusCode::FORBIDDEN,
+            #[cfg(feature = "local-stack")]
+            Code::InvalidEmail => StatusCode::BAD_REQUEST,
+            #[cfg(feature = "local-stack")]
+            Code::DevClerkFailed => StatusCode::BAD_GATEWAY,
+            Code::Broker { kind, .. } => match kind {
+                ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+                ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+                ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+                ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+                ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+}
 
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// A stable kebab-case code.
-    pub code: &'static str,
+    /// The code, which gives the status.
+    pub code: Code,
     /// What happened and what to do; safe to show.
     pub message: String,
     /// Seconds to wait before retrying, sent as `Retry-After`.
@@ -28,10 +139,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with a status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with a code and a message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             message: message.into(),
             retry_after: None,
@@ -39,51 +149,67 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status (the code's).
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
     /// 401: no token in the request.
     pub fn token_missing() -> Self {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "token-missing",
-            "no Clerk session token: send Authorization: Bearer <token> or the __session cookie",
-        )
+        ApiError::new(Code::TokenMissing, Refusal::MISSING.message)
     }
 
     /// 404 for unknown routes.
     pub fn not_found() -> Self {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
+            Code::NotFound,
             "no such endpoint; see the README for the API",
+        )
+    }
+
+    /// 405 for a known route with another method.
+    pub fn method_not_allowed() -> Self {
+        ApiError::new(
+            Code::MethodNotAllowed,
+            "this endpoint does not take that method",
         )
     }
 
     /// 504: the request took longer than the per-request timeout.
     pub fn timeout(limit: Duration) -> Self {
         ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "request-timeout",
+            Code::RequestTimeout,
             format!(
                 "the request did not complete within {} s",
                 limit.as_secs_f64()
             ),
         )
     }
+
+    /// 413: the body is over the limit.
+    pub fn payload_too_large() -> Self {
+        ApiError::new(
+            Code::PayloadTooLarge,
+            "the request body is larger than the server accepts",
+        )
+    }
+
+    /// 415: the body is not declared as JSON.
+    pub fn unsupported_media_type() -> Self {
+        ApiError::new(
+            Code::UnsupportedMediaType,
+            "send the body as JSON with Content-Type: application/json",
+        )
+    }
 }
 
 impl From<auth_core::Error> for ApiError {
     fn from(error: auth_core::Error) -> Self {
-        let status = match error.kind() {
-            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::BadInput => StatusCode::BAD_REQUEST,
-            ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
         ApiError {
-            status,
-            code: error.code().as_str(),
+            code: Code::Broker {
+                code: error.code(),
+                kind: error.kind(),
+            },
             message: error.public_message(),
             retry_after: error.retry_after(),
             extra: None,
@@ -93,12 +219,13 @@ impl From<auth_core::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": { "code": self.code, "message": self.message } });
+        let status = self.code.status();
+        let mut body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
         if let (Some(extra), Some(object)) = (self.extra, body.as_object_mut()) {
             object.extend(extra);
         }
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -108,79 +235,47 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
-        // Handlers record the code for logs and metrics.
-        response.extensions_mut().insert(ErrorCode(self.code));
+        // The middleware logs the code of every error answer.
+        response.extensions_mut().insert(self.code);
         response
     }
 }
 
-/// The error code of an error response, for the logging middleware.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A JSON body whose rejections are [`ApiError`]s: 400 malformed, 413 too large, 415
-/// not JSON.
-#[derive(Debug)]
-pub struct ApiJson<T>(pub T);
-
-impl<T, S> FromRequest<S> for ApiJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(&rejection)),
+    #[test]
+    fn every_code_is_kebab_case_and_an_error_status() {
+        let codes = [
+            Code::TokenMissing,
+            Code::NotFound,
+            Code::MethodNotAllowed,
+            Code::RequestTimeout,
+            Code::PayloadTooLarge,
+            Code::UnsupportedMediaType,
+            Code::MalformedJson,
+            Code::InvalidBody,
+            Code::InvalidTransaction,
+            Code::SignOutIncomplete(Outage::Timeout),
+            Code::SignOutIncomplete(Outage::Unavailable),
+            Code::SignOutIncomplete(Outage::Failed),
+        ];
+        for code in codes {
+            let text = code.as_str();
+            assert!(
+                text.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{text}"
+            );
+            assert!(
+                code.status().is_client_error() || code.status().is_server_error(),
+                "{code:?}"
+            );
         }
-    }
-}
-
-/// Maps axum's JSON rejections to API errors.
-pub fn json_rejection(rejection: &JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "send the body as JSON with Content-Type: application/json",
-        ),
-        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "the request body is larger than the server accepts",
-            )
-        }
-        JsonRejection::JsonSyntaxError(_) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "the request body is not valid JSON",
-        ),
-        JsonRejection::JsonDataError(e) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-body",
-            format!("the request body has the wrong shape: {}", data_error(e)),
-        ),
-        _ => ApiError::new(
-            rejection.status(),
-            "invalid-body",
-            "the request body could not be read",
-        ),
-    }
-}
-
-/// serde's message for a data error, without the value it quotes.
-fn data_error(e: &axum::extract::rejection::JsonDataError) -> String {
-    let text = e.body_text();
-    // "Failed to deserialize the JSON body into the target type: missing field `query` at line 1 column 2"
-    let text = text
-        .split_once(": ")
-        .map_or(text.as_str(), |(_, rest)| rest)
-        .to_owned();
-    match text.find(" `").zip(text.find("invalid type")) {
-        Some(_) => "a field has the wrong type".to_owned(),
-        None => text,
+        assert_eq!(Code::TokenMissing.as_str(), "token-missing");
+        assert_eq!(
+            Code::SignOutIncomplete(Outage::Unavailable).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

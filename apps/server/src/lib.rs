@@ -1,21 +1,37 @@
 //! The server behind the `clerk-instant-server` binary: configuration, the HTTP routes
-//! over `auth-core`'s broker, and the embedded local stack for running with no
-//! configuration. The binary (`main.rs`) only parses flags, sets up logging, prints
-//! and waits for a signal; tests start [`Running`] servers in-process on 127.0.0.1.
+//! over `auth-core`'s broker, and (feature `local-stack`, on by default) the embedded
+//! local stack for running with no configuration. The binary (`main.rs`) only parses
+//! flags, sets up logging, prints and waits for a signal; tests start [`Running`]
+//! servers in-process on 127.0.0.1.
+//!
+//! One concern per file: [`config`] (flags and checks), [`state`] (the broker and
+//! clients), `upstream` (latency of every upstream call), [`routes`] (the route table
+//! driving the router and the metric labels), `middleware` (request id, timeout,
+//! metrics, log line), `handlers` (the API), `ready` (the cached readiness check),
+//! [`body`] (JSON bodies), [`error`] (codes and their statuses), [`metrics`], and
+//! `dev` (the local stack, `/dev/token`, the banner).
 
-pub mod app;
+pub mod body;
 pub mod config;
+#[cfg(feature = "local-stack")]
+mod dev;
 pub mod error;
+mod handlers;
 pub mod metrics;
+mod middleware;
+mod ready;
+pub mod routes;
+pub mod state;
+mod upstream;
 
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use auth_core::config::RawServiceConfig;
-use devstack::{DevStack, DevStackConfig};
 
-use crate::app::{AppState, DevTokens};
-use crate::config::{Mode, Options, Settings};
+use crate::config::{Mode, Settings};
+#[cfg(feature = "local-stack")]
+pub use crate::dev::{DevTokens, dev_banner, dev_settings};
+pub use crate::state::AppState;
 
 /// How long shutdown waits for the broker's background sign-outs.
 pub const SIGN_OUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -27,7 +43,8 @@ pub struct Running {
     /// The state (broker, metrics), for tests.
     pub state: AppState,
     /// The local stack, in dev mode.
-    pub dev: Option<DevStack>,
+    #[cfg(feature = "local-stack")]
+    pub dev: Option<devstack::DevStack>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::JoinHandle<()>,
@@ -35,10 +52,11 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running")
-            .field("addr", &self.addr)
-            .field("dev", &self.dev.is_some())
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("Running");
+        debug.field("addr", &self.addr);
+        #[cfg(feature = "local-stack")]
+        debug.field("dev", &self.dev.is_some());
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -58,6 +76,8 @@ impl Running {
             Err(error) => tracing::warn!(%error, "the server task failed"),
             Ok(Ok(())) => {}
         }
+        // The HTTP server has stopped: no new sign-out can start from here on, so wait
+        // (within a deadline) for the ones the broker started in the background.
         self.sweeper.abort();
         let unfinished = self.state.broker().drain(SIGN_OUT_DRAIN).await;
         if unfinished > 0 {
@@ -66,6 +86,7 @@ impl Running {
                 "background InstantDB sign-outs did not finish before shutdown"
             );
         }
+        #[cfg(feature = "local-stack")]
         if let Some(dev) = self.dev {
             dev.shutdown().await;
         }
@@ -78,59 +99,39 @@ impl Running {
     }
 }
 
-/// The settings of the embedded local stack (checked like any other configuration).
-pub fn dev_settings(stack: &DevStack, options: Options) -> anyhow::Result<Settings> {
-    let mut raw = RawServiceConfig::default();
-    raw.clerk_publishable_key = Some(stack.clerk.publishable_key().to_string());
-    raw.clerk_secret_key = Some(stack.clerk.secret_key().expose().to_owned());
-    raw.clerk_api_url = Some(stack.clerk.url().to_owned());
-    raw.instant_app_id = Some(stack.app.id.clone());
-    raw.instant_admin_token = Some(stack.app.admin_token.expose().to_owned());
-    raw.instant_api_uri = Some(stack.instant.url().to_owned());
-    raw.instant_client_name = Some(stack.client_name.clone());
-    let service = raw.resolve().map_err(|problems| {
-        anyhow::anyhow!(
-            "the local stack's settings were refused: {}",
-            problems
-                .iter()
-                .map(|p| format!("{}: {}", p.setting, p.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
-    Ok(Settings { options, service })
-}
-
 /// Starts the server: in dev mode the local stack first.
 pub async fn start(mode: Mode) -> anyhow::Result<Running> {
     match mode {
-        Mode::Configured(settings) => serve(&settings, None, None).await,
-        Mode::Dev(options) => {
-            let stack = DevStack::start(DevStackConfig::default())
-                .await
-                .context("starting the local stack")?;
-            let settings = dev_settings(&stack, options)?;
-            // The token endpoint exists only in dev mode, and only on loopback.
-            let dev = settings
-                .options
-                .listen
-                .ip()
-                .is_loopback()
-                .then(|| DevTokens {
-                    clerk: stack.clerk.backend(),
-                });
-            serve(&settings, dev, Some(stack)).await
-        }
+        Mode::Configured(settings) => serve(&settings).await,
+        #[cfg(feature = "local-stack")]
+        Mode::Dev(options) => dev::start(options).await,
     }
 }
 
-/// Serves `settings` (with the dev endpoint when `dev` is given).
-pub async fn serve(
+/// Serves `settings`.
+pub async fn serve(settings: &Settings) -> anyhow::Result<Running> {
+    launch(
+        settings,
+        #[cfg(feature = "local-stack")]
+        None,
+        #[cfg(feature = "local-stack")]
+        None,
+    )
+    .await
+}
+
+/// Serves `settings`, with the dev endpoint when `dev` is given, owning the local
+/// stack when there is one.
+async fn launch(
     settings: &Settings,
-    dev: Option<DevTokens>,
-    stack: Option<DevStack>,
+    #[cfg(feature = "local-stack")] dev: Option<DevTokens>,
+    #[cfg(feature = "local-stack")] stack: Option<devstack::DevStack>,
 ) -> anyhow::Result<Running> {
-    let state = AppState::build(settings, dev)?;
+    let state = AppState::build(
+        settings,
+        #[cfg(feature = "local-stack")]
+        dev,
+    )?;
     state.warm_up().await;
     let listener = tokio::net::TcpListener::bind(settings.options.listen)
         .await
@@ -152,49 +153,10 @@ pub async fn serve(
     Ok(Running {
         addr,
         state,
+        #[cfg(feature = "local-stack")]
         dev: stack,
         shutdown,
         task,
         sweeper,
     })
-}
-
-/// What the server prints at start-up in dev mode: what it started and a copy-paste
-/// sequence that signs a test user in.
-pub fn dev_banner(running: &Running) -> String {
-    let Some(stack) = &running.dev else {
-        return String::new();
-    };
-    let url = running.url();
-    let mut text = format!(
-        "clerk-instant-server: no CLERK_* or INSTANT_* settings, so it runs on the embedded local stack
-  (development only; InstantDB permissions are NOT evaluated by the emulator)
-
-  local Clerk      {clerk}  (publishable key {pk})
-  local InstantDB  {instant}  (app id {app})
-  server           {url}
-",
-        clerk = stack.clerk.url(),
-        pk = stack.clerk.publishable_key(),
-        instant = stack.instant.url(),
-        app = stack.app.id,
-    );
-    if running.addr.ip().is_loopback() {
-        text.push_str(&format!(
-            r#"
-Sign a test user in:
-  TOKEN=$(curl -s -X POST {url}/dev/token -H 'content-type: application/json' -d '{{"email":"alice@example.com"}}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
-  curl -s -X POST {url}/v1/session -H "authorization: Bearer $TOKEN"
-  curl -s -X POST {url}/v1/transact -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"steps":[["update","goals","9f5d3a0e-7f6b-4c61-9d46-2f1b0c3e8a11",{{"title":"Get fit"}}]]}}'
-  curl -s -X POST {url}/v1/query -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"query":{{"goals":{{}}}}}}'
-  curl -s -X DELETE {url}/v1/session -H "authorization: Bearer $TOKEN"
-(tokens live 60 s: mint a new one when a call answers token-expired)
-"#
-        ));
-    } else {
-        text.push_str(
-            "\n(the /dev/token endpoint is off: the server does not listen on loopback)\n",
-        );
-    }
-    text
 }

@@ -1,7 +1,8 @@
 //! `clerk-instant-server`: Clerk session in, InstantDB session out, over HTTP.
 //!
-//! With no configuration it runs on the embedded local stack. Exit codes: 0 after a
-//! clean shutdown (SIGINT/SIGTERM), 2 for bad configuration, 1 for any other failure.
+//! With no configuration it runs on the embedded local stack (feature `local-stack`;
+//! without it, no configuration is a configuration error). Exit codes: 0 after a clean
+//! shutdown (SIGINT/SIGTERM), 2 for bad configuration, 1 for any other failure.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
         }
     };
     let options = match &mode {
+        #[cfg(feature = "local-stack")]
         Mode::Dev(options) => options.clone(),
         Mode::Configured(settings) => settings.options.clone(),
     };
@@ -46,8 +48,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(mode: Mode) -> anyhow::Result<()> {
+    #[cfg(feature = "local-stack")]
     let dev = matches!(mode, Mode::Dev(_));
     let mut running = clerk_instant_server::start(mode).await?;
+    #[cfg(feature = "local-stack")]
     if dev {
         let _ = std::io::stdout().write_all(clerk_instant_server::dev_banner(&running).as_bytes());
     }

@@ -42,7 +42,6 @@
 
 mod background;
 mod broker;
-pub mod config;
 mod error;
 pub mod ports;
 mod store;

@@ -34,7 +34,9 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use crate::{Error, PublishableKey, SessionClaims, TokenExtractor, TokenLocation, Verifier};
+use crate::{
+    Error, PublishableKey, Refusal, SessionClaims, TokenExtractor, TokenLocation, Verifier,
+};
 
 /// What the extractor needs: a verifier and where to look for the token.
 #[derive(Clone, Debug)]
@@ -137,37 +139,29 @@ impl ClerkRejection {
         }
     }
 
+    /// The code and client-safe message ([`Refusal`], shared with other HTTP surfaces).
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            ClerkRejection::Missing => Refusal::MISSING,
+            ClerkRejection::Invalid(e) => Refusal::of(e),
+        }
+    }
+
     /// The error code: `token-missing`, or the verification [`crate::Reason`].
     pub fn code(&self) -> &'static str {
-        match self {
-            ClerkRejection::Missing => "token-missing",
-            ClerkRejection::Invalid(e) => e
-                .reason()
-                .map_or("verifier-misconfigured", |reason| reason.as_str()),
-        }
+        self.refusal().code
     }
 
     /// A message safe to send to the client (no token, no secret).
     pub fn message(&self) -> String {
-        match self {
-            ClerkRejection::Missing => {
-                "no Clerk session token: send Authorization: Bearer <token> or the __session cookie"
-                    .to_owned()
-            }
-            ClerkRejection::Invalid(Error::Rejected { detail, .. }) => detail.clone(),
-            ClerkRejection::Invalid(e) if e.is_unavailable() => {
-                "the Clerk signing keys could not be loaded; retry shortly".to_owned()
-            }
-            ClerkRejection::Invalid(_) => "the token verifier is misconfigured".to_owned(),
-        }
+        self.refusal().message.into_owned()
     }
 }
 
 impl IntoResponse for ClerkRejection {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": { "code": self.code(), "message": self.message() }
-        });
+        let Refusal { code, message } = self.refusal();
+        let body = serde_json::json!({ "error": { "code": code, "message": message } });
         let mut response = (self.status(), axum::Json(body)).into_response();
         if self.status() == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

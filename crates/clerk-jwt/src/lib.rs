@@ -80,7 +80,7 @@ pub use error::{ConfigError, Error};
 pub use extract::{ExtractedToken, SESSION_COOKIE, TokenExtractor, TokenLocation};
 pub use keys::{KeyError, KeySet, KeySource, MAX_RSA_BITS, MIN_RSA_BITS, VerifyingKey};
 pub use publishable_key::{InstanceKind, PublishableKey, PublishableKeyError};
-pub use reason::Reason;
+pub use reason::{Reason, Refusal};
 pub use remote::{
     CacheStatus, DEFAULT_BACKEND_API_URL, FetchError, MIN_REFRESH_INTERVAL, RemoteJwks,
     RemoteOptions,

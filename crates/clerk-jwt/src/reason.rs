@@ -1,6 +1,10 @@
-//! Machine-readable reasons a token or a key source was rejected.
+//! Machine-readable reasons a token or a key source was rejected, and what an HTTP
+//! answer tells the client about them.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use crate::Error;
 
 /// Why a verification failed, as a stable kebab-case code.
 ///
@@ -194,6 +198,47 @@ impl serde::Serialize for Reason {
     }
 }
 
+/// What an HTTP answer tells a client about a token it could not accept: a stable code
+/// and a message safe to send (no token, no secret). The one source of these texts for
+/// [`crate::axum`] and for services that answer over their own HTTP surface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refusal {
+    /// `token-missing`, a [`Reason`] code, or `verifier-misconfigured`.
+    pub code: &'static str,
+    /// What happened, safe to send.
+    pub message: Cow<'static, str>,
+}
+
+impl Refusal {
+    /// The request carries no token.
+    pub const MISSING: Refusal = Refusal {
+        code: "token-missing",
+        message: Cow::Borrowed(
+            "no Clerk session token: send Authorization: Bearer <token> or the __session cookie",
+        ),
+    };
+
+    /// The code of a verifier that cannot decide because of its own configuration.
+    pub const MISCONFIGURED_CODE: &'static str = "verifier-misconfigured";
+
+    /// The token was rejected, or could not be checked: the [`Reason`] code and its
+    /// detail, or a fixed text when the keys or the configuration are at fault.
+    pub fn of(error: &Error) -> Refusal {
+        let code = error
+            .reason()
+            .map_or(Refusal::MISCONFIGURED_CODE, Reason::as_str);
+        let message = match error {
+            Error::Rejected { detail, .. } => Cow::Owned(detail.clone()),
+            e if e.is_unavailable() => {
+                Cow::Borrowed("the Clerk signing keys could not be loaded; retry shortly")
+            }
+            _ => Cow::Borrowed("the token verifier is misconfigured"),
+        };
+        Refusal { code, message }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +258,24 @@ mod tests {
             );
         }
         assert_eq!(Reason::from_code("nope"), None);
+    }
+
+    #[test]
+    fn a_refusal_sends_the_reason_and_its_detail_or_a_fixed_text() {
+        let rejected = Error::rejected(Reason::TokenExpired, "the token expired 5 s ago");
+        assert_eq!(
+            Refusal::of(&rejected),
+            Refusal {
+                code: "token-expired",
+                message: "the token expired 5 s ago".into(),
+            }
+        );
+        let misconfigured = Error::Config(crate::ConfigError::NoIssuer);
+        assert_eq!(Refusal::of(&misconfigured).code, "verifier-misconfigured");
+        assert_eq!(
+            Refusal::of(&misconfigured).message,
+            "the token verifier is misconfigured"
+        );
+        assert_eq!(Refusal::MISSING.code, "token-missing");
     }
 }

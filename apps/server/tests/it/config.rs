@@ -1,6 +1,7 @@
 //! Start-up configuration: every problem named with its setting and fix.
 
 use clerk_instant_server::config::{Mode, ServerArgs};
+use service_config::ServiceArgs;
 
 const PK_LIVE: &str = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k";
 const APP: &str = "11111111-2222-4333-8444-555555555555";
@@ -19,11 +20,23 @@ fn base() -> ServerArgs {
 }
 
 fn configured() -> ServerArgs {
-    ServerArgs {
+    with(ServiceArgs {
         clerk_publishable_key: Some(PK_LIVE.into()),
         instant_app_id: Some(APP.into()),
-        ..base()
-    }
+        ..ServiceArgs::default()
+    })
+}
+
+/// The base options with these Clerk and InstantDB settings.
+fn with(service: ServiceArgs) -> ServerArgs {
+    ServerArgs { service, ..base() }
+}
+
+/// The configured settings changed by `tweak`.
+fn configured_with(tweak: impl FnOnce(&mut ServiceArgs)) -> ServerArgs {
+    let mut args = configured();
+    tweak(&mut args.service);
+    args
 }
 
 #[test]
@@ -45,50 +58,41 @@ fn each_bad_setting_is_named_with_its_fix() {
     let cases: Vec<(&str, ServerArgs)> = vec![
         (
             "only a publishable key",
-            ServerArgs {
+            with(ServiceArgs {
                 clerk_publishable_key: Some(PK_LIVE.into()),
-                ..base()
-            },
+                ..ServiceArgs::default()
+            }),
         ),
         (
             "a secret key where the publishable key goes, and a bad app id",
-            ServerArgs {
+            with(ServiceArgs {
                 clerk_publishable_key: Some("sk_test_abc".into()),
                 instant_app_id: Some("my-app".into()),
-                ..base()
-            },
+                ..ServiceArgs::default()
+            }),
         ),
         (
             "test secret key with a live publishable key",
-            ServerArgs {
-                clerk_secret_key: Some("sk_test_abc".into()),
-                ..configured()
-            },
+            configured_with(|s| s.clerk_secret_key = Some("sk_test_abc".into())),
         ),
         (
             "admin strategy without an admin token",
-            ServerArgs {
-                strategy: Some("admin".into()),
-                ..configured()
-            },
+            configured_with(|s| s.strategy = Some("admin".into())),
         ),
         (
             "unknown strategy and a bad API URI",
-            ServerArgs {
-                strategy: Some("magic".into()),
-                instant_api_uri: Some("api.instantdb.com".into()),
-                ..configured()
-            },
+            configured_with(|s| {
+                s.strategy = Some("magic".into());
+                s.instant_api_uri = Some("api.instantdb.com".into());
+            }),
         ),
         (
             "a private key as the JWT key, and an authorized party that is not an origin",
-            ServerArgs {
-                clerk_jwt_key: Some(
-                    "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----".into(),
-                ),
-                clerk_authorized_parties: vec!["app.example.com".into()],
-                ..configured()
-            },
+            configured_with(|s| {
+                s.clerk_jwt_key =
+                    Some("-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----".into());
+                s.clerk_authorized_parties = vec!["app.example.com".into()];
+            }),
         ),
         (
             "listen address, log format, timeout",

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use clerk_instant_server::routes::{Route, UNMATCHED};
 use devstack::clerk::SessionState;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -200,6 +201,38 @@ async fn dev_mode_runs_the_local_stack_and_mints_tokens_on_loopback() {
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     running.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_route_is_counted_under_its_own_label() {
+    let h = Harness::start().await;
+    let served = Route::ALL.iter().filter(|r| **r != Route::DevToken);
+    for route in served.clone() {
+        let (status, body) = h.call(Method::PUT, route.path(), None, None).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{route:?}: {body}");
+    }
+    h.call(Method::PUT, "/v2/everything", None, None).await;
+    let metrics = h
+        .http
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for route in served {
+        let line = format!(
+            "clerk_instant_requests_total{{method=\"PUT\",route=\"{}\",status=\"405\"}} 1",
+            route.path()
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    let unmatched = format!(
+        "clerk_instant_requests_total{{method=\"PUT\",route=\"{UNMATCHED}\",status=\"404\"}} 1"
+    );
+    assert!(metrics.contains(&unmatched), "{metrics}");
+    h.shutdown().await;
 }
 
 #[tokio::test]

@@ -40,7 +40,7 @@ impl Harness {
         let stack = DevStack::start(DevStackConfig::default()).await.unwrap();
         let mut settings = dev_settings(&stack, options()).unwrap();
         tweak(&mut settings);
-        let server = serve(&settings, None, None).await.unwrap();
+        let server = serve(&settings).await.unwrap();
         Harness {
             stack,
             server,

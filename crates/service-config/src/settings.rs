@@ -1,24 +1,10 @@
-//! The Clerk and InstantDB settings both apps take, checked as a whole, and the clients
-//! built from them.
-//!
-//! The apps read these settings from flags and the environment (with the names below:
-//! `CLERK_PUBLISHABLE_KEY`, `INSTANT_APP_ID`, …) and hand the raw strings to
-//! [`RawServiceConfig::resolve`]; this module only checks them. Every problem is
-//! reported at once, each naming the setting and the fix.
+//! The settings as flags and environment names, their checks, and the checked result.
 
-use std::sync::Arc;
+use std::fmt;
 
-use clerk_backend::BackendClient;
-use clerk_jwt::{
-    KeySource, PublishableKey, RemoteJwks, RemoteOptions, SecretKey, Verifier, VerifyingKey,
-};
+use auth_core::Strategy;
+use clerk_jwt::{PublishableKey, SecretKey, VerifyingKey};
 use instant_client::{AdminToken, Uuid};
-
-use crate::broker::Strategy;
-
-/// How many verified tokens the verifier remembers (see
-/// `clerk_jwt::VerifierBuilder::verified_token_cache`).
-pub const VERIFIED_TOKENS: usize = 10_000;
 
 /// The default InstantDB API.
 pub const DEFAULT_INSTANT_API: &str = "https://api.instantdb.com";
@@ -32,35 +18,74 @@ pub struct Problem {
     pub message: String,
 }
 
-/// The settings as given: strings, not yet checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RawServiceConfig {
-    /// `CLERK_PUBLISHABLE_KEY`.
+/// The Clerk and InstantDB settings as given (flags or environment): strings, not yet
+/// checked. Both apps flatten it into their arguments; `Debug` redacts the secrets.
+#[derive(Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct ServiceArgs {
+    /// Clerk publishable key (pk_test_… / pk_live_…): gives the issuer and JWKS URL.
+    #[arg(long, env = "CLERK_PUBLISHABLE_KEY")]
     pub clerk_publishable_key: Option<String>,
-    /// `CLERK_SECRET_KEY`.
+    /// Clerk secret key (sk_…): revokes Clerk sessions on sign-out.
+    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
     pub clerk_secret_key: Option<String>,
-    /// `CLERK_JWT_KEY`.
+    /// Clerk's PEM public key ("JWT public key"): verify without fetching the JWKS.
+    #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
     pub clerk_jwt_key: Option<String>,
-    /// `CLERK_AUTHORIZED_PARTIES`.
+    /// Origins allowed in the token's azp claim (comma-separated). Recommended.
+    #[arg(
+        long = "clerk-authorized-party",
+        env = "CLERK_AUTHORIZED_PARTIES",
+        value_delimiter = ','
+    )]
     pub clerk_authorized_parties: Vec<String>,
-    /// `CLERK_ISSUERS`.
+    /// Extra accepted issuers: satellite domains or proxy URLs (comma-separated).
+    #[arg(long = "clerk-issuer", env = "CLERK_ISSUERS", value_delimiter = ',')]
     pub clerk_issuers: Vec<String>,
-    /// `CLERK_API_URL`.
+    /// The Clerk Backend API base URL.
+    #[arg(long, env = "CLERK_API_URL")]
     pub clerk_api_url: Option<String>,
-    /// `INSTANT_APP_ID`.
+    /// InstantDB app id.
+    #[arg(long, env = "INSTANT_APP_ID")]
     pub instant_app_id: Option<String>,
-    /// `INSTANT_APP_ADMIN_TOKEN`.
+    /// InstantDB admin token (needed by the admin strategy).
+    #[arg(long, env = "INSTANT_APP_ADMIN_TOKEN", hide_env_values = true)]
     pub instant_admin_token: Option<String>,
-    /// `INSTANT_API_URI`.
+    /// InstantDB API base URL, for self-hosted servers (default: the hosted api.instantdb.com).
+    #[arg(long, env = "INSTANT_API_URI")]
     pub instant_api_uri: Option<String>,
-    /// `INSTANT_CLERK_CLIENT_NAME`.
+    /// The Clerk client's name in the Instant dashboard.
+    #[arg(long, env = "INSTANT_CLERK_CLIENT_NAME")]
     pub instant_client_name: Option<String>,
-    /// `SIGN_IN_STRATEGY`.
+    /// How InstantDB sessions are obtained: id-token (default) or admin.
+    #[arg(long, env = "SIGN_IN_STRATEGY")]
     pub strategy: Option<String>,
 }
 
-/// Checked settings for real (or self-hosted, or local) services.
+/// `Some("[redacted]")` for a set secret, so `Debug` shows whether it is set.
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "[redacted]")
+}
+
+impl fmt::Debug for ServiceArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceArgs")
+            .field("clerk_publishable_key", &self.clerk_publishable_key)
+            .field("clerk_secret_key", &redacted(&self.clerk_secret_key))
+            .field("clerk_jwt_key", &self.clerk_jwt_key)
+            .field("clerk_authorized_parties", &self.clerk_authorized_parties)
+            .field("clerk_issuers", &self.clerk_issuers)
+            .field("clerk_api_url", &self.clerk_api_url)
+            .field("instant_app_id", &self.instant_app_id)
+            .field("instant_admin_token", &redacted(&self.instant_admin_token))
+            .field("instant_api_uri", &self.instant_api_uri)
+            .field("instant_client_name", &self.instant_client_name)
+            .field("strategy", &self.strategy)
+            .finish()
+    }
+}
+
+/// Checked settings for real (or self-hosted, or local) services. `Debug` redacts the
+/// secret key and the admin token (their types do).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServiceConfig {
@@ -91,13 +116,14 @@ fn text(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// An `http://` or `https://` URL with something after the scheme and no whitespace.
 fn is_http_url(text: &str) -> bool {
     text.strip_prefix("https://")
         .or_else(|| text.strip_prefix("http://"))
         .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
 }
 
-impl RawServiceConfig {
+impl ServiceArgs {
     /// Whether no Clerk or InstantDB setting is given at all.
     pub fn is_empty(&self) -> bool {
         [
@@ -316,92 +342,118 @@ impl RawServiceConfig {
     }
 }
 
-/// The clients a [`ServiceConfig`] describes.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Clients {
-    /// The token verifier.
-    pub verifier: Verifier,
-    /// The remote JWKS the verifier uses, unless a PEM key was configured.
-    pub keys: Option<RemoteJwks>,
-    /// The InstantDB client (with the admin token when configured).
-    pub instant: instant_client::Client,
-    /// The Clerk Backend API client, when a secret key is configured.
-    pub clerk: Option<BackendClient>,
-}
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
 
-impl ServiceConfig {
-    /// Builds the verifier and the clients, sharing one HTTP connection pool.
-    pub fn clients(&self, http: &reqwest::Client) -> Result<Clients, BuildError> {
-        // Clients resend the same token for up to a minute: remember verified ones.
-        let mut verifier = Verifier::builder()
-            .publishable_key(self.publishable_key.clone())
-            .verified_token_cache(VERIFIED_TOKENS)
-            .http_client(http.clone());
-        for issuer in &self.issuers {
-            verifier = verifier.issuer(issuer);
-        }
-        for party in &self.authorized_parties {
-            verifier = verifier.authorized_party(party);
-        }
-        let mut keys = None;
-        if let Some(pem) = &self.jwt_key {
-            verifier = verifier.keys(KeySource::Pem(pem.clone()));
-        } else {
-            let remote = RemoteJwks::frontend_api(&self.publishable_key, RemoteOptions::default())
-                .with_client(http.clone());
-            keys = Some(remote.clone());
-            verifier = verifier.keys(remote);
-        }
-        let verifier = verifier.build().map_err(BuildError::Verifier)?;
+    use super::*;
 
-        let mut instant = instant_client::Client::builder(self.instant_app_id)
-            .base_url(&self.instant_api_uri)
-            .http_client(http.clone());
-        if let Some(token) = &self.instant_admin_token {
-            instant = instant.admin_token(token.clone());
-        }
-        let instant = instant.build().map_err(BuildError::Instant)?;
+    const PK_TEST: &str = "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k";
+    const APP: &str = "11111111-2222-4333-8444-555555555555";
+    const SECRET_KEY: &str = "sk_test_hunter2hunter2hunter2";
+    const ADMIN_TOKEN: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
 
-        let clerk = match &self.secret_key {
-            Some(secret) => {
-                let mut backend = BackendClient::builder(secret.clone()).http_client(http.clone());
-                if let Some(url) = &self.clerk_api_url {
-                    backend = backend.base_url(url);
-                }
-                Some(backend.build().map_err(BuildError::Clerk)?)
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        service: ServiceArgs,
+    }
+
+    fn with_secrets() -> ServiceArgs {
+        ServiceArgs {
+            clerk_publishable_key: Some(PK_TEST.into()),
+            clerk_secret_key: Some(SECRET_KEY.into()),
+            instant_app_id: Some(APP.into()),
+            instant_admin_token: Some(ADMIN_TOKEN.into()),
+            strategy: Some("admin".into()),
+            ..ServiceArgs::default()
+        }
+    }
+
+    #[test]
+    fn flags_fill_the_settings() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--clerk-publishable-key",
+            PK_TEST,
+            "--clerk-authorized-party",
+            "https://a.example.com,https://b.example.com",
+            "--clerk-issuer",
+            "https://clerk.example.com",
+            "--instant-app-id",
+            APP,
+            "--instant-client-name",
+            "my-clerk",
+            "--strategy",
+            "id-token",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.service.clerk_authorized_parties,
+            ["https://a.example.com", "https://b.example.com"]
+        );
+        let config = cli.service.resolve().unwrap();
+        assert_eq!(
+            config.strategy,
+            Strategy::IdToken {
+                client_name: "my-clerk".into()
             }
-            None => None,
+        );
+        assert_eq!(config.issuers, ["https://clerk.example.com"]);
+        assert_eq!(config.instant_api_uri, DEFAULT_INSTANT_API);
+    }
+
+    #[test]
+    fn blank_settings_are_no_settings() {
+        assert!(ServiceArgs::default().is_empty());
+        let blank = ServiceArgs {
+            clerk_publishable_key: Some("  ".into()),
+            clerk_issuers: vec![String::new()],
+            ..ServiceArgs::default()
         };
-        Ok(Clients {
-            verifier,
-            keys,
-            instant,
-            clerk,
-        })
+        assert!(blank.is_empty());
+        assert!(!with_secrets().is_empty());
     }
-}
 
-impl Clients {
-    /// Shares the clerk client behind the port trait.
-    pub fn clerk_port(&self) -> Option<Arc<dyn crate::ClerkSessions>> {
-        self.clerk
-            .clone()
-            .map(|c| Arc::new(c) as Arc<dyn crate::ClerkSessions>)
+    #[test]
+    fn debug_redacts_the_secrets_of_every_settings_struct() {
+        let args = with_secrets();
+        let config = args.resolve().unwrap();
+        let clients = config.build_clients().unwrap();
+        for (what, text) in [
+            ("args", format!("{args:?}")),
+            ("args, pretty", format!("{args:#?}")),
+            ("config", format!("{config:?}")),
+            ("clients", format!("{clients:?}")),
+        ] {
+            assert!(!text.contains("hunter2"), "{what}: {text}");
+            assert!(!text.contains(ADMIN_TOKEN), "{what}: {text}");
+        }
+        let args = format!("{args:?}");
+        assert!(
+            args.contains("clerk_secret_key: Some(\"[redacted]\")"),
+            "{args}"
+        );
+        assert!(
+            args.contains(PK_TEST),
+            "the publishable key is public: {args}"
+        );
+        let unset = format!("{:?}", ServiceArgs::default());
+        assert!(unset.contains("instant_admin_token: None"), "{unset}");
     }
-}
 
-/// Why a client could not be built from settings that passed [`RawServiceConfig::resolve`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// The verifier.
-    #[error("clerk verifier: {0}")]
-    Verifier(#[source] clerk_jwt::Error),
-    /// The InstantDB client.
-    #[error("InstantDB client: {0}")]
-    Instant(#[source] instant_client::Error),
-    /// The Clerk Backend API client.
-    #[error("Clerk Backend API client: {0}")]
-    Clerk(#[source] clerk_backend::Error),
+    #[test]
+    fn a_build_error_names_the_client_and_keeps_the_cause_as_source() {
+        let config = ServiceArgs {
+            instant_api_uri: Some("http://[not-a-host".into()),
+            ..with_secrets()
+        }
+        .resolve()
+        .unwrap();
+        let error = config.build_clients().unwrap_err();
+        assert!(matches!(error, crate::BuildError::Instant(_)), "{error:?}");
+        let source = std::error::Error::source(&error).expect("the cause is the source");
+        assert_eq!(error.to_string(), "could not build the InstantDB client");
+        assert!(!error.to_string().contains(&source.to_string()));
+    }
 }

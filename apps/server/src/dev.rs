@@ -1,0 +1,160 @@
+//! The embedded local stack (feature `local-stack`): its settings, the `/dev/token`
+//! endpoint and the start-up banner. Development only.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use devstack::{DevStack, DevStackConfig};
+use serde::Deserialize;
+use serde_json::json;
+use service_config::ServiceArgs;
+
+use crate::body::{ApiJson, Shape};
+use crate::config::{Options, Settings};
+use crate::error::{ApiError, Code};
+use crate::state::AppState;
+use crate::{Running, launch};
+
+/// What the dev endpoint needs: the local Clerk's Backend API.
+#[derive(Clone, Debug)]
+pub struct DevTokens {
+    /// Mints tokens at the local Clerk.
+    pub clerk: devstack::clerk::ClerkBackend,
+}
+
+/// The settings of the embedded local stack, checked like any other configuration
+/// (the same [`ServiceArgs::resolve`] the flags go through).
+pub fn dev_settings(stack: &DevStack, options: Options) -> anyhow::Result<Settings> {
+    let args = ServiceArgs {
+        clerk_publishable_key: Some(stack.clerk.publishable_key().to_string()),
+        clerk_secret_key: Some(stack.clerk.secret_key().expose().to_owned()),
+        clerk_api_url: Some(stack.clerk.url().to_owned()),
+        instant_app_id: Some(stack.app.id.clone()),
+        instant_admin_token: Some(stack.app.admin_token.expose().to_owned()),
+        instant_api_uri: Some(stack.instant.url().to_owned()),
+        instant_client_name: Some(stack.client_name.clone()),
+        ..ServiceArgs::default()
+    };
+    let service = args.resolve().map_err(|problems| {
+        anyhow::anyhow!(
+            "the local stack's settings were refused: {}",
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.setting, p.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    Ok(Settings { options, service })
+}
+
+/// Starts the local stack, then the server against it (with `/dev/token` when it
+/// listens on loopback).
+pub(crate) async fn start(options: Options) -> anyhow::Result<Running> {
+    let stack = DevStack::start(DevStackConfig::default())
+        .await
+        .context("starting the local stack")?;
+    let settings = dev_settings(&stack, options)?;
+    // The token endpoint exists only in dev mode, and only on loopback.
+    let dev = settings
+        .options
+        .listen
+        .ip()
+        .is_loopback()
+        .then(|| DevTokens {
+            clerk: stack.clerk.backend(),
+        });
+    launch(&settings, dev, Some(stack)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DevTokenBody {
+    email: String,
+}
+
+impl Shape for DevTokenBody {
+    const SHAPE: &'static str = r#"{"email": "alice@example.com"}"#;
+}
+
+/// Development only, loopback only: a Clerk session token from the local Clerk.
+pub(crate) async fn dev_token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<DevTokenBody>,
+) -> Result<Response, ApiError> {
+    let Some(dev) = &state.inner.dev else {
+        return Err(ApiError::not_found());
+    };
+    if !peer.ip().is_loopback() {
+        return Err(ApiError::new(
+            Code::DevLoopbackOnly,
+            "the dev token endpoint answers loopback clients only",
+        ));
+    }
+    let email = body.email.trim();
+    let plausible = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !email.contains(char::is_whitespace);
+    if !plausible {
+        return Err(ApiError::new(
+            Code::InvalidEmail,
+            "email must be an address like alice@example.com",
+        ));
+    }
+    let token = dev.clerk.session_token(email).await.map_err(|e| {
+        ApiError::new(
+            Code::DevClerkFailed,
+            format!(
+                "the local Clerk could not mint a token: {:#}",
+                anyhow::Error::new(e)
+            ),
+        )
+    })?;
+    Ok(Json(json!({"token": token})).into_response())
+}
+
+/// What the server prints at start-up in dev mode: what it started and a copy-paste
+/// sequence that signs a test user in.
+pub fn dev_banner(running: &Running) -> String {
+    let Some(stack) = &running.dev else {
+        return String::new();
+    };
+    let url = running.url();
+    let mut text = format!(
+        "clerk-instant-server: no CLERK_* or INSTANT_* settings, so it runs on the embedded local stack
+  (development only; InstantDB permissions are NOT evaluated by the emulator)
+
+  local Clerk      {clerk}  (publishable key {pk})
+  local InstantDB  {instant}  (app id {app})
+  server           {url}
+",
+        clerk = stack.clerk.url(),
+        pk = stack.clerk.publishable_key(),
+        instant = stack.instant.url(),
+        app = stack.app.id,
+    );
+    if running.addr.ip().is_loopback() {
+        text.push_str(&format!(
+            r#"
+Sign a test user in:
+  TOKEN=$(curl -s -X POST {url}/dev/token -H 'content-type: application/json' -d '{{"email":"alice@example.com"}}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+  curl -s -X POST {url}/v1/session -H "authorization: Bearer $TOKEN"
+  curl -s -X POST {url}/v1/transact -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"steps":[["update","goals","9f5d3a0e-7f6b-4c61-9d46-2f1b0c3e8a11",{{"title":"Get fit"}}]]}}'
+  curl -s -X POST {url}/v1/query -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"query":{{"goals":{{}}}}}}'
+  curl -s -X DELETE {url}/v1/session -H "authorization: Bearer $TOKEN"
+(tokens live 60 s: mint a new one when a call answers token-expired)
+"#
+        ));
+    } else {
+        text.push_str(
+            "\n(the /dev/token endpoint is off: the server does not listen on loopback)\n",
+        );
+    }
+    text
+}

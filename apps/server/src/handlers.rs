@@ -1,0 +1,226 @@
+//! The API's handlers: sign-in, sign-out, me, query, transact, health and metrics.
+//! Each maps its failures to [`ApiError`]s; the broker does the work.
+
+use auth_core::{Half, HalfError};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use instant_client::{Query, RefreshToken, Transaction, TxId, User};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::body::{ApiJson, Shape, body_error, require_json};
+use crate::error::{ApiError, Code, Outage};
+use crate::state::AppState;
+
+pub(crate) async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = state.token(&headers)?;
+    let signed = state
+        .inner
+        .broker
+        .sign_in(token)
+        .await
+        .map_err(|e| state.fail(e))?;
+    // A borrowed struct: serialized straight to bytes, no intermediate JSON tree.
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        clerk: &'a auth_core::ClerkIdentity,
+        created: bool,
+        refresh_token: &'a str,
+        reused: bool,
+        user: &'a User,
+    }
+    Ok(Json(Body {
+        clerk: &signed.clerk,
+        created: signed.created,
+        refresh_token: signed.refresh_token.expose(),
+        reused: signed.reused,
+        user: &signed.user,
+    })
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignOutBody {
+    refresh_token: Option<String>,
+}
+
+fn half_json(half: &Half) -> Value {
+    match half {
+        Half::Skipped(why) => json!({"status": "skipped", "reason": why}),
+        Half::Failed(error) => json!({"status": "failed", "message": error.to_string()}),
+        other => json!({"status": other.as_str()}),
+    }
+}
+
+fn half_outage(half: &Half) -> Option<Outage> {
+    match half {
+        Half::Failed(e) => Some(outage(e)),
+        _ => None,
+    }
+}
+
+fn outage(error: &HalfError) -> Outage {
+    if error.is_timeout() {
+        Outage::Timeout
+    } else if error.is_unavailable() {
+        Outage::Unavailable
+    } else {
+        Outage::Failed
+    }
+}
+
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = state.token(&headers)?;
+    let body = body.map_err(|e| body_error(&e))?;
+    let refresh_token = if body.is_empty() {
+        None
+    } else {
+        require_json(&headers)?;
+        let parsed: SignOutBody = serde_json::from_slice(&body).map_err(|_| {
+            ApiError::new(
+                Code::InvalidBody,
+                "the body must be empty or {\"refresh_token\": \"<InstantDB refresh token>\"}",
+            )
+        })?;
+        match parsed.refresh_token {
+            None => None,
+            Some(text) => Some(RefreshToken::new(text).map_err(|_| {
+                ApiError::new(
+                    Code::InvalidBody,
+                    "refresh_token is not an InstantDB refresh token",
+                )
+            })?),
+        }
+    };
+    let out = state
+        .inner
+        .broker
+        .sign_out(token, refresh_token)
+        .await
+        .map_err(|e| state.fail(e))?;
+    let mut body = Map::new();
+    body.insert("clerk".into(), json!(out.clerk));
+    body.insert("instant".into(), half_json(&out.instant));
+    body.insert("clerk_session".into(), half_json(&out.clerk_session));
+    let failed = half_outage(&out.instant).or(half_outage(&out.clerk_session));
+    match failed {
+        None => Ok(Json(Value::Object(body)).into_response()),
+        Some(outage) => {
+            let which = match (out.instant.is_failed(), out.clerk_session.is_failed()) {
+                (true, true) => "neither InstantDB nor Clerk could be signed out",
+                (true, false) => "the InstantDB session could not be signed out",
+                _ => "the Clerk session could not be revoked",
+            };
+            let mut error = ApiError::new(
+                Code::SignOutIncomplete(outage),
+                format!("{which}; see the instant and clerk_session fields, and retry"),
+            );
+            error.extra = Some(body);
+            Err(error)
+        }
+    }
+}
+
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = state.token(&headers)?;
+    let broker = &state.inner.broker;
+    let identity = broker.identify(token).await.map_err(|e| state.fail(e))?;
+    let instant = broker
+        .stored_session(&identity)
+        .await
+        .map(|s| json!({"user": &*s.user}));
+    Ok(Json(json!({"clerk": identity, "instant": instant})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueryBody {
+    query: Value,
+    #[serde(default, alias = "ruleParams")]
+    rule_params: Option<Map<String, Value>>,
+}
+
+impl Shape for QueryBody {
+    const SHAPE: &'static str =
+        r#"{"query": {"goals": {}}, "rule_params": {…}} (rule_params optional)"#;
+}
+
+pub(crate) async fn query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<QueryBody>,
+) -> Result<Response, ApiError> {
+    let token = state.token(&headers)?;
+    if !body.query.is_object() {
+        return Err(ApiError::new(
+            Code::InvalidBody,
+            "query must be an InstaQL object, e.g. {\"query\": {\"goals\": {}}}",
+        ));
+    }
+    let mut query = Query::new(body.query);
+    if let Some(params) = body.rule_params {
+        query = query.rule_params(params);
+    }
+    let result = state
+        .inner
+        .broker
+        .query(token, &query)
+        .await
+        .map_err(|e| state.fail(e))?;
+    Ok(Json(result).into_response())
+}
+
+pub(crate) async fn transact(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = state.token(&headers)?;
+    let body = body.map_err(|e| body_error(&e))?;
+    require_json(&headers)?;
+    let transaction = Transaction::from_json(&body).map_err(|e| match e {
+        instant_client::Error::InvalidInput { detail, .. } => ApiError::new(
+            Code::InvalidTransaction,
+            format!("the transaction is not valid: {detail}"),
+        ),
+        _ => ApiError::new(Code::InvalidTransaction, "the transaction is not valid"),
+    })?;
+    let TxId(tx_id) = state
+        .inner
+        .broker
+        .transact(token, &transaction)
+        .await
+        .map_err(|e| state.fail(e))?;
+    Ok(Json(json!({"tx-id": tx_id})).into_response())
+}
+
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let sessions = state.inner.broker.store().len().await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.inner.metrics.render(sessions),
+    )
+        .into_response()
+}

@@ -1,0 +1,74 @@
+//! Around every request: a request id, a span, the per-request timeout, the request
+//! metric and one log line.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument as _;
+
+use crate::error::{ApiError, Code};
+use crate::routes::Route;
+use crate::state::AppState;
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// A request id from the client when it is short and plain, else a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+/// Request id, span, timeout, metrics and one log line per request.
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let id = request_id(request.headers());
+    let route = Route::label(request.extensions().get::<MatchedPath>());
+    let method = method_label(request.method());
+    let span = tracing::info_span!("request", id = %id, method, route);
+    let start = Instant::now();
+    let limit = state.inner.request_timeout;
+    let mut response =
+        match tokio::time::timeout(limit, next.run(request).instrument(span.clone())).await {
+            Ok(response) => response,
+            Err(_) => ApiError::timeout(limit).into_response(),
+        };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let status = response.status().as_u16();
+    state.inner.metrics.request(method, route, status);
+    let code = response.extensions().get::<Code>().map(|c| c.as_str());
+    let took_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    span.in_scope(|| match code {
+        Some(code) if status >= 500 => tracing::warn!(status, code, took_us, "request failed"),
+        Some(code) => tracing::info!(status, code, took_us, "request rejected"),
+        None => tracing::info!(status, took_us, "request"),
+    });
+    response
+}

@@ -1,0 +1,169 @@
+//! Every route in one table: its path (also its metric label), its handlers, and
+//! whether this server serves it. The router and the metric labels both read it.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::middleware;
+use axum::routing::{MethodRouter, delete, get, post};
+
+use crate::error::ApiError;
+use crate::handlers;
+use crate::middleware::observe;
+use crate::ready::readyz;
+use crate::state::AppState;
+
+/// One route of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Route {
+    /// `POST /v1/session` signs in, `DELETE` signs out.
+    Session,
+    /// `GET /v1/me`: the verified Clerk identity and the stored InstantDB user.
+    Me,
+    /// `POST /v1/query`: an InstaQL query as the user.
+    Query,
+    /// `POST /v1/transact`: a transaction as the user.
+    Transact,
+    /// `GET /healthz`: the process answers.
+    Healthz,
+    /// `GET /readyz`: keys loaded and InstantDB reachable.
+    Readyz,
+    /// `GET /metrics`: Prometheus text.
+    Metrics,
+    /// `POST /dev/token`: a token from the local Clerk (dev mode, loopback only).
+    #[cfg(feature = "local-stack")]
+    DevToken,
+}
+
+/// The metric label of a request that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+impl Route {
+    /// Every route, in declaration order.
+    pub const ALL: &[Route] = &[
+        Route::Session,
+        Route::Me,
+        Route::Query,
+        Route::Transact,
+        Route::Healthz,
+        Route::Readyz,
+        Route::Metrics,
+        #[cfg(feature = "local-stack")]
+        Route::DevToken,
+    ];
+
+    /// The path, which is also the route's metric label.
+    pub const fn path(self) -> &'static str {
+        match self {
+            Route::Session => "/v1/session",
+            Route::Me => "/v1/me",
+            Route::Query => "/v1/query",
+            Route::Transact => "/v1/transact",
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            #[cfg(feature = "local-stack")]
+            Route::DevToken => "/dev/token",
+        }
+    }
+
+    /// The handlers by method; any other method is 405.
+    fn handlers(self) -> MethodRouter<AppState> {
+        let methods = match self {
+            Route::Session => post(handlers::sign_in).merge(delete(handlers::sign_out)),
+            Route::Me => get(handlers::me),
+            Route::Query => post(handlers::query),
+            Route::Transact => post(handlers::transact),
+            Route::Healthz => get(handlers::healthz),
+            Route::Readyz => get(readyz),
+            Route::Metrics => get(handlers::metrics),
+            #[cfg(feature = "local-stack")]
+            Route::DevToken => post(crate::dev::dev_token),
+        };
+        methods.fallback(method_not_allowed)
+    }
+
+    /// Whether this server serves the route (the dev endpoint only in dev mode on
+    /// loopback).
+    fn is_served(self, state: &AppState) -> bool {
+        match self {
+            #[cfg(feature = "local-stack")]
+            Route::DevToken => state.inner.dev.is_some(),
+            _ => {
+                let _ = state;
+                true
+            }
+        }
+    }
+
+    /// The route a request matched, by its matched path.
+    pub fn of(matched: &MatchedPath) -> Option<Route> {
+        Route::ALL
+            .iter()
+            .copied()
+            .find(|route| route.path() == matched.as_str())
+    }
+
+    /// The metric label of a request: its route's path, or [`UNMATCHED`].
+    pub fn label(matched: Option<&MatchedPath>) -> &'static str {
+        matched.and_then(Route::of).map_or(UNMATCHED, Route::path)
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+impl AppState {
+    /// The router: every served route of [`Route::ALL`], and the middleware.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new();
+        for route in Route::ALL.iter().filter(|route| route.is_served(self)) {
+            router = router.route(route.path(), route.handlers());
+        }
+        router
+            .fallback(|| async { ApiError::not_found() })
+            .layer(DefaultBodyLimit::max(self.inner.body_limit))
+            .layer(middleware::from_fn_with_state(self.clone(), observe))
+            .with_state(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails to compile when a route is added without a place in [`Route::ALL`].
+    fn index(route: Route) -> usize {
+        match route {
+            Route::Session => 0,
+            Route::Me => 1,
+            Route::Query => 2,
+            Route::Transact => 3,
+            Route::Healthz => 4,
+            Route::Readyz => 5,
+            Route::Metrics => 6,
+            #[cfg(feature = "local-stack")]
+            Route::DevToken => 7,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_route_once_at_its_index() {
+        for (i, route) in Route::ALL.iter().enumerate() {
+            assert_eq!(index(*route), i, "{route:?}");
+        }
+        let expected = if cfg!(feature = "local-stack") { 8 } else { 7 };
+        assert_eq!(Route::ALL.len(), expected);
+    }
+
+    #[test]
+    fn every_path_is_distinct_and_is_its_own_label() {
+        let mut seen = std::collections::HashSet::new();
+        for route in Route::ALL {
+            let path = route.path();
+            assert!(seen.insert(path), "{path} twice");
+            assert!(path.starts_with('/') && path != UNMATCHED, "{path}");
+        }
+    }
+}
