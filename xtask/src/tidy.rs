@@ -130,6 +130,9 @@ mod dependencies {
     /// Crates with the `testing` feature of another project crate in their normal
     /// dependencies (everyone else takes it only as a dev-dependency).
     const MAY_USE_TESTING: &[&str] = &["devstack"];
+    /// Crates only the apps may depend on (the settings they read from flags and the
+    /// environment).
+    const APPS_ONLY: &[&str] = &["service-config"];
     /// Crates that may have `anyhow` among their normal dependencies.
     fn may_use_anyhow(name: &str, is_app: bool) -> bool {
         is_app || name == "xtask"
@@ -240,6 +243,9 @@ mod dependencies {
                         "{from} depends on {to}: the leaves depend on no project crate but the foundations, which depend on none"
                     ));
                 }
+                if APPS_ONLY.contains(&to) && !is_app(from) && edge.kind != "dev" {
+                    out.push(format!("{from} depends on {to}: only the apps may"));
+                }
                 if from == "devstack" && to == "instant-client" {
                     out.push(
                         "devstack depends on instant-client: the emulator must not be shaped by the client it tests"
@@ -344,7 +350,9 @@ fn each_dependency_rule_catches_its_breach() {
             package("clerk-jwt", "crates", json!([dep("auth-core", None, &[])])),
             package("http-retry", "crates", json!([])),
             package("instant-client", "crates", json!([dep("http-retry", None, &[])])),
+            package("service-config", "crates", json!([])),
             package("auth-core", "crates", json!([
+                dep("service-config", None, &[]),
                 dep("clerk-jwt", None, &["testing"]),
                 dep("anyhow", None, &[]),
                 dep("server", None, &[]),
@@ -362,12 +370,13 @@ fn each_dependency_rule_catches_its_breach() {
     });
     let workspace = dependencies::Workspace::from_metadata(&metadata);
     let declared = dependencies::declared(
-        "<!-- dependencies -->\nclerk-jwt: auth-core\nhttp-retry: -\ninstant-client: http-retry\nauth-core: clerk-jwt\ndevstack: clerk-jwt instant-client\nserver: auth-core\nghost: -\n<!-- /dependencies -->",
+        "<!-- dependencies -->\nclerk-jwt: auth-core\nhttp-retry: -\ninstant-client: http-retry\nservice-config: -\nauth-core: clerk-jwt\ndevstack: clerk-jwt instant-client\nserver: auth-core\nghost: -\n<!-- /dependencies -->",
     );
     let violations = workspace.violations(&declared).join("\n");
     for expected in [
         "clerk-jwt depends on auth-core: the leaves",
         "auth-core depends on the app server",
+        "auth-core depends on service-config: only the apps may",
         "devstack depends on instant-client",
         "auth-core enables clerk-jwt's `testing` feature",
         "auth-core depends on anyhow",
@@ -389,5 +398,33 @@ fn each_dependency_rule_catches_its_breach() {
             !violations.contains(allowed),
             "{allowed:?} is allowed:\n{violations}"
         );
+    }
+}
+
+#[test]
+fn production_builds_of_the_apps_carry_no_test_code() {
+    // Without the default `local-stack` feature, neither app links the local stack nor
+    // any crate's `testing` feature (token minting).
+    for app in ["clerk-instant-server", "clerk-instant-cli"] {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let output = std::process::Command::new(cargo)
+            .current_dir(root())
+            .args(["tree", "--offline", "-e", "normal,features", "-p", app])
+            .arg("--no-default-features")
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            output.status.success(),
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let tree = String::from_utf8_lossy(&output.stdout);
+        assert!(tree.contains("auth-core"), "{tree}");
+        for forbidden in ["devstack", "feature \"testing\""] {
+            assert!(
+                !tree.contains(forbidden),
+                "{app} --no-default-features links {forbidden}:\n{tree}"
+            );
+        }
     }
 }

@@ -94,7 +94,7 @@ impl Code {
     pub const fn as_str(self) -> &'static str {
         match self {
             Code::Token(reason) => reason.as_str(),
-            Code::VerifierMisconfigured => "verifier-misconfigured",
+            Code::VerifierMisconfigured => clerk_jwt::Refusal::MISCONFIGURED_CODE,
             Code::EmailUnverified => "email-unverified",
             Code::SessionSignedOut => "session-signed-out",
             Code::SessionNotOwned => "session-not-owned",
@@ -186,11 +186,8 @@ impl Error {
     /// (InstantDB's messages are scrubbed by instant-client before they get here).
     pub fn public_message(&self) -> String {
         match self {
-            Error::Token(clerk_jwt::Error::Rejected { detail, .. }) => detail.clone(),
-            Error::Token(e) if e.is_unavailable() => {
-                "the Clerk signing keys could not be loaded; retry shortly".to_owned()
-            }
-            Error::Token(_) => "the token verifier is misconfigured".to_owned(),
+            // The same texts as `clerk_jwt::axum` sends: one source.
+            Error::Token(e) => clerk_jwt::Refusal::of(e).message.into_owned(),
             Error::Instant { op, source } => match instant_code(source) {
                 Code::InstantMisconfigured => format!(
                     "InstantDB refused the server's credentials during {}; the operator must check the app id, admin token and Clerk client name",

@@ -44,13 +44,13 @@ mod background;
 mod broker;
 mod error;
 pub mod ports;
+mod session;
 mod store;
 
-pub use broker::{
-    BrokerConfig, ClerkIdentity, Half, HalfError, SessionBroker, SignIn, SignOut, Strategy,
-};
+pub use broker::SessionBroker;
 pub use error::{Code, Error, ErrorKind, InstantOp};
 pub use ports::{ClerkSessions, InstantAuth, TokenVerifier};
+pub use session::{BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy};
 pub use store::{Inserted, MemorySessionStore, SessionStore, StoreLimits, StoredSession};
 
 /// The crate's result type.

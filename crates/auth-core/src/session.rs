@@ -1,0 +1,205 @@
+//! The broker's vocabulary: how it signs in (`Strategy`, `BrokerConfig`) and what it
+//! answers (`ClerkIdentity`, `SignIn`, `SignOut` and its two `Half`s).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clerk_jwt::SessionClaims;
+use instant_client::{RefreshToken, User};
+use serde::Serialize;
+
+/// How the broker obtains an InstantDB session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Forward the Clerk token to InstantDB's sign-in-with-id-token endpoint, naming the
+    /// Clerk client configured in InstantDB (what Clerk's and InstantDB's guides do).
+    IdToken {
+        /// The client name in the Instant dashboard (e.g. `clerk`).
+        client_name: String,
+    },
+    /// Create a refresh token for the verified email with the admin token: no Clerk
+    /// client needed in InstantDB, but the email must be verified.
+    Admin,
+}
+
+impl Strategy {
+    /// `id-token` or `admin`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Strategy::IdToken { .. } => "id-token",
+            Strategy::Admin => "admin",
+        }
+    }
+}
+
+/// Who the Clerk token says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ClerkIdentity {
+    /// `sub`: the Clerk user id.
+    pub user_id: String,
+    /// `sid`: the Clerk session id.
+    pub session_id: String,
+    /// The `email` claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The `email_verified` claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+}
+
+impl From<&SessionClaims> for ClerkIdentity {
+    fn from(claims: &SessionClaims) -> Self {
+        ClerkIdentity {
+            user_id: claims.sub.clone(),
+            session_id: claims.sid.clone(),
+            email: claims.email.clone(),
+            email_verified: claims.email_verified,
+        }
+    }
+}
+
+/// The outcome of a sign-in.
+#[derive(Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SignIn {
+    /// The Clerk identity.
+    pub clerk: ClerkIdentity,
+    /// The InstantDB user.
+    pub user: Arc<User>,
+    /// The InstantDB session: hand it to the client (it is the user's credential).
+    pub refresh_token: RefreshToken,
+    /// Whether InstantDB created the user for this sign-in.
+    pub created: bool,
+    /// Whether an existing InstantDB session was reused.
+    pub reused: bool,
+}
+
+impl fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignIn")
+            .field("clerk", &self.clerk)
+            .field("user", &self.user.id)
+            .field("refresh_token", &self.refresh_token)
+            .field("created", &self.created)
+            .field("reused", &self.reused)
+            .finish()
+    }
+}
+
+/// What happened to one half of a sign-out.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Half {
+    /// Done.
+    Done,
+    /// Not attempted, and why.
+    Skipped(&'static str),
+    /// Attempted and failed.
+    Failed(HalfError),
+}
+
+/// Why one half of a sign-out failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum HalfError {
+    /// InstantDB's sign-out failed.
+    #[error(transparent)]
+    Instant(instant_client::Error),
+    /// Clerk's revoke failed.
+    #[error(transparent)]
+    Clerk(clerk_backend::Error),
+}
+
+impl HalfError {
+    /// Whether retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            HalfError::Instant(e) => e.is_unavailable(),
+            HalfError::Clerk(e) => e.is_unavailable(),
+        }
+    }
+
+    /// Whether the upstream timed out.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            HalfError::Instant(e) => matches!(
+                e,
+                instant_client::Error::Unavailable {
+                    cause: instant_client::Outage::Timeout,
+                    ..
+                }
+            ),
+            HalfError::Clerk(e) => e.is_timeout(),
+        }
+    }
+}
+
+impl Half {
+    /// `done`, `skipped` or `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Half::Done => "done",
+            Half::Skipped(_) => "skipped",
+            Half::Failed(_) => "failed",
+        }
+    }
+
+    /// Whether this half failed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Half::Failed(_))
+    }
+}
+
+/// The outcome of a sign-out: each half reported, neither hidden.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignOut {
+    /// The Clerk identity that signed out.
+    pub clerk: ClerkIdentity,
+    /// InstantDB: the session's refresh token signed out.
+    pub instant: Half,
+    /// Clerk: the session revoked through the Backend API.
+    pub clerk_session: Half,
+}
+
+/// The broker's settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BrokerConfig {
+    /// How InstantDB sessions are obtained.
+    pub strategy: Strategy,
+    /// A stored session is returned without asking InstantDB for this long after
+    /// InstantDB last confirmed it; after that the sign-in passes the stored refresh
+    /// token back to InstantDB (which reuses it) or checks it (admin strategy). Zero
+    /// asks every time. Default 60 s.
+    pub revalidate_after: Duration,
+    /// How long a stored session is kept. Default 7 days (Clerk's default session
+    /// lifetime).
+    pub session_ttl: Duration,
+}
+
+impl BrokerConfig {
+    /// Settings with the defaults for this strategy.
+    pub fn new(strategy: Strategy) -> Self {
+        BrokerConfig {
+            strategy,
+            revalidate_after: Duration::from_secs(60),
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+
+    /// Sets how long a stored session is trusted without asking InstantDB.
+    pub fn revalidate_after(mut self, after: Duration) -> Self {
+        self.revalidate_after = after;
+        self
+    }
+
+    /// Sets how long a stored session is kept.
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+}
