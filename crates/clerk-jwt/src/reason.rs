@@ -200,7 +200,8 @@ impl serde::Serialize for Reason {
 
 /// What an HTTP answer tells a client about a token it could not accept: a stable code
 /// and a message safe to send (no token, no secret). The one source of these texts for
-/// [`crate::axum`] and for services that answer over their own HTTP surface.
+/// `clerk_jwt::axum` (feature `axum`) and for services that answer over their own HTTP
+/// surface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Refusal {

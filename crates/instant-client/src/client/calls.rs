@@ -22,7 +22,7 @@ impl Client {
 
     /// Signs a user in with an id token (`POST /runtime/oauth/id_token`), creating the
     /// user if neither their email nor their (sub, provider) is known. Never sends a
-    /// `nonce` or an `Origin`. Not retried unless [`RetryPolicy::retry_writes`].
+    /// `nonce` or an `Origin`. Not retried unless [`RetryPolicy::retry_writes`](crate::RetryPolicy::retry_writes).
     pub async fn sign_in_with_id_token(&self, sign_in: &IdTokenSignIn) -> Result<SignedIn> {
         #[derive(Serialize)]
         struct Body<'a> {
@@ -112,7 +112,7 @@ impl Client {
     }
 
     /// Applies a transaction (`POST /admin/transact`), bypassing permissions. Not
-    /// retried unless [`RetryPolicy::retry_writes`].
+    /// retried unless [`RetryPolicy::retry_writes`](crate::RetryPolicy::retry_writes).
     pub async fn transact(&self, tx: &Transaction) -> Result<TxId> {
         self.transact_impl(tx, None).await
     }
