@@ -52,7 +52,7 @@ pub enum Error {
         trace_id: Option<String>,
     },
     /// Still rate limited after the allowed retries: retry later.
-    #[error("the Clerk Backend API is rate limiting {call}; retry after {retry_after:?}")]
+    #[error("the Clerk Backend API is rate limiting {call}{}", http_retry::RetryAfterText(*.retry_after))]
     RateLimited {
         /// Which call.
         call: &'static str,

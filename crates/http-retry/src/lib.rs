@@ -53,5 +53,5 @@ mod run;
 pub use clock::TestClock;
 pub use clock::{Clock, SharedClock, Sleep, TokioClock, default_clock};
 pub use policy::{AskedWait, Backoff, Budget, Policy};
-pub use retry_after::{parse_retry_after, retry_after};
+pub use retry_after::{RetryAfterText, parse_retry_after, retry_after};
 pub use run::{Finished, Verdict, run};

@@ -71,3 +71,25 @@ mod tests {
         assert_eq!(retry_after(&headers), None);
     }
 }
+
+/// The end of an error message about a wait the server asked for: `; retry after
+/// 1.500 s`, or nothing when it asked for none. One wording for both clients.
+///
+/// ```
+/// use std::time::Duration;
+/// use http_retry::RetryAfterText;
+///
+/// assert_eq!(RetryAfterText(Some(Duration::from_millis(1500))).to_string(), "; retry after 1.500 s");
+/// assert_eq!(RetryAfterText(None).to_string(), "");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfterText(pub Option<Duration>);
+
+impl std::fmt::Display for RetryAfterText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(wait) => write!(f, "; retry after {:.3} s", wait.as_secs_f64()),
+            None => Ok(()),
+        }
+    }
+}

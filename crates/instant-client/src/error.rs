@@ -41,7 +41,7 @@ pub enum Error {
         rejection: Option<Box<Rejection>>,
     },
     /// Too many requests (HTTP 429): retry after [`Error::retry_after`], or later.
-    #[error("{endpoint} was rate limited (HTTP 429) after {attempts} attempt(s){}", RetryAfter(*.retry_after))]
+    #[error("{endpoint} was rate limited (HTTP 429) after {attempts} attempt(s){}", http_retry::RetryAfterText(*.retry_after))]
     RateLimited {
         /// The call.
         endpoint: Endpoint,
@@ -149,17 +149,6 @@ impl fmt::Display for Outage {
             Outage::ConnectionLost => {
                 f.write_str("the connection broke before the answer was complete")
             }
-        }
-    }
-}
-
-struct RetryAfter(Option<Duration>);
-
-impl fmt::Display for RetryAfter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(d) => write!(f, "; retry after {:.3} s", d.as_secs_f64()),
-            None => Ok(()),
         }
     }
 }
