@@ -394,6 +394,7 @@ impl Check {
         facts: &mut Vec<(&'static str, String)>,
     ) {
         let event = &delivery.event;
+        json.insert("envelope".into(), json!("clerk-event"));
         json.insert("id".into(), json!(delivery.id));
         json.insert("type".into(), json!(event.event_type()));
         json.insert("known_type".into(), json!(!event.is_unknown()));
