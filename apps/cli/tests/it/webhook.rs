@@ -445,3 +445,35 @@ fn a_bad_at_is_a_usage_error() {
     assert_eq!(out.code, 2);
     assert_eq!(out.json()["error"]["code"], "invalid-input");
 }
+
+#[test]
+fn an_unknown_event_type_verifies_and_says_so() {
+    let body = r#"{"type":"organization.created","object":"event","data":{"id":"org_1"}}"#;
+    let (body, headers) = delivery("unknown", body, &spec_secret(), SIGNED);
+    let args = ["--body", &*body, "--headers", &*headers, "--at", AT];
+    let settings = env_secret(SPEC_SECRET);
+    let out = verify(&args, &settings, None);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(
+        out.stdout
+            .contains("organization.created (a type this version does not know)"),
+        "{}",
+        out.transcript()
+    );
+    let out = verify(&[&args[..], &["--json"]].concat(), &settings, None);
+    let json = out.json();
+    assert_eq!(json["type"], "organization.created");
+    assert_eq!(json["known_type"], false);
+    assert_eq!(json["user_id"], serde_json::Value::Null);
+}
+
+#[test]
+fn headers_come_from_a_file_or_flags_not_both() {
+    let out = verify(
+        &["--body", "b", "--headers", "h", "--id", "msg_1", "--json"],
+        &env_secret(SPEC_SECRET),
+        None,
+    );
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    assert_eq!(out.json()["error"]["code"], "invalid-input");
+}
