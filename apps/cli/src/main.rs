@@ -9,7 +9,8 @@
 //!
 //! - 0: success; also when stdout is closed early (`clerk-instant … | head -1`), which
 //!   ends the command quietly, as ripgrep does;
-//! - 1: the token was rejected, or a call or a check failed;
+//! - 1: the token was rejected, a webhook delivery was refused, or a call or a check
+//!   failed;
 //! - 2: a usage or configuration error;
 //! - 3: the token could not be checked: the signing keys could not be fetched (not a
 //!   rejection: retry later, or verify with the PEM public key, without the network).
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod date;
 #[cfg(feature = "local-stack")]
 mod dev;
 mod doctor;
@@ -29,6 +31,7 @@ mod report;
 mod service;
 mod session;
 mod token;
+mod webhook;
 
 use report::{Failure, finish};
 
@@ -36,7 +39,7 @@ use report::{Failure, finish};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success (also when stdout is closed early, e.g. by `| head -1`)
-  1  the token was rejected, or a call or a check failed
+  1  the token was rejected, a webhook delivery was refused, or a call or a check failed
   2  a usage or configuration error
   3  the token could not be checked: the signing keys could not be fetched (retry later)";
 
@@ -76,6 +79,9 @@ enum Command {
     /// Check the Clerk and InstantDB setup step by step, each with its fix. Exit 1 if a
     /// check fails.
     Doctor(Box<doctor::DoctorArgs>),
+    /// Verify captured Clerk webhook deliveries offline.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
 }
 
 /// How a command ended; [`Outcome::exit_code`] is the one place that maps it.
@@ -83,7 +89,8 @@ enum Command {
 pub(crate) enum Outcome {
     /// Exit 0.
     Success,
-    /// Exit 1: the input was examined and rejected, or a call or check failed.
+    /// Exit 1: the input was examined and rejected (a token, a webhook delivery), or a
+    /// call or check failed.
     Rejected,
     /// Exit 2: a usage or configuration problem.
     Invalid,
@@ -185,6 +192,7 @@ fn run(cli: Cli) -> io::Result<Outcome> {
             Command::Query(args) => finish(session::query(&args).await, json),
             Command::Transact(args) => finish(session::transact(&args).await, json),
             Command::Doctor(args) => finish(doctor::run(&args).await, json),
+            Command::Webhook(command) => finish(webhook::run(command), json),
         }
     })
 }

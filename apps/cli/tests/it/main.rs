@@ -4,6 +4,7 @@ mod doctor;
 mod output;
 mod session;
 mod stack;
+mod webhook;
 
 use std::io::Write as _;
 use std::path::PathBuf;
