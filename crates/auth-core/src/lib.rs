@@ -42,16 +42,23 @@
 
 mod background;
 mod broker;
+mod effects;
 mod error;
 pub mod ports;
 mod session;
 mod store;
 
 pub use broker::SessionBroker;
+pub use effects::{
+    DeliveryClaim, EmailChanged, SessionEnded, UnknownPolicy, UserDeleted, UserDeletedPolicy,
+};
 pub use error::{Code, Error, ErrorKind, InstantOp};
 pub use ports::{ClerkSessions, InstantAuth, TokenVerifier};
 pub use session::{BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy};
-pub use store::{Inserted, MemorySessionStore, SessionStore, StoreLimits, StoredSession};
+pub use store::{
+    Inserted, MemorySessionStore, MessageClaim, Refused, SessionStore, StoreLimits, StoredSession,
+    UserLink,
+};
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
