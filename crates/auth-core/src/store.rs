@@ -645,4 +645,55 @@ mod tests {
             .unwrap();
         assert_eq!(won.displaced[0].refresh_token.expose(), token(1));
     }
+
+    #[tokio::test]
+    async fn message_ids_stay_bounded_oldest_first_and_expired_first() {
+        let store = MemorySessionStore::new(StoreLimits::default().max_messages(3));
+        for i in 0..3 {
+            let id = format!("msg_{i}");
+            assert_eq!(
+                store.claim_message(&id, 0, 100).await,
+                MessageClaim::Claimed
+            );
+            store.complete_message(&id, 1000).await;
+        }
+        // Full: the oldest goes to make room.
+        store.claim_message("msg_3", 0, 100).await;
+        assert_eq!(store.remembered_messages(), 3);
+        assert_eq!(
+            store.claim_message("msg_1", 0, 100).await,
+            MessageClaim::Done
+        );
+        assert_eq!(
+            store.claim_message("msg_0", 0, 100).await,
+            MessageClaim::Claimed,
+            "evicted"
+        );
+        // (That claim evicted msg_1, the oldest then.) Full again, with expired
+        // entries (msg_3's and msg_0's leases): those go first, msg_2 stays.
+        store.claim_message("msg_4", 200, 300).await;
+        assert_eq!(store.remembered_messages(), 2);
+        assert_eq!(
+            store.claim_message("msg_2", 200, 300).await,
+            MessageClaim::Done
+        );
+        assert!(store.remembered_messages() <= 3);
+    }
+
+    #[tokio::test]
+    async fn links_and_refusals_expire_and_a_later_refusal_wins() {
+        let store = MemorySessionStore::new(StoreLimits::default());
+        let link = UserLink::new(Uuid::from_u128(1), Some("a@example.com".into()));
+        store.link_user("user_1", link.clone(), 0, 10).await;
+        assert_eq!(store.user_link("user_1", 9).await, Some(link));
+        assert_eq!(store.user_link("user_1", 10).await, None);
+
+        let who = Refused::Session("sess_a".into());
+        store.refuse(&who, 0, 90).await;
+        store.refuse(&who, 10, 50).await;
+        assert!(store.is_refused(&who, 89).await);
+        assert!(!store.is_refused(&who, 90).await);
+        // A session and a user of the same id are different refusals.
+        assert!(!store.is_refused(&Refused::User("sess_a".into()), 0).await);
+    }
 }
