@@ -149,8 +149,7 @@ impl SessionBroker {
                         let inserted = self.store.insert(&sid, session, now).await;
                         self.sign_out_in_background(inserted.displaced);
                         self.link(&identity, &user, now).await;
-                        self.recheck_refusal(&identity, &signed.refresh_token, now)
-                            .await?;
+                        self.recheck_refusal(&identity, now).await?;
                         return Ok(SignIn {
                             clerk: identity,
                             user,
@@ -184,8 +183,7 @@ impl SessionBroker {
             Ok(inserted) => {
                 self.sign_out_in_background(inserted.displaced);
                 self.link(&identity, &user, now).await;
-                self.recheck_refusal(&identity, &signed.refresh_token, now)
-                    .await?;
+                self.recheck_refusal(&identity, now).await?;
                 Ok(SignIn {
                     clerk: identity,
                     user,
@@ -231,25 +229,19 @@ impl SessionBroker {
     /// A sign-in that passed the refusal check before a revocation or deletion landed
     /// may store its session after the webhook's operation has cleared the store: check
     /// again once stored, and end the session if it is refused now.
-    async fn recheck_refusal(
-        &self,
-        identity: &ClerkIdentity,
-        refresh_token: &RefreshToken,
-        now: i64,
-    ) -> Result<(), Error> {
+    async fn recheck_refusal(&self, identity: &ClerkIdentity, now: i64) -> Result<(), Error> {
         if !self.is_refused(identity, now).await {
             return Ok(());
         }
-        if let Some(stored) = self.store.remove(&identity.session_id).await {
-            if stored.refresh_token != *refresh_token {
-                // Someone else's entry (cannot be: the session is refused); keep it.
-                self.store
-                    .insert(&identity.session_id, stored, self.clock.now())
-                    .await;
-            } else {
-                self.sign_out_in_background(vec![stored]);
-            }
-        }
+        // Whatever is stored for the refused session goes: ours, or a racing sign-in's
+        // that replaced ours (which that sign-in's insert handed back to sign out).
+        let ended: Vec<StoredSession> = self
+            .store
+            .remove(&identity.session_id)
+            .await
+            .into_iter()
+            .collect();
+        self.sign_out_in_background(ended);
         Err(Error::SessionSignedOut)
     }
 
