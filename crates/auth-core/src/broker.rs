@@ -12,51 +12,26 @@ use crate::background::Background;
 use crate::error::{Error, InstantOp, is_dead_refresh_token};
 use crate::ports::{ClerkSessions, InstantAuth, TokenVerifier};
 use crate::session::{BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy};
-use crate::store::{SessionStore, StoredSession};
+use crate::store::{Refused, SessionStore, StoredSession, UserLink};
 
-fn secs(d: Duration) -> i64 {
+pub(crate) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Clerk sessions signed out here, remembered until every token minted for them has
-/// expired (Clerk keeps honouring them for their remaining lifetime of up to 60 s).
-#[derive(Default)]
-struct SignedOut {
-    until: std::sync::Mutex<std::collections::HashMap<String, i64>>,
-}
-
-/// A session token lives 60 s at Clerk; the verifier's leeway adds at most 30 s.
-const TOKEN_LIFETIME_BOUND: i64 = 60 + 30;
-
-impl SignedOut {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, i64>> {
-        self.until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn insert(&self, session_id: &str, now: i64) {
-        let mut until = self.lock();
-        until.retain(|_, t| *t > now);
-        until.insert(session_id.to_owned(), now + TOKEN_LIFETIME_BOUND);
-    }
-
-    fn contains(&self, session_id: &str, now: i64) -> bool {
-        let until = self.lock();
-        until.get(session_id).is_some_and(|t| *t > now)
-    }
-}
+/// How long a Clerk session or user stays refused after it was signed out, ended or
+/// deleted: a session token lives 60 s at Clerk and the verifier's leeway adds at most
+/// 30 s, so no token minted before that moment is valid after it.
+pub(crate) const TOKEN_LIFETIME_BOUND: i64 = 60 + 30;
 
 /// Turns Clerk sessions into InstantDB sessions. Cheap to clone.
 #[derive(Clone)]
 pub struct SessionBroker {
     verifier: Arc<dyn TokenVerifier>,
-    instant: Arc<dyn InstantAuth>,
+    pub(crate) instant: Arc<dyn InstantAuth>,
     clerk: Option<Arc<dyn ClerkSessions>>,
-    store: Arc<dyn SessionStore>,
-    clock: Arc<dyn Clock>,
-    config: BrokerConfig,
-    signed_out: Arc<SignedOut>,
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: BrokerConfig,
     background: Arc<Background>,
 }
 
@@ -86,7 +61,6 @@ impl SessionBroker {
             store,
             clock: Arc::new(SystemClock),
             config,
-            signed_out: Arc::default(),
             background: Arc::default(),
         }
     }
@@ -136,16 +110,23 @@ impl SessionBroker {
     ) -> Result<SignIn, Error> {
         let sid = identity.session_id.clone();
         let now = self.clock.now();
-        if self.signed_out.contains(&sid, now) {
+        if self.is_refused(&identity, now).await {
             return Err(Error::SessionSignedOut);
         }
         if let Some(stored) = self.store.get(&sid, now).await {
-            if stored.clerk_user_id != identity.user_id {
+            let email_differs = email_differs(&identity, &stored);
+            if stored.clerk_user_id != identity.user_id
+                || (email_differs && self.config.strategy == Strategy::Admin)
+            {
                 // A session id never changes hands in Clerk; drop the inconsistent entry.
+                // Admin strategy: the session was minted for another email (the Clerk
+                // user's primary email changed), so it is not this token's any more.
                 if let Some(stale) = self.store.remove(&sid).await {
                     self.sign_out_in_background(vec![stale]);
                 }
-            } else if now.saturating_sub(stored.confirmed_at) < secs(self.config.revalidate_after) {
+            } else if !email_differs
+                && now.saturating_sub(stored.confirmed_at) < secs(self.config.revalidate_after)
+            {
                 return Ok(SignIn {
                     clerk: identity,
                     user: stored.user,
@@ -167,6 +148,8 @@ impl SessionBroker {
                         );
                         let inserted = self.store.insert(&sid, session, now).await;
                         self.sign_out_in_background(inserted.displaced);
+                        self.link(&identity, &user, now).await;
+                        self.recheck_refusal(&identity, now).await?;
                         return Ok(SignIn {
                             clerk: identity,
                             user,
@@ -199,6 +182,8 @@ impl SessionBroker {
         match self.store.insert_if_absent(&sid, session, now).await {
             Ok(inserted) => {
                 self.sign_out_in_background(inserted.displaced);
+                self.link(&identity, &user, now).await;
+                self.recheck_refusal(&identity, now).await?;
                 Ok(SignIn {
                     clerk: identity,
                     user,
@@ -228,6 +213,48 @@ impl SessionBroker {
                 })
             }
         }
+    }
+
+    /// Whether this Clerk session or user is refused (signed out, ended, deleted).
+    async fn is_refused(&self, identity: &ClerkIdentity, now: i64) -> bool {
+        self.store
+            .is_refused(&Refused::Session(identity.session_id.clone()), now)
+            .await
+            || self
+                .store
+                .is_refused(&Refused::User(identity.user_id.clone()), now)
+                .await
+    }
+
+    /// A sign-in that passed the refusal check before a revocation or deletion landed
+    /// may store its session after the webhook's operation has cleared the store: check
+    /// again once stored, and end the session if it is refused now.
+    async fn recheck_refusal(&self, identity: &ClerkIdentity, now: i64) -> Result<(), Error> {
+        if !self.is_refused(identity, now).await {
+            return Ok(());
+        }
+        // Whatever is stored for the refused session goes: ours, or a racing sign-in's
+        // that replaced ours (which that sign-in's insert handed back to sign out).
+        let ended: Vec<StoredSession> = self
+            .store
+            .remove(&identity.session_id)
+            .await
+            .into_iter()
+            .collect();
+        self.sign_out_in_background(ended);
+        Err(Error::SessionSignedOut)
+    }
+
+    /// Records which InstantDB user this Clerk user signed in as.
+    async fn link(&self, identity: &ClerkIdentity, user: &instant_client::User, now: i64) {
+        self.store
+            .link_user(
+                &identity.user_id,
+                UserLink::new(user.id, user.email.clone()),
+                now,
+                now.saturating_add(secs(self.config.user_link_ttl)),
+            )
+            .await;
     }
 
     /// Asks InstantDB whether the stored session is still good.
@@ -310,7 +337,14 @@ impl SessionBroker {
         };
         // From now on, tokens of this session no longer sign in here, even those Clerk
         // still honours until they expire.
-        self.signed_out.insert(&sid, self.clock.now());
+        let now = self.clock.now();
+        self.store
+            .refuse(
+                &Refused::Session(sid.clone()),
+                now,
+                now + TOKEN_LIFETIME_BOUND,
+            )
+            .await;
         if stored.is_some() {
             self.store.remove(&sid).await;
         }
@@ -441,7 +475,7 @@ impl SessionBroker {
         self.background.drain(deadline).await
     }
 
-    fn sign_out_in_background(&self, sessions: Vec<StoredSession>) {
+    pub(crate) fn sign_out_in_background(&self, sessions: Vec<StoredSession>) {
         if sessions.is_empty() {
             return;
         }
@@ -476,5 +510,18 @@ fn require_verified_email(identity: &ClerkIdentity) -> Result<&str, Error> {
     match (&identity.email, identity.email_verified) {
         (Some(email), Some(true)) => Ok(email),
         _ => Err(Error::EmailNotVerified),
+    }
+}
+
+/// Whether the token carries a verified email and the stored session's InstantDB user
+/// has another (or none).
+fn email_differs(identity: &ClerkIdentity, stored: &StoredSession) -> bool {
+    match (&identity.email, identity.email_verified) {
+        (Some(email), Some(true)) => !stored
+            .user
+            .email
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(email)),
+        _ => false,
     }
 }

@@ -18,6 +18,10 @@ pub enum InstantOp {
     Query,
     /// A transaction as the user.
     Transact,
+    /// Signing out every session of a user (admin).
+    SignOutUser,
+    /// Deleting a user (admin).
+    DeleteUser,
 }
 
 impl InstantOp {
@@ -29,6 +33,8 @@ impl InstantOp {
             InstantOp::SignOut => "sign-out",
             InstantOp::Query => "query",
             InstantOp::Transact => "transact",
+            InstantOp::SignOutUser => "user sign-out",
+            InstantOp::DeleteUser => "user deletion",
         }
     }
 }
@@ -172,6 +178,14 @@ impl Error {
             Error::NotYourSession => Code::SessionNotOwned,
             Error::Instant { source, .. } => instant_code(source),
         }
+    }
+
+    /// Whether the same call may succeed later unchanged: an upstream was down, rate
+    /// limiting or slow ([`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`]). The
+    /// webhook operations leave the store so that a retry does the work, so the server
+    /// answers 503 and Svix retries.
+    pub fn is_retry_later(&self) -> bool {
+        matches!(self.kind(), ErrorKind::Unavailable | ErrorKind::Timeout)
     }
 
     /// How long to wait before retrying, when an upstream said.

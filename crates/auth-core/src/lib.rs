@@ -8,6 +8,12 @@
 //! or sweeps are signed out in the background, tracked: [`SessionBroker::drain`] waits
 //! for them (at shutdown, within a deadline).
 //!
+//! Clerk's decisions, as its webhooks report them, reach InstantDB through the broker
+//! too: [`SessionBroker::end_session`], [`SessionBroker::delete_user`] (by a
+//! [`UserDeletedPolicy`]) and [`SessionBroker::primary_email_changed`], each idempotent
+//! and answering a typed outcome, with [`SessionBroker::claim_delivery`] to apply a
+//! message once. The broker speaks of Clerk ids and emails, not of webhook payloads.
+//!
 //! It reaches the outside world only through the small traits of [`ports`]
 //! ([`TokenVerifier`], [`InstantAuth`], [`ClerkSessions`]) and a [`SessionStore`], so
 //! its logic is tested with `mockall` doubles; the concrete clients of the workspace
@@ -42,16 +48,23 @@
 
 mod background;
 mod broker;
+mod effects;
 mod error;
 pub mod ports;
 mod session;
 mod store;
 
 pub use broker::SessionBroker;
+pub use effects::{
+    DeliveryClaim, EmailChanged, SessionEnded, UnknownPolicy, UserDeleted, UserDeletedPolicy,
+};
 pub use error::{Code, Error, ErrorKind, InstantOp};
 pub use ports::{ClerkSessions, InstantAuth, TokenVerifier};
 pub use session::{BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy};
-pub use store::{Inserted, MemorySessionStore, SessionStore, StoreLimits, StoredSession};
+pub use store::{
+    Inserted, MemorySessionStore, MessageClaim, Refused, SessionStore, StoreLimits, StoredSession,
+    UserLink,
+};
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

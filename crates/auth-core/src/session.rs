@@ -179,6 +179,15 @@ pub struct BrokerConfig {
     /// How long a stored session is kept. Default 7 days (Clerk's default session
     /// lifetime).
     pub session_ttl: Duration,
+    /// How long the Clerk user → InstantDB user link recorded at a sign-in is kept
+    /// (renewed by every sign-in that reaches InstantDB). Default 30 days.
+    pub user_link_ttl: Duration,
+    /// How long an applied webhook message id is remembered. Default 28 hours (Svix's
+    /// retries span about 27 hours).
+    pub delivery_retention: Duration,
+    /// How long a claimed, unfinished webhook message id blocks other deliveries of it
+    /// (a claimant that crashed releases it this way). Default 5 minutes.
+    pub delivery_lease: Duration,
 }
 
 impl BrokerConfig {
@@ -188,6 +197,9 @@ impl BrokerConfig {
             strategy,
             revalidate_after: Duration::from_secs(60),
             session_ttl: Duration::from_secs(7 * 24 * 3600),
+            user_link_ttl: Duration::from_secs(30 * 24 * 3600),
+            delivery_retention: Duration::from_secs(28 * 3600),
+            delivery_lease: Duration::from_secs(5 * 60),
         }
     }
 
@@ -200,6 +212,25 @@ impl BrokerConfig {
     /// Sets how long a stored session is kept.
     pub fn session_ttl(mut self, ttl: Duration) -> Self {
         self.session_ttl = ttl;
+        self
+    }
+
+    /// Sets how long the Clerk user → InstantDB user link is kept.
+    pub fn user_link_ttl(mut self, ttl: Duration) -> Self {
+        self.user_link_ttl = ttl;
+        self
+    }
+
+    /// Sets how long applied webhook message ids are remembered (at least 28 hours
+    /// is what Svix's retry span needs).
+    pub fn delivery_retention(mut self, retention: Duration) -> Self {
+        self.delivery_retention = retention;
+        self
+    }
+
+    /// Sets how long an unfinished claim on a webhook message id lasts.
+    pub fn delivery_lease(mut self, lease: Duration) -> Self {
+        self.delivery_lease = lease;
         self
     }
 }

@@ -686,3 +686,611 @@ async fn a_refused_owner_check_leaves_the_session_usable() {
     // Nothing was signed out, so the session still signs in.
     broker.sign_in(&f.token()).await.unwrap();
 }
+
+// ---- Clerk's decisions reach InstantDB (issue 9) ------------------------------------
+
+mod effects {
+    use super::*;
+    use crate::{
+        EmailChanged, MessageClaim, Refused, SessionEnded, UserDeleted, UserDeletedPolicy,
+    };
+
+    const OTHER_SESSION: &str = "sess_2other00000000000000000000";
+    const INSTANT_USER: Uuid = Uuid::from_u128(42);
+
+    impl Fixture {
+        /// A fresh token of the test user for another Clerk session.
+        fn token_of_session(&self, sid: &str) -> String {
+            TokenBuilder::session(key(), ISSUER, clerk_jwt::Clock::now(&*self.clock))
+                .claim("sid", sid)
+                .sign()
+        }
+    }
+
+    fn signed_with_email(n: u8, email: &str) -> SignedIn {
+        let mut user = User::new(INSTANT_USER);
+        user.email = Some(email.to_owned());
+        SignedIn::new(user, rt(n), false)
+    }
+
+    /// InstantDB that hands out rt(1), rt(2), … to successive id-token sign-ins.
+    fn counting_sign_ins(instant: &mut MockInstantAuth) {
+        let next = std::sync::atomic::AtomicU8::new(1);
+        instant
+            .expect_sign_in_with_id_token()
+            .returning(move |_, _, _| {
+                Ok(signed(
+                    next.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                    false,
+                ))
+            });
+    }
+
+    #[tokio::test]
+    async fn end_session_signs_out_the_stored_token_drops_it_and_refuses_the_session() {
+        let f = Fixture::new();
+        let mut instant = MockInstantAuth::new();
+        counting_sign_ins(&mut instant);
+        instant
+            .expect_sign_out()
+            .withf(|token| *token == rt(1))
+            .times(1)
+            .returning(|_| Ok(()));
+        let broker = f.broker(id_token(), instant, None);
+        let token = f.token();
+        broker.sign_in(&token).await.unwrap();
+
+        let ended = broker.end_session(TEST_SESSION_ID).await.unwrap();
+        assert_eq!(
+            ended,
+            SessionEnded::SignedOut {
+                instant_user_id: INSTANT_USER
+            }
+        );
+        assert!(f.store.is_empty().await);
+        // The same refusal as after sign-out: a token Clerk still honours is refused.
+        let err = broker.sign_in(&token).await.unwrap_err();
+        assert!(matches!(err, Error::SessionSignedOut), "{err:?}");
+        // Applied twice = once: nothing stored, no second InstantDB sign-out.
+        assert_eq!(
+            broker.end_session(TEST_SESSION_ID).await.unwrap(),
+            SessionEnded::NothingStored
+        );
+        settle(&broker).await;
+    }
+
+    #[tokio::test]
+    async fn a_revocation_that_arrives_before_any_sign_in_still_prevents_one() {
+        let f = Fixture::new();
+        let mut instant = MockInstantAuth::new();
+        instant.expect_sign_in_with_id_token().never();
+        instant.expect_sign_out().never();
+        let broker = f.broker(id_token(), instant, None);
+        assert_eq!(
+            broker.end_session(TEST_SESSION_ID).await.unwrap(),
+            SessionEnded::NothingStored
+        );
+        f.clock.advance(30);
+        let err = broker.sign_in(&f.token()).await.unwrap_err();
+        assert_eq!(err.code().as_str(), "session-signed-out");
+        assert!(f.store.is_empty().await);
+    }
+
+    #[tokio::test]
+    async fn instantdb_down_while_ending_a_session_keeps_it_so_the_retry_ends_it_once() {
+        let f = Fixture::new();
+        let mut seq = Sequence::new();
+        let mut instant = MockInstantAuth::new();
+        counting_sign_ins(&mut instant);
+        instant
+            .expect_sign_out()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Err(down()));
+        instant
+            .expect_sign_out()
+            .withf(|token| *token == rt(1))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        let broker = f.broker(id_token(), instant, None);
+        broker.sign_in(&f.token()).await.unwrap();
+
+        let err = broker.end_session(TEST_SESSION_ID).await.unwrap_err();
+        assert!(err.is_retry_later(), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(f.store.len().await, 1, "kept for the retry");
+        // Refused already, even though InstantDB has not caught up yet.
+        assert!(broker.sign_in(&f.token()).await.is_err());
+
+        assert!(matches!(
+            broker.end_session(TEST_SESSION_ID).await.unwrap(),
+            SessionEnded::SignedOut { .. }
+        ));
+        assert!(f.store.is_empty().await);
+        assert_eq!(
+            broker.end_session(TEST_SESSION_ID).await.unwrap(),
+            SessionEnded::NothingStored
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_in_flight_when_the_revocation_lands_is_refused_and_its_token_ended() {
+        let f = Fixture::new();
+        let store = f.store.clone();
+        let mut instant = MockInstantAuth::new();
+        // While InstantDB mints the session, the revocation is recorded.
+        instant
+            .expect_sign_in_with_id_token()
+            .times(1)
+            .returning(move |_, _, _| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap()
+                        .block_on(store.refuse(
+                            &Refused::Session(TEST_SESSION_ID.into()),
+                            NOW,
+                            NOW + 90,
+                        ))
+                })
+                .join()
+                .unwrap();
+                Ok(signed(1, true))
+            });
+        instant
+            .expect_sign_out()
+            .withf(|token| *token == rt(1))
+            .times(1)
+            .returning(|_| Ok(()));
+        let broker = f.broker(id_token(), instant, None);
+        let err = broker.sign_in(&f.token()).await.unwrap_err();
+        assert!(matches!(err, Error::SessionSignedOut), "{err:?}");
+        assert!(f.store.is_empty().await);
+        settle(&broker).await;
+    }
+
+    /// The test user signed in on two Clerk sessions: rt(1) and rt(2).
+    async fn two_sessions(f: &Fixture, broker: &SessionBroker) {
+        broker.sign_in(&f.token()).await.unwrap();
+        broker
+            .sign_in(&f.token_of_session(OTHER_SESSION))
+            .await
+            .unwrap();
+        assert_eq!(f.store.len().await, 2);
+    }
+
+    fn signs_out_rt1_and_rt2_once(instant: &mut MockInstantAuth) {
+        for n in [1, 2] {
+            instant
+                .expect_sign_out()
+                .withf(move |token| *token == rt(n))
+                .times(1)
+                .returning(|_| Ok(()));
+        }
+    }
+
+    #[tokio::test]
+    async fn user_deletion_signs_out_every_session_then_deletes_the_instantdb_user() {
+        let f = Fixture::new();
+        let mut seq = Sequence::new();
+        let mut instant = MockInstantAuth::new();
+        counting_sign_ins(&mut instant);
+        signs_out_rt1_and_rt2_once(&mut instant);
+        instant
+            .expect_sign_out_user()
+            .with(eq(INSTANT_USER))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        instant
+            .expect_delete_user()
+            .with(eq(INSTANT_USER))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(true));
+        let broker = f.broker(id_token(), instant, None);
+        two_sessions(&f, &broker).await;
+
+        let outcome = broker
+            .delete_user(TEST_USER_ID, UserDeletedPolicy::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            UserDeleted::Applied {
+                policy: UserDeletedPolicy::DeleteUser,
+                sessions_signed_out: 2,
+                instant_users: vec![INSTANT_USER],
+                users_deleted: 1,
+            }
+        );
+        assert!(f.store.is_empty().await);
+        assert!(f.store.user_link(TEST_USER_ID, NOW).await.is_none());
+        // The user's still-unexpired tokens are refused, on every session.
+        let err = broker.sign_in(&f.token()).await.unwrap_err();
+        assert!(matches!(err, Error::SessionSignedOut), "{err:?}");
+        let err = broker
+            .sign_in(&f.token_of_session("sess_2third0000000000000000000"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::SessionSignedOut), "{err:?}");
+        // Applied twice = once: no InstantDB call the second time, and not "applied".
+        assert_eq!(
+            broker
+                .delete_user(TEST_USER_ID, UserDeletedPolicy::DeleteUser)
+                .await
+                .unwrap(),
+            UserDeleted::Unmapped
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sign_out_and_ignore_policies_keep_the_instantdb_user() {
+        // sign-out: every InstantDB session of the user ends, the user stays.
+        let f = Fixture::new();
+        let mut instant = MockInstantAuth::new();
+        counting_sign_ins(&mut instant);
+        signs_out_rt1_and_rt2_once(&mut instant);
+        instant
+            .expect_sign_out_user()
+            .with(eq(INSTANT_USER))
+            .times(1)
+            .returning(|_| Ok(()));
+        instant.expect_delete_user().never();
+        let broker = f.broker(id_token(), instant, None);
+        two_sessions(&f, &broker).await;
+        let outcome = broker
+            .delete_user(TEST_USER_ID, UserDeletedPolicy::SignOut)
+            .await
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            UserDeleted::Applied {
+                policy: UserDeletedPolicy::SignOut,
+                sessions_signed_out: 2,
+                users_deleted: 0,
+                ..
+            }
+        ));
+
+        // ignore: only the sessions this server stored end.
+        let f = Fixture::new();
+        let mut instant = MockInstantAuth::new();
+        counting_sign_ins(&mut instant);
+        signs_out_rt1_and_rt2_once(&mut instant);
+        instant.expect_sign_out_user().never();
+        instant.expect_delete_user().never();
+        let broker = f.broker(id_token(), instant, None);
+        two_sessions(&f, &broker).await;
+        let outcome = broker
+            .delete_user(TEST_USER_ID, UserDeletedPolicy::Ignore)
+            .await
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            UserDeleted::Applied {
+                policy: UserDeletedPolicy::Ignore,
+                sessions_signed_out: 2,
+                ..
+            }
+        ));
+        assert!(f.store.is_empty().await);
+    }
+
+    #[tokio::test]
+    async fn the_link_alone_finds_the_instantdb_user_after_its_sessions_expired() {
+        let f = Fixture::new();
+        let mut instant = MockInstantAuth::new();
+        counting_sign_ins(&mut instant);
+        instant.expect_sign_out().times(1).returning(|_| Ok(()));
+        instant
+            .expect_sign_out_user()
+            .with(eq(INSTANT_USER))
+            .times(1)
+            .returning(|_| Ok(()));
+        instant
+            .expect_delete_user()
+            .with(eq(INSTANT_USER))
+            .times(1)
+            .returning(|_| Ok(true));
+        let broker = f.broker(
+            id_token().session_ttl(Duration::from_secs(100)),
+            instant,
+            None,
+        );
+        broker.sign_in(&f.token()).await.unwrap();
+        f.clock.advance(100);
+        assert_eq!(broker.sweep().await, 1);
+        settle(&broker).await;
+        let outcome = broker
+            .delete_user(TEST_USER_ID, UserDeletedPolicy::DeleteUser)
+            .await
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            UserDeleted::Applied {
+                sessions_signed_out: 0,
+                users_deleted: 1,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_user_never_seen_is_unmapped_and_touches_nothing() {
+        let f = Fixture::new();
+        let mut instant = MockInstantAuth::new();
+        instant.expect_sign_out().never();
+        instant.expect_sign_out_user().never();
+        instant.expect_delete_user().never();
+        instant.expect_sign_in_with_id_token().never();
+        let broker = f.broker(id_token(), instant, None);
+        assert_eq!(
+            broker
+                .delete_user(
+                    "user_2never0000000000000000000",
+                    UserDeletedPolicy::DeleteUser
+                )
+                .await
+                .unwrap(),
+            UserDeleted::Unmapped
+        );
+        // Its tokens are refused all the same.
+        let token = TokenBuilder::session(key(), ISSUER, NOW)
+            .claim("sub", "user_2never0000000000000000000")
+            .sign();
+        let err = broker.sign_in(&token).await.unwrap_err();
+        assert!(matches!(err, Error::SessionSignedOut), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn instantdb_down_mid_deletion_is_retryable_and_the_retry_completes_exactly_once() {
+        let f = Fixture::new();
+        let mut seq = Sequence::new();
+        let mut instant = MockInstantAuth::new();
+        counting_sign_ins(&mut instant);
+        signs_out_rt1_and_rt2_once(&mut instant);
+        instant
+            .expect_sign_out_user()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Err(down()));
+        instant
+            .expect_sign_out_user()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        instant
+            .expect_delete_user()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(true));
+        let broker = f.broker(id_token(), instant, None);
+        two_sessions(&f, &broker).await;
+
+        let err = broker
+            .delete_user(TEST_USER_ID, UserDeletedPolicy::DeleteUser)
+            .await
+            .unwrap_err();
+        assert!(err.is_retry_later(), "{err:?}");
+        assert_eq!(err.code().as_str(), "instant-unavailable");
+        assert!(
+            f.store.is_empty().await,
+            "the sessions InstantDB ended are dropped"
+        );
+        assert!(
+            f.store.user_link(TEST_USER_ID, NOW).await.is_some(),
+            "the link stays for the retry"
+        );
+
+        let outcome = broker
+            .delete_user(TEST_USER_ID, UserDeletedPolicy::DeleteUser)
+            .await
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            UserDeleted::Applied {
+                sessions_signed_out: 0,
+                users_deleted: 1,
+                ..
+            }
+        ));
+        assert_eq!(
+            broker
+                .delete_user(TEST_USER_ID, UserDeletedPolicy::DeleteUser)
+                .await
+                .unwrap(),
+            UserDeleted::Unmapped
+        );
+    }
+
+    #[tokio::test]
+    async fn a_primary_email_change_signs_out_the_sessions_of_the_old_email() {
+        let f = Fixture::new();
+        let mut instant = MockInstantAuth::new();
+        counting_sign_ins(&mut instant);
+        instant
+            .expect_sign_out()
+            .withf(|token| *token == rt(1) || *token == rt(2))
+            .times(2)
+            .returning(|_| Ok(()));
+        let broker = f.broker(id_token(), instant, None);
+        two_sessions(&f, &broker).await;
+
+        // The same email (any case): nothing to do.
+        assert_eq!(
+            broker
+                .primary_email_changed(TEST_USER_ID, &TEST_EMAIL.to_uppercase())
+                .await
+                .unwrap(),
+            EmailChanged::Unchanged
+        );
+        assert_eq!(f.store.len().await, 2);
+        assert_eq!(
+            broker
+                .primary_email_changed(TEST_USER_ID, "alice@new.example.com")
+                .await
+                .unwrap(),
+            EmailChanged::SignedOut { sessions: 2 }
+        );
+        assert!(f.store.is_empty().await);
+        assert_eq!(
+            broker
+                .primary_email_changed(TEST_USER_ID, "alice@new.example.com")
+                .await
+                .unwrap(),
+            EmailChanged::Unchanged
+        );
+        // Not a refusal: the next sign-in mints a session for the new email.
+        broker.sign_in(&f.token()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_admin_strategy_never_hands_back_a_session_of_another_email() {
+        let f = Fixture::new();
+        let mut seq = Sequence::new();
+        let mut instant = MockInstantAuth::new();
+        instant
+            .expect_create_token_for_email()
+            .with(eq("alice@old.example.com"))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|email| Ok(signed_with_email(1, email)));
+        instant
+            .expect_create_token_for_email()
+            .with(eq(TEST_EMAIL))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|email| Ok(signed_with_email(2, email)));
+        instant
+            .expect_sign_out()
+            .withf(|token| *token == rt(1))
+            .times(1)
+            .returning(|_| Ok(()));
+        let broker = f.broker(BrokerConfig::new(Strategy::Admin), instant, None);
+        let old = TokenBuilder::session(key(), ISSUER, NOW)
+            .claim("email", "alice@old.example.com")
+            .sign();
+        assert_eq!(broker.sign_in(&old).await.unwrap().refresh_token, rt(1));
+        // Within the reuse window, a token with the new verified email: not reused.
+        f.clock.advance(5);
+        let renewed = broker.sign_in(&f.token()).await.unwrap();
+        assert_eq!(renewed.refresh_token, rt(2));
+        assert!(!renewed.reused);
+        assert_eq!(renewed.user.email.as_deref(), Some(TEST_EMAIL));
+        settle(&broker).await;
+        // And the new one is reused as before.
+        assert!(broker.sign_in(&f.token()).await.unwrap().reused);
+    }
+
+    #[tokio::test]
+    async fn the_id_token_strategy_asks_instantdb_when_the_email_differs() {
+        let f = Fixture::new();
+        let mut seq = Sequence::new();
+        let mut instant = MockInstantAuth::new();
+        instant
+            .expect_sign_in_with_id_token()
+            .withf(|_, _, refresh| refresh.is_none())
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| Ok(signed_with_email(1, "alice@old.example.com")));
+        // Within the reuse window, yet the stored token goes back to InstantDB, which
+        // decides the user (its links follow `sub`).
+        instant
+            .expect_sign_in_with_id_token()
+            .withf(|_, _, refresh| refresh.as_ref() == Some(&rt(1)))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| Ok(signed_with_email(1, TEST_EMAIL)));
+        let broker = f.broker(id_token(), instant, None);
+        broker.sign_in(&f.token()).await.unwrap();
+        f.clock.advance(5);
+        let again = broker.sign_in(&f.token()).await.unwrap();
+        assert_eq!(again.user.email.as_deref(), Some(TEST_EMAIL));
+        assert!(again.reused);
+        // Now the emails agree: the fast path again, no InstantDB call.
+        assert!(broker.sign_in(&f.token()).await.unwrap().reused);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_claimed_twice_concurrently_is_applied_once() {
+        let f = Fixture::new();
+        let broker = f.broker(id_token(), MockInstantAuth::new(), None);
+        let (a, b) = tokio::join!(
+            broker.claim_delivery("msg_1"),
+            broker.claim_delivery("msg_1")
+        );
+        let mut claims = [a, b];
+        claims.sort_by_key(|c| *c == MessageClaim::Claimed);
+        assert_eq!(claims, [MessageClaim::InProgress, MessageClaim::Claimed]);
+
+        // Across threads too: exactly one of many wins.
+        let store = f.store.clone();
+        let winners: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let store = store.clone();
+                    scope.spawn(move || {
+                        tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .unwrap()
+                            .block_on(store.claim_message("msg_2", NOW, NOW + 300))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap() == MessageClaim::Claimed))
+                .sum()
+        });
+        assert_eq!(winners, 1);
+    }
+
+    #[tokio::test]
+    async fn a_released_claim_is_applied_by_the_retry_and_a_completed_one_remembered_28_hours() {
+        let f = Fixture::new();
+        let broker = f.broker(id_token(), MockInstantAuth::new(), None);
+        assert_eq!(broker.claim_delivery("msg_1").await, MessageClaim::Claimed);
+        // Applying failed: the retry gets the claim.
+        broker.release_delivery("msg_1").await;
+        assert_eq!(broker.claim_delivery("msg_1").await, MessageClaim::Claimed);
+        broker.complete_delivery("msg_1").await;
+        // Releasing a completed message changes nothing.
+        broker.release_delivery("msg_1").await;
+        assert_eq!(broker.claim_delivery("msg_1").await, MessageClaim::Done);
+        f.clock.advance(28 * 3600 - 1);
+        assert_eq!(broker.claim_delivery("msg_1").await, MessageClaim::Done);
+        f.clock.advance(1);
+        assert_eq!(broker.claim_delivery("msg_1").await, MessageClaim::Claimed);
+
+        // A claim never completed nor released lapses after the lease.
+        assert_eq!(broker.claim_delivery("msg_2").await, MessageClaim::Claimed);
+        f.clock.advance(299);
+        assert_eq!(
+            broker.claim_delivery("msg_2").await,
+            MessageClaim::InProgress
+        );
+        f.clock.advance(1);
+        assert_eq!(broker.claim_delivery("msg_2").await, MessageClaim::Claimed);
+    }
+
+    #[test]
+    fn the_user_deleted_policy_parses_its_three_names_and_nothing_else() {
+        assert_eq!(UserDeletedPolicy::default(), UserDeletedPolicy::DeleteUser);
+        for policy in UserDeletedPolicy::ALL {
+            assert_eq!(policy.as_str().parse::<UserDeletedPolicy>(), Ok(policy));
+            assert_eq!(policy.to_string(), policy.as_str());
+        }
+        assert_eq!(
+            ["delete-user", "sign-out", "ignore"],
+            UserDeletedPolicy::ALL.map(UserDeletedPolicy::as_str)
+        );
+        let err = "delete".parse::<UserDeletedPolicy>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown user-deleted policy; expected delete-user, sign-out or ignore"
+        );
+    }
+}
