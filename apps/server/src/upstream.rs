@@ -61,6 +61,28 @@ impl InstantAuth for TimedInstant {
         .await
     }
 
+    async fn sign_out_user(
+        &self,
+        user_id: instant_client::Uuid,
+    ) -> Result<(), instant_client::Error> {
+        self.time(
+            "sign-out-user",
+            InstantAuth::sign_out_user(&self.inner, user_id),
+        )
+        .await
+    }
+
+    async fn delete_user(
+        &self,
+        user_id: instant_client::Uuid,
+    ) -> Result<bool, instant_client::Error> {
+        self.time(
+            "delete-user",
+            InstantAuth::delete_user(&self.inner, user_id),
+        )
+        .await
+    }
+
     async fn verify_refresh_token(
         &self,
         refresh_token: &RefreshToken,

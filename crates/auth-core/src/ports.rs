@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use clerk_jwt::{SessionClaims, Verifier};
 use instant_client::{
-    Client, ConfigError, Endpoint, IdToken, IdTokenSignIn, Query, RefreshToken, SignedIn,
-    TokenSubject, Transaction, TxId, User, UserRef, Uuid,
+    Client, IdToken, IdTokenSignIn, Query, RefreshToken, SignedIn, TokenSubject, Transaction, TxId,
+    User, UserRef, Uuid,
 };
 use serde_json::Value;
 
@@ -65,24 +65,11 @@ pub trait InstantAuth: Send + Sync {
 
     /// Signs out every refresh token of an InstantDB user, by id (admin
     /// `POST /admin/sign_out {"id"}`).
-    ///
-    /// The default (for implementations written before this call existed, such as a
-    /// wrapper that only times the others) refuses with a configuration error, as a
-    /// client without an admin token would: override it to forward the call.
-    async fn sign_out_user(&self, user_id: Uuid) -> Result<(), instant_client::Error> {
-        let _ = user_id;
-        Err(ConfigError::AdminTokenRequired(Endpoint::SignOutUser).into())
-    }
+    async fn sign_out_user(&self, user_id: Uuid) -> Result<(), instant_client::Error>;
 
     /// Deletes an InstantDB user by id (admin `DELETE /admin/users?id=`); whether a user
     /// was deleted (`false`: there was none, so a retry is harmless).
-    ///
-    /// The default refuses with a configuration error, like
-    /// [`sign_out_user`](Self::sign_out_user)'s.
-    async fn delete_user(&self, user_id: Uuid) -> Result<bool, instant_client::Error> {
-        let _ = user_id;
-        Err(ConfigError::AdminTokenRequired(Endpoint::DeleteUser).into())
-    }
+    async fn delete_user(&self, user_id: Uuid) -> Result<bool, instant_client::Error>;
 }
 
 #[async_trait]

@@ -582,6 +582,14 @@ impl crate::InstantAuth for SlowSignOut {
     ) -> Result<TxId, instant_client::Error> {
         Err(down()) // not used by this test
     }
+
+    async fn sign_out_user(&self, _: Uuid) -> Result<(), instant_client::Error> {
+        Err(down()) // not used by this test
+    }
+
+    async fn delete_user(&self, _: Uuid) -> Result<bool, instant_client::Error> {
+        Err(down()) // not used by this test
+    }
 }
 
 #[tokio::test(start_paused = true)]
