@@ -100,6 +100,11 @@ impl AppState {
         })
     }
 
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     /// The broker.
     pub fn broker(&self) -> &SessionBroker {
         &self.inner.broker
