@@ -45,6 +45,9 @@ pub(crate) struct Webhooks {
     verifier: Option<Verifier>,
     policy: UserDeletedPolicy,
     warned: AtomicBool,
+    /// Dev mode: the secret was generated, so the banner prints it.
+    #[cfg_attr(not(feature = "local-stack"), allow(dead_code))]
+    pub(crate) generated_secret: AtomicBool,
 }
 
 impl Webhooks {
@@ -53,7 +56,14 @@ impl Webhooks {
             verifier: secrets.map(Verifier::new),
             policy,
             warned: AtomicBool::new(false),
+            generated_secret: AtomicBool::new(false),
         }
+    }
+
+    /// The secrets deliveries are verified with, when configured.
+    #[cfg_attr(not(feature = "local-stack"), allow(dead_code))]
+    pub(crate) fn secrets(&self) -> Option<&Secrets> {
+        self.verifier.as_ref().map(Verifier::secrets)
     }
 }
 

@@ -537,3 +537,144 @@ fn a_bad_signing_secret_stops_start_up_with_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("USER_DELETED_POLICY"));
 }
+
+/// Dev mode: the server's own local Clerk delivers to its endpoint.
+async fn dev(options: clerk_instant_server::config::Options) -> clerk_instant_server::Running {
+    clerk_instant_server::start(clerk_instant_server::config::Mode::Dev(options))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn in_dev_mode_the_local_clerk_delivers_revocations_and_deletions_to_the_server() {
+    let running = dev(crate::support::options()).await;
+    let stack = running.dev.as_ref().unwrap();
+    let banner = clerk_instant_server::dev_banner(&running);
+    // The generated secret is printed, and it is the one the server verifies with.
+    let printed = banner
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("signing secret"))
+        .unwrap()
+        .trim();
+    let secret = Secret::parse(printed).unwrap();
+    assert!(
+        banner.contains(stack.clerk.secret_key().expose()),
+        "{banner}"
+    );
+    assert!(banner.contains(stack.app.admin_token.expose()), "{banner}");
+    assert!(banner.contains("/v1/webhooks/clerk"), "{banner}");
+
+    let http = reqwest::Client::new();
+    let body = br#"{"type":"user.created","object":"event","data":{"id":"user_x"}}"#;
+    let now = u64::try_from(stack.clerk.now()).unwrap();
+    let response = http
+        .post(format!("{}/v1/webhooks/clerk", running.url()))
+        .header("svix-id", "msg_banner")
+        .header("svix-timestamp", now.to_string())
+        .header("svix-signature", secret.sign("msg_banner", now, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let sign_in = |token: String| {
+        let http = http.clone();
+        let url = running.url();
+        async move {
+            let response = http
+                .post(format!("{url}/v1/session"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let app = stack.app.id.clone();
+    let refresh_of = |body: &Value| RefreshToken::new(body["refresh_token"].as_str().unwrap());
+
+    // Revoke a signed-in session in the local Clerk.
+    let signed = stack.clerk.sign_in("dev-revoked@example.com").unwrap();
+    let token = stack.clerk.mint(&signed.session.id).unwrap();
+    let (status, body) = sign_in(token.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let refresh = refresh_of(&body);
+    stack.clerk.revoke_session(&signed.session.id).unwrap();
+    stack.clerk.webhooks().idle().await;
+    assert!(
+        stack
+            .instant
+            .refresh_token_user(&app, &refresh)
+            .unwrap()
+            .is_none(),
+        "{:?}",
+        stack.clerk.webhooks().deliveries()
+    );
+    let (status, body) = sign_in(token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(code(&body), "session-signed-out");
+
+    // Delete a signed-in user in the local Clerk: gone from the emulator (delete-user).
+    let signed = stack.clerk.sign_in("dev-deleted@example.com").unwrap();
+    let token = stack.clerk.mint(&signed.session.id).unwrap();
+    let (status, body) = sign_in(token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let refresh = refresh_of(&body);
+    stack.clerk.delete_user(&signed.session.user_id).unwrap();
+    stack.clerk.webhooks().idle().await;
+    assert!(
+        stack
+            .instant
+            .refresh_token_user(&app, &refresh)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        stack
+            .instant
+            .user_by_email(&app, "dev-deleted@example.com")
+            .unwrap()
+            .is_none()
+    );
+    for delivery in stack.clerk.webhooks().deliveries() {
+        assert_eq!(
+            delivery.state,
+            devstack::clerk::DeliveryState::Succeeded,
+            "{delivery:?}"
+        );
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn in_dev_mode_a_configured_signing_secret_signs_the_local_clerk_and_is_not_printed() {
+    let secret = secret();
+    let mut options = crate::support::options();
+    options.webhook_secrets = Some(secrets(&secret));
+    let running = dev(options).await;
+    let stack = running.dev.as_ref().unwrap();
+    let banner = clerk_instant_server::dev_banner(&running);
+    assert!(!banner.contains(&secret.expose_whsec()), "{banner}");
+    assert!(
+        banner.contains("from CLERK_WEBHOOK_SIGNING_SECRET"),
+        "{banner}"
+    );
+    let signed = stack.clerk.sign_in("dev-configured@example.com").unwrap();
+    stack.clerk.revoke_session(&signed.session.id).unwrap();
+    stack.clerk.webhooks().idle().await;
+    let deliveries = stack.clerk.webhooks().deliveries();
+    assert!(
+        deliveries.iter().any(|d| d.event_type == "session.revoked"
+            && d.state == devstack::clerk::DeliveryState::Succeeded),
+        "{deliveries:?}"
+    );
+    assert!(
+        running
+            .state
+            .metrics()
+            .webhooks("session.revoked", "applied")
+            >= 1
+    );
+    running.shutdown().await;
+}
