@@ -678,3 +678,58 @@ async fn in_dev_mode_a_configured_signing_secret_signs_the_local_clerk_and_is_no
     );
     running.shutdown().await;
 }
+
+fn user_updated(user: &str, primary: Option<&str>) -> Vec<u8> {
+    let emails: Vec<Value> = primary
+        .map(|email| json!({"id": "idn_1", "email_address": email}))
+        .into_iter()
+        .collect();
+    serde_json::to_vec(&json!({
+        "type": "user.updated",
+        "object": "event",
+        "data": {
+            "id": user,
+            "object": "user",
+            "email_addresses": emails,
+            "primary_email_address_id": primary.map(|_| "idn_1"),
+        },
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_changed_primary_email_signs_out_the_sessions_of_the_old_one() {
+    let secret = secret();
+    let h = harness(&secrets(&secret), UserDeletedPolicy::DeleteUser).await;
+    let (_, user, refresh) = h.signed_in("old@example.com").await;
+
+    // The same email (any case): nothing to do.
+    let answer = h
+        .deliver(
+            &secret,
+            "msg_same",
+            &user_updated(&user, Some("OLD@example.com")),
+        )
+        .await;
+    assert_eq!(answer.body["sessions_signed_out"], 0, "{}", answer.body);
+    assert!(h.instant_knows(&refresh));
+    // No primary email: acknowledged, ignored.
+    let answer = h
+        .deliver(&secret, "msg_none", &user_updated(&user, None))
+        .await;
+    assert_eq!(answer.body["status"], "ignored", "{}", answer.body);
+    assert!(h.instant_knows(&refresh));
+
+    let answer = h
+        .deliver(
+            &secret,
+            "msg_new",
+            &user_updated(&user, Some("new@example.com")),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["status"], "applied");
+    assert_eq!(answer.body["sessions_signed_out"], 1);
+    assert!(!h.instant_knows(&refresh));
+    h.shutdown().await;
+}
