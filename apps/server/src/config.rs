@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use auth_core::UserDeletedPolicy;
 use clap::Parser;
+use clerk_webhooks::Secrets;
 pub use service_config::Problem;
 use service_config::{ServiceArgs, ServiceConfig};
 
@@ -14,7 +16,7 @@ use service_config::{ServiceArgs, ServiceConfig};
 /// With no CLERK_* or INSTANT_* setting at all, it starts a local Clerk and an InstantDB
 /// emulator in-process and serves against them (development only; feature
 /// `local-stack`, on by default).
-#[derive(Debug, Clone, Default, Parser)]
+#[derive(Clone, Default, Parser)]
 #[command(name = "clerk-instant-server", version, about, long_about = None)]
 #[cfg_attr(
     not(feature = "local-stack"),
@@ -45,6 +47,38 @@ pub struct ServerArgs {
     /// The most sessions kept in memory.
     #[arg(long, env = "MAX_SESSIONS", default_value_t = 100_000)]
     pub max_sessions: usize,
+    /// Clerk webhook signing secret(s) (`whsec_…`, from the Clerk dashboard's webhook
+    /// endpoint); several, separated by whitespace or commas, across a rotation.
+    /// Without it `POST /v1/webhooks/clerk` answers 503 `webhooks-not-configured`.
+    #[arg(long, env = "CLERK_WEBHOOK_SIGNING_SECRET", hide_env_values = true)]
+    pub clerk_webhook_signing_secret: Option<String>,
+    /// What a Clerk `user.deleted` does to the InstantDB user once its sessions are
+    /// signed out: delete-user, sign-out or ignore.
+    #[arg(long, env = "USER_DELETED_POLICY", default_value = "delete-user")]
+    pub user_deleted_policy: String,
+}
+
+impl fmt::Debug for ServerArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerArgs")
+            .field("listen", &self.listen)
+            .field("service", &self.service)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("body_limit", &self.body_limit)
+            .field("request_timeout", &self.request_timeout)
+            .field("session_revalidate", &self.session_revalidate)
+            .field("max_sessions", &self.max_sessions)
+            .field(
+                "clerk_webhook_signing_secret",
+                &self
+                    .clerk_webhook_signing_secret
+                    .as_ref()
+                    .map(|_| "whsec_…"),
+            )
+            .field("user_deleted_policy", &self.user_deleted_policy)
+            .finish()
+    }
 }
 
 /// Every problem found, reported together.
@@ -96,6 +130,11 @@ pub struct Options {
     pub revalidate_after: Duration,
     /// Session store bound.
     pub max_sessions: usize,
+    /// The Clerk webhook signing secrets; without them the webhook endpoint answers
+    /// 503 `webhooks-not-configured`.
+    pub webhook_secrets: Option<Secrets>,
+    /// What `user.deleted` does to the InstantDB user.
+    pub user_deleted_policy: UserDeletedPolicy,
 }
 
 /// A checked configuration for real services.
@@ -172,6 +211,36 @@ impl ServerArgs {
                 "must be at least 1".to_owned(),
             );
         }
+        let webhook_secrets = match self.clerk_webhook_signing_secret.as_deref() {
+            None => None,
+            Some(text) => match Secrets::parse(text) {
+                Ok(secrets) => Some(secrets),
+                Err(error) => {
+                    problem(
+                        "CLERK_WEBHOOK_SIGNING_SECRET (--clerk-webhook-signing-secret)",
+                        format!(
+                            "{error}; copy the endpoint's signing secret (whsec_…) from the Clerk dashboard (Webhooks, the endpoint, Signing Secret), or unset it to leave webhooks off"
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let policy = self.user_deleted_policy.trim();
+        let user_deleted_policy = match policy.parse::<UserDeletedPolicy>() {
+            Ok(policy) => policy,
+            Err(_) if policy.is_empty() => UserDeletedPolicy::default(),
+            Err(_) => {
+                problem(
+                    "USER_DELETED_POLICY (--user-deleted-policy)",
+                    format!(
+                        "must be delete-user, sign-out or ignore, not {:?}",
+                        self.user_deleted_policy
+                    ),
+                );
+                UserDeletedPolicy::default()
+            }
+        };
         let options = Options {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8787))),
             json_logs,
@@ -180,6 +249,8 @@ impl ServerArgs {
             request_timeout: Duration::from_secs(self.request_timeout),
             revalidate_after: Duration::from_secs(self.session_revalidate),
             max_sessions: self.max_sessions,
+            webhook_secrets,
+            user_deleted_policy,
         };
 
         let raw = &self.service;
@@ -220,6 +291,8 @@ mod tests {
             request_timeout: 10,
             session_revalidate: 60,
             max_sessions: 100_000,
+            clerk_webhook_signing_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            user_deleted_policy: "delete-user".into(),
         }
     }
 
@@ -238,6 +311,7 @@ mod tests {
         for text in [format!("{args:?}"), format!("{settings:?}")] {
             assert!(!text.contains("hunter2"), "{text}");
             assert!(!text.contains("aaaaaaaa-bbbb"), "{text}");
+            assert!(!text.contains("MfKQ9r8"), "{text}");
         }
     }
 

@@ -7,7 +7,9 @@ use anyhow::Context as _;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
-use devstack::{DevStack, DevStackConfig};
+use clerk_webhooks::{Secret, Secrets};
+use devstack::clerk::{WebhookEndpoint, WebhookOptions};
+use devstack::{DevStack, DevStackConfig, WebhookSecret};
 use serde::Deserialize;
 use serde_json::json;
 use service_config::ServiceArgs;
@@ -15,6 +17,7 @@ use service_config::ServiceArgs;
 use crate::body::{ApiJson, Shape};
 use crate::config::{Options, Settings};
 use crate::error::{ApiError, Code};
+use crate::routes::Route;
 use crate::state::AppState;
 use crate::{Running, launch};
 
@@ -51,10 +54,26 @@ pub fn dev_settings(stack: &DevStack, options: Options) -> anyhow::Result<Settin
     Ok(Settings { options, service })
 }
 
+/// Multiplies Svix's retry schedule in the local Clerk: 5 s becomes 50 ms and the
+/// last retry comes after about 17 minutes instead of 28 hours.
+pub(crate) const DEV_WEBHOOK_RETRY_SCALE: f64 = 0.01;
+
 /// Starts the local stack, then the server against it (with `/dev/token` when it
-/// listens on loopback).
-pub(crate) async fn start(options: Options) -> anyhow::Result<Running> {
-    let stack = DevStack::start(DevStackConfig::default())
+/// listens on loopback). The local Clerk delivers its webhooks to the server's own
+/// endpoint, signed with the first `CLERK_WEBHOOK_SIGNING_SECRET` or, without one, a
+/// generated secret (the banner prints it).
+pub(crate) async fn start(mut options: Options) -> anyhow::Result<Running> {
+    let generated = options.webhook_secrets.is_none();
+    let secrets = options
+        .webhook_secrets
+        .get_or_insert_with(|| Secrets::from(Secret::generate()));
+    let signing = WebhookSecret::new(secrets.first().expose_whsec())
+        .context("the local Clerk refused the webhook signing secret")?;
+    let mut config = DevStackConfig::default();
+    config.clerk = config
+        .clerk
+        .webhook_options(WebhookOptions::default().retry_scale(DEV_WEBHOOK_RETRY_SCALE));
+    let stack = DevStack::start(config)
         .await
         .context("starting the local stack")?;
     let settings = dev_settings(&stack, options)?;
@@ -67,7 +86,35 @@ pub(crate) async fn start(options: Options) -> anyhow::Result<Running> {
         .then(|| DevTokens {
             clerk: stack.clerk.backend(),
         });
-    launch(&settings, dev, Some(stack)).await
+    let running = launch(&settings, dev, Some(stack)).await?;
+    running
+        .state
+        .inner
+        .webhooks
+        .generated_secret
+        .store(generated, std::sync::atomic::Ordering::Relaxed);
+    let endpoint = own_webhook_url(running.addr);
+    if let Some(stack) = &running.dev {
+        stack
+            .clerk
+            .webhooks()
+            .add_endpoint(WebhookEndpoint::new(endpoint, signing));
+    }
+    Ok(running)
+}
+
+/// Where the local Clerk reaches this server's webhook endpoint (loopback when the
+/// server listens on every address).
+fn own_webhook_url(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("http://{addr}{}", Route::ClerkWebhooks.path())
 }
 
 #[derive(Deserialize)]
@@ -139,6 +186,29 @@ pub fn dev_banner(running: &Running) -> String {
         instant = stack.instant.url(),
         app = stack.app.id,
     );
+    let webhooks = &running.state.inner.webhooks;
+    let secret = if webhooks
+        .generated_secret
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        webhooks
+            .secrets()
+            .map_or_else(String::new, |s| s.first().expose_whsec())
+    } else {
+        "from CLERK_WEBHOOK_SIGNING_SECRET".to_owned()
+    };
+    text.push_str(&format!(
+        "
+  local Clerk's webhooks go to {endpoint}
+    signing secret          {secret}
+  local Clerk secret key    {sk}
+  InstantDB admin token     {admin}
+  (for Clerk's and InstantDB's own SDKs pointed at the local stack; dev secrets only)
+",
+        endpoint = own_webhook_url(running.addr),
+        sk = stack.clerk.secret_key().expose(),
+        admin = stack.app.admin_token.expose(),
+    ));
     if running.addr.ip().is_loopback() {
         text.push_str(&format!(
             r#"

@@ -36,6 +36,18 @@ pub enum Code {
     InvalidTransaction,
     /// 502, 503 or 504: a half of a sign-out failed, for the reason given.
     SignOutIncomplete(Outage),
+    /// 503: no `CLERK_WEBHOOK_SIGNING_SECRET` is set, so webhook deliveries cannot be
+    /// verified (Svix retries them; nothing is lost once it is set).
+    WebhooksNotConfigured,
+    /// 400: a webhook delivery that failed verification; the code is
+    /// `clerk_webhooks::Error::code` (`webhook-bad-signature`, …). Nothing changed.
+    WebhookRefused(&'static str),
+    /// 409: another delivery of the same message is being applied right now; retry
+    /// (Svix does), the duplicate is answered once that one finished.
+    WebhookInProgress,
+    /// 503: the effect of a webhook could not be applied now (InstantDB unavailable or
+    /// slow); retry after `Retry-After`. The code is the broker's.
+    WebhookRetryLater(auth_core::Code),
     /// 403: the dev token endpoint answers loopback clients only.
     #[cfg(feature = "local-stack")]
     DevLoopbackOnly,
@@ -80,6 +92,10 @@ impl Code {
             Code::InvalidBody => "invalid-body",
             Code::InvalidTransaction => "invalid-transaction",
             Code::SignOutIncomplete(_) => "sign-out-incomplete",
+            Code::WebhooksNotConfigured => "webhooks-not-configured",
+            Code::WebhookRefused(code) => code,
+            Code::WebhookInProgress => "webhook-in-progress",
+            Code::WebhookRetryLater(code) => code.as_str(),
             #[cfg(feature = "local-stack")]
             Code::DevLoopbackOnly => "dev-loopback-only",
             #[cfg(feature = "local-stack")]
@@ -104,7 +120,11 @@ impl Code {
             Code::MalformedJson | Code::InvalidBody | Code::InvalidTransaction => {
                 StatusCode::BAD_REQUEST
             }
-            Code::SignOutIncomplete(Outage::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Code::SignOutIncomplete(Outage::Unavailable)
+            | Code::WebhooksNotConfigured
+            | Code::WebhookRetryLater(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Code::WebhookRefused(_) => StatusCode::BAD_REQUEST,
+            Code::WebhookInProgress => StatusCode::CONFLICT,
             Code::SignOutIncomplete(Outage::Failed) => StatusCode::BAD_GATEWAY,
             #[cfg(feature = "local-stack")]
             Code::DevLoopbackOnly => StatusCode::FORBIDDEN,
@@ -260,6 +280,10 @@ mod tests {
             Code::SignOutIncomplete(Outage::Timeout),
             Code::SignOutIncomplete(Outage::Unavailable),
             Code::SignOutIncomplete(Outage::Failed),
+            Code::WebhooksNotConfigured,
+            Code::WebhookRefused("webhook-bad-signature"),
+            Code::WebhookInProgress,
+            Code::WebhookRetryLater(auth_core::Code::InstantUnavailable),
         ];
         for code in codes {
             let text = code.as_str();

@@ -8,7 +8,7 @@
 //! clients), `upstream` (latency of every upstream call), [`routes`] (the route table
 //! driving the router and the metric labels), `middleware` (request id, timeout,
 //! metrics, log line), `handlers` (the API), `ready` (the cached readiness check),
-//! [`body`] (JSON bodies), [`error`] (codes and their statuses), [`metrics`], and
+//! [`body`] (JSON bodies), `webhooks` (Clerk's webhook deliveries), [`error`] (codes and their statuses), [`metrics`], and
 //! `dev` (the local stack, `/dev/token`, the banner).
 
 pub mod body;
@@ -23,6 +23,7 @@ mod ready;
 pub mod routes;
 pub mod state;
 mod upstream;
+mod webhooks;
 
 use std::net::SocketAddr;
 

@@ -37,6 +37,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     failures: Mutex<BTreeMap<&'static str, u64>>,
     upstream: Mutex<BTreeMap<(&'static str, &'static str, &'static str), Histogram>>,
+    webhooks: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,6 +70,23 @@ impl Metrics {
             .entry((upstream, call, outcome))
             .or_default()
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a webhook delivery by event type (a known type or `other`) and outcome
+    /// (`applied`, `duplicate`, `ignored`, `unmapped`, `refused`, `failed`).
+    pub fn webhook(&self, event_type: &'static str, outcome: &'static str) {
+        *lock(&self.webhooks)
+            .entry((event_type, outcome))
+            .or_default() += 1;
+    }
+
+    /// How many webhook deliveries of `event_type` ended with `outcome`.
+    pub fn webhooks(&self, event_type: &str, outcome: &str) -> u64 {
+        lock(&self.webhooks)
+            .iter()
+            .filter(|((t, o), _)| *t == event_type && *o == outcome)
+            .map(|(_, n)| *n)
+            .sum()
     }
 
     /// The Prometheus text exposition.
@@ -120,6 +138,16 @@ impl Metrics {
                 h.count
             );
         }
+        out.push_str(
+            "# HELP clerk_instant_webhooks_total Clerk webhook deliveries, by event type and outcome.\n",
+        );
+        out.push_str("# TYPE clerk_instant_webhooks_total counter\n");
+        for ((event_type, outcome), n) in lock(&self.webhooks).iter() {
+            let _ = writeln!(
+                out,
+                "clerk_instant_webhooks_total{{type=\"{event_type}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
         out.push_str("# HELP clerk_instant_sessions InstantDB sessions held for Clerk sessions.\n");
         out.push_str("# TYPE clerk_instant_sessions gauge\n");
         let _ = writeln!(out, "clerk_instant_sessions {sessions}");
@@ -138,6 +166,7 @@ mod tests {
         m.request("POST", "/v1/session", 200);
         m.request("GET", "/healthz", 200);
         m.verification_failure("token-expired");
+        m.webhook("session.revoked", "applied");
         m.upstream("instantdb", "sign-in", true, Duration::from_millis(3));
         let text = m.render(4);
         assert!(text.contains(
@@ -151,5 +180,9 @@ mod tests {
             "clerk_instant_upstream_seconds_bucket{upstream=\"instantdb\",call=\"sign-in\",outcome=\"ok\",le=\"0.005\"} 1"
         ));
         assert!(text.contains("clerk_instant_sessions 4"));
+        assert!(text.contains(
+            "clerk_instant_webhooks_total{type=\"session.revoked\",outcome=\"applied\"} 1"
+        ));
+        assert_eq!(m.webhooks("session.revoked", "applied"), 1);
     }
 }

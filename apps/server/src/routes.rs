@@ -24,6 +24,9 @@ pub enum Route {
     Query,
     /// `POST /v1/transact`: a transaction as the user.
     Transact,
+    /// `POST /v1/webhooks/clerk`: Clerk's webhook deliveries (public: verified by
+    /// their Svix signature, not a Clerk token).
+    ClerkWebhooks,
     /// `GET /healthz`: the process answers.
     Healthz,
     /// `GET /readyz`: keys loaded and InstantDB reachable.
@@ -45,6 +48,7 @@ impl Route {
         Route::Me,
         Route::Query,
         Route::Transact,
+        Route::ClerkWebhooks,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -59,6 +63,7 @@ impl Route {
             Route::Me => "/v1/me",
             Route::Query => "/v1/query",
             Route::Transact => "/v1/transact",
+            Route::ClerkWebhooks => "/v1/webhooks/clerk",
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
@@ -74,6 +79,7 @@ impl Route {
             Route::Me => get(handlers::me),
             Route::Query => post(handlers::query),
             Route::Transact => post(handlers::transact),
+            Route::ClerkWebhooks => post(crate::webhooks::clerk),
             Route::Healthz => get(handlers::healthz),
             Route::Readyz => get(readyz),
             Route::Metrics => get(handlers::metrics),
@@ -140,11 +146,12 @@ mod tests {
             Route::Me => 1,
             Route::Query => 2,
             Route::Transact => 3,
-            Route::Healthz => 4,
-            Route::Readyz => 5,
-            Route::Metrics => 6,
+            Route::ClerkWebhooks => 4,
+            Route::Healthz => 5,
+            Route::Readyz => 6,
+            Route::Metrics => 7,
             #[cfg(feature = "local-stack")]
-            Route::DevToken => 7,
+            Route::DevToken => 8,
         }
     }
 
@@ -153,7 +160,7 @@ mod tests {
         for (i, route) in Route::ALL.iter().enumerate() {
             assert_eq!(index(*route), i, "{route:?}");
         }
-        let expected = if cfg!(feature = "local-stack") { 8 } else { 7 };
+        let expected = if cfg!(feature = "local-stack") { 9 } else { 8 };
         assert_eq!(Route::ALL.len(), expected);
     }
 

@@ -33,6 +33,7 @@ pub(crate) struct Inner {
     pub(crate) dev: Option<crate::dev::DevTokens>,
     pub(crate) request_timeout: Duration,
     pub(crate) body_limit: usize,
+    pub(crate) webhooks: crate::webhooks::Webhooks,
 }
 
 impl std::fmt::Debug for AppState {
@@ -91,8 +92,17 @@ impl AppState {
                 dev,
                 request_timeout: options.request_timeout,
                 body_limit: options.body_limit,
+                webhooks: crate::webhooks::Webhooks::new(
+                    options.webhook_secrets.clone(),
+                    options.user_deleted_policy,
+                ),
             }),
         })
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The broker.

@@ -4,3 +4,4 @@ mod config;
 mod failures;
 mod flow;
 mod support;
+mod webhooks;
