@@ -1,20 +1,28 @@
 //! The API's handlers: sign-in, sign-out, me, query, transact, health and metrics.
 //! Each maps its failures to [`ApiError`]s; the broker does the work.
 
-use auth_core::{Half, HalfError};
+use auth_core::{Half, HalfError, Refused};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use instant_client::{Query, RefreshToken, Transaction, TxId, User};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::body::{ApiJson, Shape, body_error, require_json};
+use crate::body::{Shape, body_error, parse, require_json};
 use crate::error::{ApiError, Code, Outage};
 use crate::state::AppState;
+
+/// Marks a response no cache may keep: it carries a refresh token or an email.
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
 
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
@@ -36,14 +44,16 @@ pub(crate) async fn sign_in(
         reused: bool,
         user: &'a User,
     }
-    Ok(Json(Body {
-        clerk: &signed.clerk,
-        created: signed.created,
-        refresh_token: signed.refresh_token.expose(),
-        reused: signed.reused,
-        user: &signed.user,
-    })
-    .into_response())
+    Ok(no_store(
+        Json(Body {
+            clerk: &signed.clerk,
+            created: signed.created,
+            refresh_token: signed.refresh_token.expose(),
+            reused: signed.reused,
+            user: &signed.user,
+        })
+        .into_response(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -82,7 +92,7 @@ pub(crate) async fn sign_out(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let token = state.token(&headers)?;
+    let token = authenticate(&state, &headers).await?;
     let body = body.map_err(|e| body_error(&e))?;
     let refresh_token = if body.is_empty() {
         None
@@ -116,7 +126,7 @@ pub(crate) async fn sign_out(
     body.insert("clerk_session".into(), half_json(&out.clerk_session));
     let failed = half_outage(&out.instant).or(half_outage(&out.clerk_session));
     match failed {
-        None => Ok(Json(Value::Object(body)).into_response()),
+        None => Ok(no_store(Json(Value::Object(body)).into_response())),
         Some(outage) => {
             let which = match (out.instant.is_failed(), out.clerk_session.is_failed()) {
                 (true, true) => "neither InstantDB nor Clerk could be signed out",
@@ -140,11 +150,26 @@ pub(crate) async fn me(
     let token = state.token(&headers)?;
     let broker = &state.inner.broker;
     let identity = broker.identify(token).await.map_err(|e| state.fail(e))?;
+    // As on every other route: a session signed out here (or ended, or of a deleted
+    // user) is refused, though its token stays valid at Clerk for up to a minute.
+    let now = state.inner.verifier.now();
+    let store = broker.store();
+    if store
+        .is_refused(&Refused::Session(identity.session_id.clone()), now)
+        .await
+        || store
+            .is_refused(&Refused::User(identity.user_id.clone()), now)
+            .await
+    {
+        return Err(state.fail(auth_core::Error::SessionSignedOut));
+    }
     let instant = broker
         .stored_session(&identity)
         .await
         .map(|s| json!({"user": &*s.user}));
-    Ok(Json(json!({"clerk": identity, "instant": instant})).into_response())
+    Ok(no_store(
+        Json(json!({"clerk": identity, "instant": instant})).into_response(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -160,12 +185,28 @@ impl Shape for QueryBody {
         r#"{"query": {"goals": {}}, "rule_params": {…}} (rule_params optional)"#;
 }
 
+/// The request's Clerk token, verified before its body is looked at: a bad token gets
+/// its token error whatever the body. The broker verifies it again, from the
+/// verifier's cache of verified tokens.
+async fn authenticate<'a>(state: &AppState, headers: &'a HeaderMap) -> Result<&'a str, ApiError> {
+    let token = state.token(headers)?;
+    state
+        .inner
+        .broker
+        .identify(token)
+        .await
+        .map_err(|e| state.fail(e))?;
+    Ok(token)
+}
+
 pub(crate) async fn query(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<QueryBody>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let token = state.token(&headers)?;
+    let token = authenticate(&state, &headers).await?;
+    require_json(&headers)?;
+    let body: QueryBody = parse(&body.map_err(|e| body_error(&e))?)?;
     if !body.query.is_object() {
         return Err(ApiError::new(
             Code::InvalidBody,
@@ -190,7 +231,7 @@ pub(crate) async fn transact(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let token = state.token(&headers)?;
+    let token = authenticate(&state, &headers).await?;
     let body = body.map_err(|e| body_error(&e))?;
     require_json(&headers)?;
     let transaction = Transaction::from_json(&body).map_err(|e| match e {

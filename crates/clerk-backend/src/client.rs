@@ -81,6 +81,8 @@ impl BackendClientBuilder {
             None => reqwest::Client::builder()
                 .user_agent(concat!("clerk-instant-backend/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(self.timeout)
+                // A redirect would carry the secret key to another host.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| Error::Config {
                     problem: "the http client could not be built",

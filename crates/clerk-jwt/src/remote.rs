@@ -250,6 +250,8 @@ impl RemoteJwks {
                 .connect_timeout(options.connect_timeout)
                 .timeout(options.timeout)
                 .user_agent(concat!("clerk-jwt/", env!("CARGO_PKG_VERSION")))
+                // A redirect would carry the secret key to another host.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default()
         });

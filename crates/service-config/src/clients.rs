@@ -16,11 +16,14 @@ pub const VERIFIED_TOKENS: usize = 10_000;
 /// The overall timeout of every call the shared HTTP client makes.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The HTTP client both apps share between their clients: one connection pool, and
-/// [`HTTP_TIMEOUT`] on every call.
+/// The HTTP client both apps share between their clients: one connection pool,
+/// [`HTTP_TIMEOUT`] on every call, and no redirect followed (a redirect would carry the
+/// Clerk secret key, the InstantDB admin token or a user's token to another host; the
+/// caller sees the 3xx as an unexpected response instead).
 pub fn http_client() -> Result<reqwest::Client, BuildError> {
     reqwest::Client::builder()
         .timeout(HTTP_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(BuildError::Http)
 }

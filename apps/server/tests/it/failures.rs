@@ -243,6 +243,42 @@ async fn clerk_down_during_sign_out_is_reported_and_instantdb_is_still_signed_ou
     h.shutdown().await;
 }
 
+/// The token is checked before the body is looked at: a bad token with a bad body gets
+/// the token's error, on every route taking a body.
+#[tokio::test]
+async fn a_bad_token_is_refused_before_the_body_is_read() {
+    let h = Harness::start().await;
+    let routes = [
+        (Method::POST, "/v1/query"),
+        (Method::POST, "/v1/transact"),
+        (Method::DELETE, "/v1/session"),
+    ];
+    let bodies: [(&str, Option<&str>, &[u8]); 3] = [
+        ("malformed JSON", Some("application/json"), b"{\"query\":"),
+        ("wrong shape", Some("application/json"), b"[1, 2]"),
+        ("not JSON", Some("text/plain"), b"x"),
+    ];
+    for (method, path) in routes {
+        for (case, content_type, bytes) in bodies {
+            for (token, expected) in [(Some("abc.def"), "token-invalid"), (None, "token-missing")] {
+                let mut request = h.http.request(method.clone(), h.url(path));
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                if let Some(ct) = content_type {
+                    request = request.header("content-type", ct);
+                }
+                let response = request.body(bytes.to_vec()).send().await.unwrap();
+                let status = response.status();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {case}: {body}");
+                assert_eq!(code(&body), expected, "{path} {case}");
+            }
+        }
+    }
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn bad_requests_get_clear_errors_and_change_nothing() {
     let h = Harness::start().await;

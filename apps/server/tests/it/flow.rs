@@ -100,8 +100,43 @@ async fn journey(h: &Harness, expect_created: bool) {
     let (status, body) = h.sign_in(&token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(code(&body), "session-signed-out");
-    let (_, me) = h.call(Method::GET, "/v1/me", Some(&token), None).await;
-    assert_eq!(me["instant"], Value::Null);
+    // So does /v1/me, like every other route.
+    let (status, me) = h.call(Method::GET, "/v1/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{me}");
+    assert_eq!(code(&me), "session-signed-out");
+    for (method, path, body) in [
+        (Method::POST, "/v1/query", json!({"query": {"goals": {}}})),
+        (Method::POST, "/v1/transact", json!({"steps": []})),
+    ] {
+        let (status, body) = h.call(method, path, Some(&token), Some(body)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+        assert_eq!(code(&body), "session-signed-out", "{path}");
+    }
+}
+
+/// Responses carrying a refresh token or an email are kept by no cache.
+#[tokio::test]
+async fn responses_with_a_refresh_token_or_an_email_are_not_stored() {
+    let h = Harness::start().await;
+    let (_, token) = h.clerk_sign_in("nostore@example.com");
+    for (method, path) in [
+        (Method::POST, "/v1/session"),
+        (Method::GET, "/v1/me"),
+        (Method::DELETE, "/v1/session"),
+    ] {
+        let (status, headers, body) = h.call_with_headers(method, path, Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(
+            body.to_string().contains("nostore@example.com"),
+            "{path} carries the email: {body}"
+        );
+        assert_eq!(
+            headers.get("cache-control").map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+    h.shutdown().await;
 }
 
 #[tokio::test]

@@ -408,3 +408,31 @@ async fn bad_ids_and_bad_configuration_make_no_request() {
         .unwrap_err();
     assert!(err.is_config(), "{err:?}");
 }
+
+/// A server answering every call with a 307 to `target`.
+async fn redirect_to(target: &str) -> String {
+    let target = target.to_owned();
+    let app = Router::new().fallback(move |uri: Uri| {
+        let location = format!("{target}{uri}");
+        async move { (StatusCode::TEMPORARY_REDIRECT, [("location", location)]).into_response() }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn the_default_client_does_not_follow_a_redirect_with_the_secret_key() {
+    let fake = Fake::start(vec![Answer::Json(200, session_body("active"))]).await;
+    let redirector = redirect_to(&fake.base).await;
+    let client = BackendClient::builder(SecretKey::new(SECRET).unwrap())
+        .base_url(&redirector)
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = client.get_session("sess_2abc").await.unwrap_err();
+    assert!(err.to_string().contains("307"), "{err}");
+    assert!(!format!("{err} {err:?}").contains(SECRET));
+    assert!(fake.seen().is_empty(), "{:?}", fake.seen());
+}

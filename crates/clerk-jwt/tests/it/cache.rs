@@ -369,3 +369,38 @@ async fn refresh_warms_the_cache_for_readiness_checks() {
     assert_eq!(status.fetched_at, Some(NOW));
     assert!(status.last_error.is_none(), "{:?}", status.last_error);
 }
+
+#[tokio::test]
+async fn the_default_client_does_not_follow_a_redirect_with_the_secret_key() {
+    use axum::http::{StatusCode, Uri};
+    use axum::response::IntoResponse as _;
+
+    async fn serve(app: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+    let called = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = called.clone();
+    let target = serve(axum::Router::new().fallback(move || {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { "{\"keys\": []}" }
+    }))
+    .await;
+    let redirector = serve(axum::Router::new().fallback(move |uri: Uri| {
+        let location = format!("{target}{uri}");
+        async move { (StatusCode::TEMPORARY_REDIRECT, [("location", location)]).into_response() }
+    }))
+    .await;
+    let secret = "sk_test_redirectsecret1";
+    let remote = RemoteJwks::backend_api(
+        SecretKey::new(secret).unwrap(),
+        Some(&redirector),
+        RemoteOptions::default(),
+    );
+    let err = remote.refresh(NOW).await.unwrap_err();
+    assert!(err.to_string().contains("307"), "{err}");
+    assert!(!format!("{err} {err:?}").contains(secret));
+    assert_eq!(called.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
