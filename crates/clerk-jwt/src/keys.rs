@@ -29,9 +29,18 @@ pub enum KeyError {
     /// The DER is not an RSA public key.
     #[error("not an RSA public key (expected an SPKI \"PUBLIC KEY\" or PKCS#1 \"RSA PUBLIC KEY\")")]
     NotRsa,
-    /// The modulus is outside 2048..=8192 bits.
+    /// The modulus (leading zero bytes not counted) is outside 2048..=8192 bits.
     #[error("RSA key of {0} bits is outside the accepted {MIN_RSA_BITS}..={MAX_RSA_BITS} bits")]
     Size(usize),
+    /// The modulus or exponent is empty or all zero bytes, so it cannot be an RSA key.
+    /// Names the key's `kid` (when it has one) and the field, never the value.
+    #[error("rsa key {} has an empty or all-zero {field}", KidLabel(.kid.as_deref()))]
+    EmptyComponent {
+        /// The key's `kid`, if it has one.
+        kid: Option<String>,
+        /// The field: `n` (modulus) or `e` (exponent).
+        field: &'static str,
+    },
     /// An RSA signing JWK has no `kid`, so no token could name it.
     #[error("an RSA signing JWK has no kid")]
     JwkNoKid,
@@ -74,6 +83,18 @@ pub enum KeyError {
     NoUsableKeys,
 }
 
+/// Shows a `kid` in a [`KeyError`] message: quoted, or "without a kid".
+struct KidLabel<'a>(Option<&'a str>);
+
+impl fmt::Display for KidLabel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(kid) => write!(f, "{kid:?}"),
+            None => f.write_str("without a kid"),
+        }
+    }
+}
+
 /// One RSA public key, parsed once, that verifies RS256 signatures.
 ///
 /// Cloning is an `Arc` increment: the key is shared, never copied.
@@ -88,11 +109,18 @@ struct KeyInner {
 
 impl VerifyingKey {
     /// Builds a key from the big-endian modulus and exponent (leading zero bytes of the
-    /// modulus, which some JWKS producers emit, are ignored).
+    /// modulus, which some JWKS producers emit, are ignored). A modulus or exponent that is
+    /// empty or all zero bytes is [`KeyError::EmptyComponent`].
     pub fn from_components(kid: Option<String>, n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
         let n = strip_leading_zeros(n);
         let e = strip_leading_zeros(e);
-        let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        // Both are non-empty after stripping, so the first byte is not zero and the bit
+        // count below cannot underflow.
+        let (Some(&first), false) = (n.first(), e.is_empty()) else {
+            let field = if n.is_empty() { "n" } else { "e" };
+            return Err(KeyError::EmptyComponent { kid, field });
+        };
+        let bits = n.len() * 8 - first.leading_zeros() as usize;
         if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
             return Err(KeyError::Size(bits));
         }
@@ -250,9 +278,13 @@ impl KeySet {
             let e = decode(jwk.e, "e")?;
             let key =
                 VerifyingKey::from_components(Some(kid.clone()), &n, &e).map_err(|source| {
-                    KeyError::Jwk {
-                        kid: kid.clone(),
-                        source: Box::new(source),
+                    match source {
+                        // Already names the kid and the field.
+                        KeyError::EmptyComponent { .. } => source,
+                        source => KeyError::Jwk {
+                            kid: kid.clone(),
+                            source: Box::new(source),
+                        },
                     }
                 })?;
             set.insert(kid, key);

@@ -3,6 +3,7 @@
 
 mod cache;
 mod extractor;
+mod jwks;
 mod pem;
 mod rules;
 mod support;
