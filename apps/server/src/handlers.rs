@@ -1,7 +1,7 @@
 //! The API's handlers: sign-in, sign-out, me, query, transact, health and metrics.
 //! Each maps its failures to [`ApiError`]s; the broker does the work.
 
-use auth_core::{Half, HalfError, Refused};
+use auth_core::{Half, HalfError, Refused, Verified};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -117,7 +117,7 @@ pub(crate) async fn sign_out(
     let out = state
         .inner
         .broker
-        .sign_out(token, refresh_token)
+        .sign_out_verified(&token, refresh_token)
         .await
         .map_err(|e| state.fail(e))?;
     let mut body = Map::new();
@@ -185,18 +185,19 @@ impl Shape for QueryBody {
         r#"{"query": {"goals": {}}, "rule_params": {…}} (rule_params optional)"#;
 }
 
-/// The request's Clerk token, verified before its body is looked at: a bad token gets
-/// its token error whatever the body. The broker verifies it again, from the
-/// verifier's cache of verified tokens.
-async fn authenticate<'a>(state: &AppState, headers: &'a HeaderMap) -> Result<&'a str, ApiError> {
+/// The request's Clerk token, verified once, before its body is looked at: a bad token
+/// gets its token error whatever the body.
+async fn authenticate<'a>(
+    state: &AppState,
+    headers: &'a HeaderMap,
+) -> Result<Verified<'a>, ApiError> {
     let token = state.token(headers)?;
     state
         .inner
         .broker
-        .identify(token)
+        .authenticate(token)
         .await
-        .map_err(|e| state.fail(e))?;
-    Ok(token)
+        .map_err(|e| state.fail(e))
 }
 
 pub(crate) async fn query(
@@ -220,7 +221,7 @@ pub(crate) async fn query(
     let result = state
         .inner
         .broker
-        .query(token, &query)
+        .query_verified(&token, &query)
         .await
         .map_err(|e| state.fail(e))?;
     Ok(Json(result).into_response())
@@ -244,7 +245,7 @@ pub(crate) async fn transact(
     let TxId(tx_id) = state
         .inner
         .broker
-        .transact(token, &transaction)
+        .transact_verified(&token, &transaction)
         .await
         .map_err(|e| state.fail(e))?;
     Ok(Json(json!({"tx-id": tx_id})).into_response())

@@ -11,7 +11,9 @@ use serde_json::Value;
 use crate::background::Background;
 use crate::error::{Error, InstantOp, is_dead_refresh_token};
 use crate::ports::{ClerkSessions, InstantAuth, TokenVerifier};
-use crate::session::{BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy};
+use crate::session::{
+    BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy, Verified,
+};
 use crate::store::{Refused, SessionStore, StoredSession, UserLink};
 
 pub(crate) fn secs(d: Duration) -> i64 {
@@ -85,6 +87,15 @@ impl SessionBroker {
     pub async fn identify(&self, token: &str) -> Result<ClerkIdentity, Error> {
         let claims = self.verifier.verify(token).await?;
         Ok(ClerkIdentity::from(&claims))
+    }
+
+    /// Verifies the Clerk token once, for a caller that must know it is good before it
+    /// reads the rest of a request; hand the result to the `*_verified` calls.
+    pub async fn authenticate<'a>(&self, token: &'a str) -> Result<Verified<'a>, Error> {
+        Ok(Verified {
+            token,
+            identity: self.identify(token).await?,
+        })
     }
 
     /// The InstantDB session stored for a Clerk session, if any (no InstantDB call).
@@ -313,8 +324,18 @@ impl SessionBroker {
         token: &str,
         refresh_token: Option<RefreshToken>,
     ) -> Result<SignOut, Error> {
-        let claims = self.verifier.verify(token).await?;
-        let identity = ClerkIdentity::from(&claims);
+        self.sign_out_verified(&self.authenticate(token).await?, refresh_token)
+            .await
+    }
+
+    /// [`sign_out`](Self::sign_out) for a token [`authenticate`](Self::authenticate)
+    /// verified.
+    pub async fn sign_out_verified(
+        &self,
+        token: &Verified<'_>,
+        refresh_token: Option<RefreshToken>,
+    ) -> Result<SignOut, Error> {
+        let identity = token.identity.clone();
         let sid = identity.session_id.clone();
         let stored = self
             .store
@@ -412,6 +433,16 @@ impl SessionBroker {
     /// Runs an InstaQL query as the user of the Clerk token (InstantDB's permission
     /// rules apply), signing in first if needed.
     pub async fn query(&self, token: &str, query: &Query) -> Result<Value, Error> {
+        self.query_verified(&self.authenticate(token).await?, query)
+            .await
+    }
+
+    /// [`query`](Self::query) for a token [`authenticate`](Self::authenticate) verified.
+    pub async fn query_verified(
+        &self,
+        token: &Verified<'_>,
+        query: &Query,
+    ) -> Result<Value, Error> {
         let instant = &self.instant;
         self.as_user(token, InstantOp::Query, |rt| async move {
             instant.query_as(&rt, query).await
@@ -422,6 +453,17 @@ impl SessionBroker {
     /// Runs a transaction as the user of the Clerk token (InstantDB's permission rules
     /// apply), signing in first if needed.
     pub async fn transact(&self, token: &str, transaction: &Transaction) -> Result<TxId, Error> {
+        self.transact_verified(&self.authenticate(token).await?, transaction)
+            .await
+    }
+
+    /// [`transact`](Self::transact) for a token [`authenticate`](Self::authenticate)
+    /// verified.
+    pub async fn transact_verified(
+        &self,
+        token: &Verified<'_>,
+        transaction: &Transaction,
+    ) -> Result<TxId, Error> {
         let instant = &self.instant;
         self.as_user(token, InstantOp::Transact, |rt| async move {
             instant.transact_as(&rt, transaction).await
@@ -431,15 +473,22 @@ impl SessionBroker {
 
     /// Runs `call` with the user's refresh token; when InstantDB no longer knows the
     /// token, signs in again once and retries.
-    async fn as_user<T, F, Fut>(&self, token: &str, op: InstantOp, call: F) -> Result<T, Error>
+    async fn as_user<T, F, Fut>(
+        &self,
+        token: &Verified<'_>,
+        op: InstantOp,
+        call: F,
+    ) -> Result<T, Error>
     where
         F: Fn(RefreshToken) -> Fut,
         Fut: Future<Output = Result<T, instant_client::Error>>,
     {
-        let session = self.sign_in(token).await?;
+        let session = self
+            .sign_in_verified(token.token, token.identity.clone())
+            .await?;
         match call(session.refresh_token.clone()).await {
             Err(e) if is_dead_refresh_token(&e) => {
-                let session = self.renew(token, session).await?;
+                let session = self.renew(token.token, session).await?;
                 call(session.refresh_token)
                     .await
                     .map_err(Error::instant(op))

@@ -60,7 +60,9 @@ pub use effects::{
 };
 pub use error::{Code, Error, ErrorKind, InstantOp};
 pub use ports::{ClerkSessions, InstantAuth, TokenVerifier};
-pub use session::{BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy};
+pub use session::{
+    BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy, Verified,
+};
 pub use store::{
     Inserted, MemorySessionStore, MessageClaim, Refused, SessionStore, StoreLimits, StoredSession,
     UserLink,

@@ -34,6 +34,23 @@ impl Strategy {
     }
 }
 
+/// A Clerk token the broker has verified, with who it says the caller is. Only
+/// [`SessionBroker::authenticate`](crate::SessionBroker::authenticate) makes one, so a
+/// caller that checks the token before reading a request body hands this on and the
+/// token is not verified twice.
+#[derive(Debug, Clone)]
+pub struct Verified<'a> {
+    pub(crate) token: &'a str,
+    pub(crate) identity: ClerkIdentity,
+}
+
+impl Verified<'_> {
+    /// Who the token says the caller is.
+    pub fn identity(&self) -> &ClerkIdentity {
+        &self.identity
+    }
+}
+
 /// Who the Clerk token says the caller is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
