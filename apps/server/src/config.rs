@@ -11,6 +11,8 @@ use clerk_webhooks::Secrets;
 pub use service_config::Problem;
 use service_config::{ServiceArgs, ServiceConfig};
 
+use crate::ratelimit::{ForwardedHeader, Quota, RateLimitSettings, TrustedProxies};
+
 /// `clerk-instant-server`: Clerk session in, InstantDB session out.
 ///
 /// With no CLERK_* or INSTANT_* setting at all, it starts a local Clerk and an InstantDB
@@ -56,6 +58,40 @@ pub struct ServerArgs {
     /// signed out: delete-user, sign-out or ignore.
     #[arg(long, env = "USER_DELETED_POLICY", default_value = "delete-user")]
     pub user_deleted_policy: String,
+    /// Requests per second one client address (an IPv6 client: its /64) may make to
+    /// the /v1/* routes, on average (a token bucket; the probes and /metrics are not
+    /// limited); 0 turns the limit off. Each replica counts alone. Over the limit: 429 rate-limited with
+    /// Retry-After.
+    #[arg(long, env = "RATE_LIMIT_PER_IP_PER_SEC", default_value_t = 100)]
+    pub rate_limit_per_ip_per_sec: u32,
+    /// Requests one client address may make at once, above its average.
+    #[arg(long, env = "RATE_LIMIT_PER_IP_BURST", default_value_t = 500)]
+    pub rate_limit_per_ip_burst: u32,
+    /// Sign-ins (POST /v1/session) per minute one Clerk session may make, on average
+    /// (a browser signs in about once a minute); 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_SESSION_PER_MIN", default_value_t = 10)]
+    pub rate_limit_per_session_per_min: u32,
+    /// Sign-ins one Clerk session may make at once.
+    #[arg(long, env = "RATE_LIMIT_PER_SESSION_BURST", default_value_t = 5)]
+    pub rate_limit_per_session_burst: u32,
+    /// Rejected Clerk tokens (401 for a token that failed verification) per minute
+    /// one client address may send, on average; past the limit its requests with a
+    /// token get 429 before the token is checked. 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_BAD_TOKENS_PER_MIN", default_value_t = 60)]
+    pub rate_limit_bad_tokens_per_min: u32,
+    /// Rejected Clerk tokens one client address may send at once.
+    #[arg(long, env = "RATE_LIMIT_BAD_TOKENS_BURST", default_value_t = 100)]
+    pub rate_limit_bad_tokens_burst: u32,
+    /// The reverse proxies in front of the server, as IP addresses and CIDR blocks
+    /// separated by commas (e.g. 10.0.0.0/8,fd00::/8). Only for a peer among them is
+    /// the TRUSTED_PROXY_HEADER believed, and the client is its rightmost hop that is
+    /// not a trusted proxy. Default: none, so the peer address is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// The header the trusted proxies set: x-forwarded-for or forwarded (RFC 7239).
+    /// Name the one your proxy appends to: the other is not read.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER", default_value = "x-forwarded-for")]
+    pub trusted_proxy_header: String,
 }
 
 impl fmt::Debug for ServerArgs {
@@ -77,7 +113,90 @@ impl fmt::Debug for ServerArgs {
                     .map(|_| "whsec_…"),
             )
             .field("user_deleted_policy", &self.user_deleted_policy)
+            .field("rate_limit_per_ip_per_sec", &self.rate_limit_per_ip_per_sec)
+            .field("rate_limit_per_ip_burst", &self.rate_limit_per_ip_burst)
+            .field(
+                "rate_limit_per_session_per_min",
+                &self.rate_limit_per_session_per_min,
+            )
+            .field(
+                "rate_limit_per_session_burst",
+                &self.rate_limit_per_session_burst,
+            )
+            .field(
+                "rate_limit_bad_tokens_per_min",
+                &self.rate_limit_bad_tokens_per_min,
+            )
+            .field(
+                "rate_limit_bad_tokens_burst",
+                &self.rate_limit_bad_tokens_burst,
+            )
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("trusted_proxy_header", &self.trusted_proxy_header)
             .finish()
+    }
+}
+
+impl ServerArgs {
+    /// The rate limit settings, each problem reported to `problem`.
+    fn rate_limits(&self, problem: &mut impl FnMut(&'static str, String)) -> RateLimitSettings {
+        let minute = Duration::from_secs(60);
+        let mut quota = |rate: u32, period: Duration, burst: u32, setting: &'static str| {
+            if rate > 0 && burst == 0 {
+                problem(
+                    setting,
+                    "must be at least 1 while the limit is on (set its rate to 0 to turn it off)"
+                        .to_owned(),
+                );
+            }
+            Quota::new(rate, period, burst)
+        };
+        let per_ip = quota(
+            self.rate_limit_per_ip_per_sec,
+            Duration::from_secs(1),
+            self.rate_limit_per_ip_burst,
+            "RATE_LIMIT_PER_IP_BURST (--rate-limit-per-ip-burst)",
+        );
+        let per_session = quota(
+            self.rate_limit_per_session_per_min,
+            minute,
+            self.rate_limit_per_session_burst,
+            "RATE_LIMIT_PER_SESSION_BURST (--rate-limit-per-session-burst)",
+        );
+        let bad_tokens = quota(
+            self.rate_limit_bad_tokens_per_min,
+            minute,
+            self.rate_limit_bad_tokens_burst,
+            "RATE_LIMIT_BAD_TOKENS_BURST (--rate-limit-bad-tokens-burst)",
+        );
+        let trusted_proxies = self.trusted_proxies.parse().unwrap_or_else(|error| {
+            problem(
+                "TRUSTED_PROXIES (--trusted-proxies)",
+                format!(
+                    "{error}; list your reverse proxies' addresses separated by commas, or leave it empty when clients connect directly"
+                ),
+            );
+            TrustedProxies::default()
+        });
+        let header = self.trusted_proxy_header.trim();
+        let forwarded_header = if header.is_empty() {
+            ForwardedHeader::default()
+        } else {
+            header.parse().unwrap_or_else(|error| {
+                problem(
+                    "TRUSTED_PROXY_HEADER (--trusted-proxy-header)",
+                    format!("{error}, not {header:?}: the header your proxy appends the client to"),
+                );
+                ForwardedHeader::default()
+            })
+        };
+        RateLimitSettings {
+            per_ip,
+            per_session,
+            bad_tokens,
+            trusted_proxies,
+            forwarded_header,
+        }
     }
 }
 
@@ -135,6 +254,9 @@ pub struct Options {
     pub webhook_secrets: Option<Secrets>,
     /// What `user.deleted` does to the InstantDB user.
     pub user_deleted_policy: UserDeletedPolicy,
+    /// The rate limits and the trusted proxies (boxed: [`Mode::Dev`] holds options
+    /// inline).
+    pub rate_limits: Box<RateLimitSettings>,
 }
 
 /// A checked configuration for real services.
@@ -251,6 +373,7 @@ impl ServerArgs {
             max_sessions: self.max_sessions,
             webhook_secrets,
             user_deleted_policy,
+            rate_limits: Box::new(self.rate_limits(&mut problem)),
         };
 
         let raw = &self.service;
@@ -293,6 +416,14 @@ mod tests {
             max_sessions: 100_000,
             clerk_webhook_signing_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
             user_deleted_policy: "delete-user".into(),
+            rate_limit_per_ip_per_sec: 100,
+            rate_limit_per_ip_burst: 500,
+            rate_limit_per_session_per_min: 10,
+            rate_limit_per_session_burst: 5,
+            rate_limit_bad_tokens_per_min: 60,
+            rate_limit_bad_tokens_burst: 100,
+            trusted_proxies: String::new(),
+            trusted_proxy_header: "x-forwarded-for".into(),
         }
     }
 
@@ -313,6 +444,114 @@ mod tests {
             assert!(!text.contains("aaaaaaaa-bbbb"), "{text}");
             assert!(!text.contains("MfKQ9r8"), "{text}");
         }
+    }
+
+    /// Settings for real services, changed by `tweak`.
+    fn configured(tweak: impl FnOnce(&mut ServerArgs)) -> ServerArgs {
+        let mut args = args(ServiceArgs {
+            clerk_publishable_key: Some("pk_test_Y2xlcmsuZXhhbXBsZS5jb20k".into()),
+            instant_app_id: Some("11111111-2222-4333-8444-555555555555".into()),
+            ..ServiceArgs::default()
+        });
+        tweak(&mut args);
+        args
+    }
+
+    /// The options, or the settings named by the problems.
+    fn options(args: &ServerArgs) -> Result<Options, Vec<&'static str>> {
+        match args.resolve() {
+            Ok(Mode::Configured(settings)) => Ok(settings.options),
+            #[cfg(feature = "local-stack")]
+            Ok(Mode::Dev(_)) => panic!("configured settings"),
+            Err(error) => Err(error.0.iter().map(|p| p.setting).collect()),
+        }
+    }
+
+    #[test]
+    fn the_rate_limits_default_on_and_a_rate_of_zero_turns_one_off() {
+        let limits = options(&configured(|_| {})).unwrap().rate_limits;
+        let second = Duration::from_secs(1);
+        let minute = Duration::from_secs(60);
+        assert_eq!(limits.per_ip, Quota::new(100, second, 500));
+        assert_eq!(limits.per_session, Quota::new(10, minute, 5));
+        assert_eq!(limits.bad_tokens, Quota::new(60, minute, 100));
+        assert!(limits.trusted_proxies.is_empty());
+        assert_eq!(limits.forwarded_header, ForwardedHeader::XForwardedFor);
+
+        let off = configured(|a| {
+            a.rate_limit_per_ip_per_sec = 0;
+            a.rate_limit_per_session_per_min = 0;
+            a.rate_limit_bad_tokens_per_min = 0;
+            // A burst of 0 is no problem while the limit is off.
+            a.rate_limit_per_ip_burst = 0;
+            a.trusted_proxies = "10.0.0.0/8, 192.0.2.1".into();
+            a.trusted_proxy_header = "Forwarded".into();
+        });
+        let limits = options(&off).unwrap().rate_limits;
+        assert_eq!(*limits, {
+            let mut expected = RateLimitSettings::off();
+            expected.trusted_proxies = "10.0.0.0/8,192.0.2.1".parse().unwrap();
+            expected.forwarded_header = ForwardedHeader::Forwarded;
+            expected
+        });
+    }
+
+    #[test]
+    fn bad_rate_limit_settings_are_named() {
+        let bad = configured(|a| {
+            a.rate_limit_per_ip_burst = 0;
+            a.rate_limit_per_session_burst = 0;
+            a.rate_limit_bad_tokens_burst = 0;
+            a.trusted_proxies = "10.0.0.0/8, proxy.internal".into();
+            a.trusted_proxy_header = "x-real-ip".into();
+        });
+        assert_eq!(
+            options(&bad).unwrap_err(),
+            [
+                "RATE_LIMIT_PER_IP_BURST (--rate-limit-per-ip-burst)",
+                "RATE_LIMIT_PER_SESSION_BURST (--rate-limit-per-session-burst)",
+                "RATE_LIMIT_BAD_TOKENS_BURST (--rate-limit-bad-tokens-burst)",
+                "TRUSTED_PROXIES (--trusted-proxies)",
+                "TRUSTED_PROXY_HEADER (--trusted-proxy-header)",
+            ]
+        );
+        let text = bad.resolve().unwrap_err().to_string();
+        assert!(
+            text.contains("\"proxy.internal\" is not an IP address"),
+            "{text}"
+        );
+        assert!(
+            text.contains("must be x-forwarded-for or forwarded"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_rate_limit_defaults_are_the_flags_defaults() {
+        let parsed = ServerArgs::try_parse_from(["clerk-instant-server"]).unwrap();
+        let ours = args(ServiceArgs::default());
+        assert_eq!(
+            parsed.rate_limit_per_ip_per_sec,
+            ours.rate_limit_per_ip_per_sec
+        );
+        assert_eq!(parsed.rate_limit_per_ip_burst, ours.rate_limit_per_ip_burst);
+        assert_eq!(
+            parsed.rate_limit_per_session_per_min,
+            ours.rate_limit_per_session_per_min
+        );
+        assert_eq!(
+            parsed.rate_limit_per_session_burst,
+            ours.rate_limit_per_session_burst
+        );
+        assert_eq!(
+            parsed.rate_limit_bad_tokens_per_min,
+            ours.rate_limit_bad_tokens_per_min
+        );
+        assert_eq!(
+            parsed.rate_limit_bad_tokens_burst,
+            ours.rate_limit_bad_tokens_burst
+        );
+        assert_eq!(parsed.trusted_proxy_header, ours.trusted_proxy_header);
     }
 
     #[cfg(not(feature = "local-stack"))]

@@ -29,6 +29,18 @@ pub(crate) async fn sign_in(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = state.token(&headers)?;
+    // Limited per Clerk session, so only once the token is verified (the verifier
+    // caches it, so signing in does not check the signature again).
+    let identity = state
+        .inner
+        .broker
+        .identify(token)
+        .await
+        .map_err(|e| state.fail(e))?;
+    state
+        .inner
+        .limits
+        .sign_in(&identity.session_id, std::time::Instant::now())?;
     let signed = state
         .inner
         .broker

@@ -7,7 +7,8 @@
 //! One concern per file: [`config`] (flags and checks), [`state`] (the broker and
 //! clients), `upstream` (latency of every upstream call), [`routes`] (the route table
 //! driving the router and the metric labels), `middleware` (request id, timeout,
-//! metrics, log line), `handlers` (the API), `ready` (the cached readiness check),
+//! metrics, log line), [`ratelimit`] (per client, per session, rejected tokens),
+//! `handlers` (the API), `ready` (the cached readiness check),
 //! [`body`] (JSON bodies), `webhooks` (Clerk's webhook deliveries), [`error`] (codes and their statuses), [`metrics`], and
 //! `dev` (the local stack, `/dev/token`, the banner).
 
@@ -19,6 +20,7 @@ pub mod error;
 mod handlers;
 pub mod metrics;
 mod middleware;
+pub mod ratelimit;
 mod ready;
 pub mod routes;
 pub mod state;

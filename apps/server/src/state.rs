@@ -34,6 +34,7 @@ pub(crate) struct Inner {
     pub(crate) request_timeout: Duration,
     pub(crate) body_limit: usize,
     pub(crate) webhooks: crate::webhooks::Webhooks,
+    pub(crate) limits: crate::ratelimit::RateLimits,
 }
 
 impl std::fmt::Debug for AppState {
@@ -79,6 +80,7 @@ impl AppState {
                 StoreLimits::default().max_entries(options.max_sessions),
             )),
         );
+        let limits = crate::ratelimit::RateLimits::new(&options.rate_limits, Arc::clone(&metrics));
         Ok(AppState {
             inner: Arc::new(Inner {
                 broker,
@@ -96,6 +98,7 @@ impl AppState {
                     options.webhook_secrets.clone(),
                     options.user_deleted_policy,
                 ),
+                limits,
             }),
         })
     }
