@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use auth_core::Strategy;
-use clerk_instant_server::config::{Options, Settings};
+use clerk_instant_server::config::{ConnectionLimits, Options, Settings};
 use clerk_instant_server::{Running, dev_settings, serve};
 use devstack::{DevStack, DevStackConfig};
 use reqwest::StatusCode;
@@ -28,6 +28,7 @@ pub(crate) fn options() -> Options {
         max_sessions: 1000,
         webhook_secrets: None,
         user_deleted_policy: auth_core::UserDeletedPolicy::default(),
+        connections: ConnectionLimits::default(),
     }
 }
 
