@@ -10,11 +10,12 @@
 //! metrics, log line), `handlers` (the API), `ready` (the cached readiness check),
 //! [`body`] (JSON bodies), `webhooks` (Clerk's webhook deliveries), [`error`] (codes
 //! and their statuses), [`metrics`], `serve` (the accept loop: connection timers, the
-//! connection cap, the shutdown deadline), and `dev` (the local stack, `/dev/token`,
-//! the banner).
+//! connection cap, the shutdown deadline), `detached` (request work that ends even if
+//! its client goes away), and `dev` (the local stack, `/dev/token`, the banner).
 
 pub mod body;
 pub mod config;
+mod detached;
 #[cfg(feature = "local-stack")]
 mod dev;
 pub mod error;
@@ -37,8 +38,8 @@ use crate::config::{Mode, Settings};
 pub use crate::dev::{DevTokens, dev_banner, dev_settings};
 pub use crate::state::AppState;
 
-/// How long shutdown waits, once the connections are closed, for the broker's
-/// background sign-outs.
+/// How long shutdown waits, once the connections are closed, for the sign-ins whose
+/// clients went away and the broker's background sign-outs.
 pub const SIGN_OUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A server listening in this process.
@@ -74,21 +75,21 @@ impl Running {
     /// Stops accepting, closes idle connections, lets requests in flight finish (at
     /// most [`ConnectionLimits::shutdown_timeout`](config::ConnectionLimits), after
     /// which the connections still open are dropped), waits (at most
-    /// [`SIGN_OUT_DRAIN`]) for the sign-outs the broker started in the background,
-    /// then stops the local stack.
+    /// [`SIGN_OUT_DRAIN`]) for the sign-ins whose clients went away and for the
+    /// sign-outs the broker started in the background, then stops the local stack.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Err(error) = self.task.await {
             tracing::warn!(%error, "the server task failed");
         }
-        // The HTTP server has stopped: no new sign-out can start from here on, so wait
-        // (within a deadline) for the ones the broker started in the background.
+        // The HTTP server has stopped: no new request work or sign-out can start from
+        // here on, so wait (within a deadline) for those still running.
         self.sweeper.abort();
-        let unfinished = self.state.broker().drain(SIGN_OUT_DRAIN).await;
+        let unfinished = self.state.drain(SIGN_OUT_DRAIN).await;
         if unfinished > 0 {
             tracing::warn!(
                 unfinished,
-                "background InstantDB sign-outs did not finish before shutdown"
+                "sign-ins or background InstantDB sign-outs did not finish before shutdown"
             );
         }
         #[cfg(feature = "local-stack")]

@@ -34,6 +34,7 @@ pub(crate) struct Inner {
     pub(crate) request_timeout: Duration,
     pub(crate) body_limit: usize,
     pub(crate) webhooks: crate::webhooks::Webhooks,
+    pub(crate) detached: crate::detached::Detached,
 }
 
 impl std::fmt::Debug for AppState {
@@ -96,6 +97,7 @@ impl AppState {
                     options.webhook_secrets.clone(),
                     options.user_deleted_policy,
                 ),
+                detached: crate::detached::Detached::default(),
             }),
         })
     }

@@ -1,11 +1,13 @@
 //! Client connections over raw TCP: slow and idle ones are closed, a cap holds
-//! newcomers until a slot frees, shutdown has a deadline.
+//! newcomers until a slot frees, shutdown has a deadline; and a sign-in whose client
+//! went away still ends with its session stored.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clerk_instant_server::config::{ServerArgs, Settings};
-use devstack::{DevStack, DevStackConfig};
+use devstack::{DevStack, DevStackConfig, Fault};
+use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -228,6 +230,61 @@ fn connection_settings_of_zero_are_refused_with_their_fix() {
         .map(|p| format!("{}: {}", p.setting, p.message))
         .collect();
     insta::assert_snapshot!(problems.join("\n"));
+}
+
+const SIGN_IN_ROUTE: &str = "POST /runtime/oauth/id_token";
+
+/// Waits until the emulator has received `n` sign-ins in all (it offers no event to
+/// await).
+async fn instant_received_sign_ins(h: &Harness, n: u64) {
+    tokio::time::timeout(GUARD, async {
+        while h.stack.instant.faults().hits(SIGN_IN_ROUTE) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the sign-in did not reach InstantDB");
+}
+
+#[tokio::test]
+async fn a_sign_in_given_up_while_instantdb_mints_still_stores_its_session() {
+    let h = harness(|s| s.options.request_timeout = Duration::from_secs(1)).await;
+    for (i, client_leaves) in [true, false].into_iter().enumerate() {
+        // InstantDB takes longer than the client, or the request timeout, will wait.
+        h.stack
+            .instant
+            .faults()
+            .inject(SIGN_IN_ROUTE, Fault::delay(secs(3)), 1)
+            .unwrap();
+        let (sid, token) = h.clerk_sign_in(&format!("gone{i}@example.com"));
+        if client_leaves {
+            let before = h.stack.instant.faults().hits(SIGN_IN_ROUTE);
+            let request = h.http.post(h.url("/v1/session")).bearer_auth(&token).send();
+            let client = tokio::spawn(request);
+            instant_received_sign_ins(&h, before + 1).await;
+            // The client goes away (its connection closes) before the answer.
+            client.abort();
+        } else {
+            let (status, _) = h.sign_in(&token).await;
+            assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        }
+        // The sign-in goes on without its client; once it has ended, its token is the
+        // session's: the next sign-in reuses it and InstantDB holds no other.
+        assert_eq!(h.server.state.drain(GUARD).await, 0);
+        let again = h.stack.clerk.mint(&sid).unwrap();
+        let (status, body) = h.sign_in(&again).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["reused"], true, "client left: {client_leaves}: {body}");
+        let user_id = body["user"]["id"].as_str().unwrap();
+        assert_eq!(
+            h.stack
+                .instant
+                .refresh_token_count(&h.stack.app.id, user_id)
+                .unwrap(),
+            1
+        );
+    }
+    h.shutdown().await;
 }
 
 #[tokio::test]
