@@ -155,7 +155,7 @@ async fn at_the_cap_a_newcomer_waits_in_the_backlog_until_a_connection_ends() {
 #[tokio::test]
 async fn a_half_sent_request_and_a_silent_connection_are_closed_after_the_header_timeout() {
     let h = harness(|s| {
-        s.options.connections.header_read_timeout = secs(1);
+        s.options.connections.header_read_timeout = secs(2);
         s.options.connections.idle_timeout = secs(600);
     })
     .await;
@@ -174,7 +174,7 @@ async fn a_half_sent_request_and_a_silent_connection_are_closed_after_the_header
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let h = harness(|s| {
         s.options.connections.header_read_timeout = secs(600);
-        s.options.connections.idle_timeout = secs(1);
+        s.options.connections.idle_timeout = secs(2);
     })
     .await;
     let mut stream = TcpStream::connect(h.server.addr).await.unwrap();
