@@ -92,6 +92,22 @@ pub struct ServerArgs {
     /// Name the one your proxy appends to: the other is not read.
     #[arg(long, env = "TRUSTED_PROXY_HEADER", default_value = "x-forwarded-for")]
     pub trusted_proxy_header: String,
+    /// Seconds a client has to send a request's headers, from its connection's start
+    /// or its first byte after an idle spell; a connection that is slower is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// Seconds a keep-alive connection may wait for its next request before it is
+    /// closed.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// The most connections served at once; past it, new ones wait in the kernel's
+    /// listen backlog until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a graceful shutdown (SIGTERM, Ctrl-C) lets requests in flight finish
+    /// before it closes their connections.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 15)]
+    pub shutdown_timeout: u64,
 }
 
 impl fmt::Debug for ServerArgs {
@@ -133,6 +149,10 @@ impl fmt::Debug for ServerArgs {
             )
             .field("trusted_proxies", &self.trusted_proxies)
             .field("trusted_proxy_header", &self.trusted_proxy_header)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish()
     }
 }
@@ -257,6 +277,39 @@ pub struct Options {
     /// The rate limits and the trusted proxies (boxed: [`Mode::Dev`] holds options
     /// inline).
     pub rate_limits: Box<RateLimitSettings>,
+    /// The timers and the cap of client connections, and the shutdown deadline.
+    pub connections: ConnectionLimits,
+}
+
+/// How long a client connection may dawdle, how many are served at once, and how long
+/// a graceful shutdown waits for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time to send a request's headers, counted from the connection's start or, on a
+    /// kept-alive connection, from the next request's first byte
+    /// (`HEADER_READ_TIMEOUT_SECS`).
+    pub header_read_timeout: Duration,
+    /// Time a kept-alive connection may wait, with no request in flight, for its next
+    /// request (`IDLE_TIMEOUT_SECS`).
+    pub idle_timeout: Duration,
+    /// Connections served at once (`MAX_CONNECTIONS`); at the cap the server stops
+    /// accepting, so newcomers wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// How long a graceful shutdown lets requests in flight finish before it drops
+    /// their connections (`SHUTDOWN_TIMEOUT_SECS`).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    /// The flags' defaults: 10 s, 60 s, 1,024 connections, 15 s.
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(15),
+        }
+    }
 }
 
 /// A checked configuration for real services.
@@ -363,6 +416,48 @@ impl ServerArgs {
                 UserDeletedPolicy::default()
             }
         };
+        // A day bounds the timers, so a deadline computed from one never overflows.
+        const DAY: u64 = 24 * 60 * 60;
+        for (setting, value, range, what) in [
+            (
+                "HEADER_READ_TIMEOUT_SECS (--header-read-timeout)",
+                self.header_read_timeout,
+                (1, DAY),
+                "the seconds a client has to send its request headers; 10 by default",
+            ),
+            (
+                "IDLE_TIMEOUT_SECS (--idle-timeout)",
+                self.idle_timeout,
+                (1, DAY),
+                "the seconds a kept-alive connection may wait for its next request; 60 by default",
+            ),
+            (
+                "MAX_CONNECTIONS (--max-connections)",
+                u64::try_from(self.max_connections).unwrap_or(u64::MAX),
+                (1, 1_000_000),
+                "the connections served at once; 1024 by default, kept below the open-file limit, ulimit -n",
+            ),
+            (
+                "SHUTDOWN_TIMEOUT_SECS (--shutdown-timeout)",
+                self.shutdown_timeout,
+                (1, DAY),
+                "the seconds a shutdown lets requests in flight finish; 15 by default",
+            ),
+        ] {
+            let (least, most) = range;
+            if !(least..=most).contains(&value) {
+                problem(
+                    setting,
+                    format!("must be between {least} and {most}, not {value} ({what})"),
+                );
+            }
+        }
+        let connections = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: self.max_connections,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+        };
         let options = Options {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8787))),
             json_logs,
@@ -374,6 +469,7 @@ impl ServerArgs {
             webhook_secrets,
             user_deleted_policy,
             rate_limits: Box::new(self.rate_limits(&mut problem)),
+            connections,
         };
 
         let raw = &self.service;
@@ -424,6 +520,10 @@ mod tests {
             rate_limit_bad_tokens_burst: 100,
             trusted_proxies: String::new(),
             trusted_proxy_header: "x-forwarded-for".into(),
+            header_read_timeout: 10,
+            idle_timeout: 60,
+            max_connections: 1024,
+            shutdown_timeout: 15,
         }
     }
 

@@ -38,7 +38,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(mode)) {
+    let shutdown_timeout = options.connections.shutdown_timeout;
+    match runtime.block_on(run(mode, shutdown_timeout)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
@@ -47,7 +48,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(mode: Mode) -> anyhow::Result<()> {
+async fn run(mode: Mode, shutdown_timeout: std::time::Duration) -> anyhow::Result<()> {
+    // Caught from before the server listens: a signal that came earlier would take its
+    // default action and kill the process without a graceful shutdown.
+    let mut signals = Signals::install()?;
     #[cfg(feature = "local-stack")]
     let dev = matches!(mode, Mode::Dev(_));
     let mut running = clerk_instant_server::start(mode).await?;
@@ -57,33 +61,57 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
     }
     tracing::info!(addr = %running.addr, "listening");
     tokio::select! {
-        () = shutdown_signal() => {
-            tracing::info!("shutting down");
-            running.shutdown().await;
+        () = signals.next() => {
+            tracing::info!(
+                shutdown_timeout_secs = shutdown_timeout.as_secs(),
+                "shutting down: requests in flight may finish (a second signal stops at once)"
+            );
+            tokio::select! {
+                () = running.shutdown() => {}
+                () = signals.next() => {
+                    tracing::warn!("a second signal: stopping without waiting for requests in flight");
+                }
+            }
             Ok(())
         }
         result = running.wait() => result,
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT (Ctrl-C) and SIGTERM.
+struct Signals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use anyhow::Context as _;
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt()).context("catching SIGINT")?,
+                terminate: signal(SignalKind::terminate()).context("catching SIGTERM")?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

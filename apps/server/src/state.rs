@@ -35,6 +35,7 @@ pub(crate) struct Inner {
     pub(crate) body_limit: usize,
     pub(crate) webhooks: crate::webhooks::Webhooks,
     pub(crate) limits: crate::ratelimit::RateLimits,
+    pub(crate) detached: crate::detached::Detached,
 }
 
 impl std::fmt::Debug for AppState {
@@ -99,6 +100,7 @@ impl AppState {
                     options.user_deleted_policy,
                 ),
                 limits,
+                detached: crate::detached::Detached::default(),
             }),
         })
     }

@@ -15,6 +15,10 @@ fn base() -> ServerArgs {
         request_timeout: 10,
         session_revalidate: 60,
         max_sessions: 100_000,
+        header_read_timeout: 10,
+        idle_timeout: 60,
+        max_connections: 1024,
+        shutdown_timeout: 15,
         ..ServerArgs::default()
     }
 }
