@@ -37,7 +37,9 @@
 //! quote a secret.
 
 mod clients;
+mod origin;
 mod settings;
 
 pub use clients::{BuildError, Clients, HTTP_TIMEOUT, VERIFIED_TOKENS, http_client};
+pub use origin::{ANY_AUTHORIZED_PARTY, AuthorizedParties, OriginError, normalize_origin};
 pub use settings::{DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig};

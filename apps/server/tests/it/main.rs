@@ -1,6 +1,7 @@
 //! The server over real HTTP on 127.0.0.1, against the local stack.
 
 mod config;
+mod dev;
 mod failures;
 mod flow;
 mod support;
