@@ -27,7 +27,6 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) keys: Option<RemoteJwks>,
     pub(crate) verifier: Verifier,
-    pub(crate) instant: Arc<dyn InstantAuth>,
     pub(crate) ready: Readiness,
     #[cfg(feature = "local-stack")]
     pub(crate) dev: Option<crate::dev::DevTokens>,
@@ -55,6 +54,7 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         let metrics = Arc::new(Metrics::default());
         let clients = settings.service.build_clients()?;
+        let ready = Readiness::new(clients.instant.clone());
         let instant: Arc<dyn InstantAuth> = Arc::new(TimedInstant {
             inner: clients.instant,
             metrics: Arc::clone(&metrics),
@@ -86,8 +86,7 @@ impl AppState {
                 metrics,
                 keys,
                 verifier,
-                instant,
-                ready: Readiness::default(),
+                ready,
                 #[cfg(feature = "local-stack")]
                 dev,
                 request_timeout: options.request_timeout,
@@ -98,6 +97,15 @@ impl AppState {
                 ),
             }),
         })
+    }
+
+    /// `dev` when serving the embedded local stack (`--dev`), else `configured`.
+    pub fn mode(&self) -> &'static str {
+        #[cfg(feature = "local-stack")]
+        if self.inner.dev.is_some() {
+            return "dev";
+        }
+        "configured"
     }
 
     /// The metrics.

@@ -4,5 +4,6 @@ mod config;
 mod dev;
 mod failures;
 mod flow;
+mod ready;
 mod support;
 mod webhooks;
