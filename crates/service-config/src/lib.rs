@@ -7,7 +7,8 @@
 //! Boundary: only the apps (`clerk-instant-server`, `clerk-instant`) depend on this
 //! crate. It names environment variables and flags so that the libraries below it
 //! (`auth-core`, `clerk-jwt`, `instant-client`, `clerk-backend`) never do; it reads the
-//! environment only through `clap` when an app parses its arguments.
+//! environment only through `clap` when an app parses its arguments, and through the
+//! lookup an app passes to [`ServiceArgs::resolve_in`] (to name misnamed settings).
 //!
 //! ```
 //! use clap::Parser as _;

@@ -28,13 +28,16 @@ pub struct ServiceArgs {
     /// Clerk publishable key (pk_test_… / pk_live_…): gives the issuer and JWKS URL.
     #[arg(long, env = "CLERK_PUBLISHABLE_KEY")]
     pub clerk_publishable_key: Option<String>,
-    /// Clerk secret key (sk_…): revokes Clerk sessions on sign-out.
+    /// Clerk secret key (sk_…): revokes Clerk sessions on sign-out. Prefer the
+    /// environment variable: a flag's value is visible in `ps`.
     #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
     pub clerk_secret_key: Option<String>,
     /// Clerk's PEM public key ("JWT public key"): verify without fetching the JWKS.
     #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
     pub clerk_jwt_key: Option<String>,
-    /// Origins allowed in the token's azp claim (comma-separated). Recommended.
+    /// Origins allowed in the token's azp claim (comma-separated; a trailing / is
+    /// dropped, a path refused), or * to accept any. Required with a pk_live_ key;
+    /// without it azp is not checked.
     #[arg(
         long = "clerk-authorized-party",
         env = "CLERK_AUTHORIZED_PARTIES",
@@ -50,7 +53,8 @@ pub struct ServiceArgs {
     /// InstantDB app id.
     #[arg(long, env = "INSTANT_APP_ID")]
     pub instant_app_id: Option<String>,
-    /// InstantDB admin token (needed by the admin strategy).
+    /// InstantDB admin token (needed by the admin strategy). Prefer the environment
+    /// variable: a flag's value is visible in `ps`.
     #[arg(long, env = "INSTANT_APP_ADMIN_TOKEN", hide_env_values = true)]
     pub instant_admin_token: Option<String>,
     /// InstantDB API base URL, for self-hosted servers (default: the hosted api.instantdb.com).
@@ -235,7 +239,7 @@ impl ServiceArgs {
     /// Settings that are not given while a well-known wrong name for them is set in
     /// the environment `lookup` reads (`NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY`, `VITE_…`,
     /// `NEXT_PUBLIC_INSTANT_APP_ID`, `INSTANT_ADMIN_TOKEN`, …): one problem each,
-    /// naming both. The apps pass `std::env::var_os`.
+    /// naming both. The apps pass a lookup of their process environment.
     pub fn misnamed(&self, lookup: impl Fn(&str) -> Option<OsString>) -> Vec<Problem> {
         let given = self.given();
         let mut problems: Vec<Problem> = Vec::new();
