@@ -48,16 +48,20 @@ fn main() -> ExitCode {
 
 /// What the settings leave open, said once at start-up.
 fn warn_about(mode: &Mode) {
-    if let Mode::Configured(settings) = mode {
-        match &settings.service.authorized_parties {
-            AuthorizedParties::Unset => tracing::warn!(
-                "CLERK_AUTHORIZED_PARTIES is not set: a token's azp claim is not checked, so a token Clerk issued to any origin of this instance is accepted; list your app's origins (or set it to * to accept any on purpose)"
-            ),
-            AuthorizedParties::Any => {
-                tracing::info!("CLERK_AUTHORIZED_PARTIES is *: a token's azp claim is not checked")
-            }
-            AuthorizedParties::Only(_) => {}
+    let parties = match mode {
+        Mode::Configured(settings) => &settings.service.authorized_parties,
+        // The local stack's tokens are its own.
+        #[cfg(feature = "local-stack")]
+        Mode::Dev(_) => return,
+    };
+    match parties {
+        AuthorizedParties::Unset => tracing::warn!(
+            "CLERK_AUTHORIZED_PARTIES is not set: a token's azp claim is not checked, so a token Clerk issued to any origin of this instance is accepted; list your app's origins (or set it to * to accept any on purpose)"
+        ),
+        AuthorizedParties::Any => {
+            tracing::info!("CLERK_AUTHORIZED_PARTIES is *: a token's azp claim is not checked")
         }
+        AuthorizedParties::Only(_) => {}
     }
 }
 

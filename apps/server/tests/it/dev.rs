@@ -11,9 +11,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_clerk-instant-server");
 const APP: &str = "11111111-2222-4333-8444-555555555555";
 
 /// Runs the binary with only `env` (and `args`) and returns its exit code and stderr.
+/// Unless `env` says otherwise it is given a port already taken, so that a server that
+/// wrongly starts fails to listen (exit 1) instead of running on.
 fn refused(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let out = Command::new(BIN)
         .env_clear()
+        .env("LISTEN_ADDR", taken.local_addr().unwrap().to_string())
         .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::null())
@@ -205,4 +209,74 @@ async fn the_dev_token_endpoint_answers_loopback_host_names_only() {
         .unwrap();
     assert_eq!(ready["mode"], "dev", "{ready}");
     running.shutdown().await;
+}
+
+/// Starts the binary with `env` and returns the JSON log events up to and including
+/// the `listening` one.
+fn start_up_log(env: &[(&str, String)]) -> Vec<Value> {
+    let mut child = Child(
+        Command::new(BIN)
+            .env_clear()
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
+    let mut events = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let event: Value = serde_json::from_str(&line).unwrap_or(json!({"message": line}));
+        let listening = event["message"] == "listening";
+        events.push(event);
+        if listening {
+            return events;
+        }
+    }
+    panic!("the server stopped without listening: {events:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_log_warns_when_azp_is_not_checked_and_says_configured() {
+    let stack = devstack::DevStack::start(devstack::DevStackConfig::default())
+        .await
+        .unwrap();
+    let settings = vec![
+        (
+            "CLERK_PUBLISHABLE_KEY",
+            stack.clerk.publishable_key().to_string(),
+        ),
+        ("INSTANT_APP_ID", stack.app.id.clone()),
+        ("INSTANT_API_URI", stack.instant.url().to_owned()),
+        ("INSTANT_CLERK_CLIENT_NAME", stack.client_name.clone()),
+    ];
+    let warned = |events: &[Value]| {
+        events.iter().any(|e| {
+            e["level"] == "WARN"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("CLERK_AUTHORIZED_PARTIES is not set"))
+        })
+    };
+    let unset = settings.clone();
+    let events = tokio::task::spawn_blocking(move || start_up_log(&unset))
+        .await
+        .unwrap();
+    assert!(warned(&events), "{events:#?}");
+    assert_eq!(events.last().unwrap()["mode"], "configured", "{events:#?}");
+
+    let mut listed = settings;
+    listed.push((
+        "CLERK_AUTHORIZED_PARTIES",
+        "http://localhost:3000/".to_owned(),
+    ));
+    let events = tokio::task::spawn_blocking(move || start_up_log(&listed))
+        .await
+        .unwrap();
+    assert!(!warned(&events), "{events:#?}");
+    stack.shutdown().await;
 }
