@@ -15,9 +15,9 @@ use crate::ratelimit::{ForwardedHeader, Quota, RateLimitSettings, TrustedProxies
 
 /// `clerk-instant-server`: Clerk session in, InstantDB session out.
 ///
-/// With no CLERK_* or INSTANT_* setting at all, it starts a local Clerk and an InstantDB
-/// emulator in-process and serves against them (development only; feature
-/// `local-stack`, on by default).
+/// With `--dev` (or CLERK_INSTANT_DEV=1) and no Clerk or InstantDB setting, it starts a
+/// local Clerk and an InstantDB emulator in-process and serves against them on
+/// loopback (development only; feature `local-stack`, on by default).
 #[derive(Clone, Default, Parser)]
 #[command(name = "clerk-instant-server", version, about, long_about = None)]
 #[cfg_attr(
@@ -25,6 +25,16 @@ use crate::ratelimit::{ForwardedHeader, Quota, RateLimitSettings, TrustedProxies
     command(about = "clerk-instant-server: Clerk session in, InstantDB session out, over HTTP")
 )]
 pub struct ServerArgs {
+    /// Development mode: run on the embedded local stack (a local Clerk and an
+    /// InstantDB emulator, in-process, with the /dev/token endpoint). Loopback
+    /// addresses only, and no Clerk or InstantDB setting may be given. Without it, the
+    /// server needs at least CLERK_PUBLISHABLE_KEY and INSTANT_APP_ID.
+    #[arg(
+        long,
+        env = DEV_ENV,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub dev: bool,
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8787")]
     pub listen: String,
@@ -113,6 +123,7 @@ pub struct ServerArgs {
 impl fmt::Debug for ServerArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerArgs")
+            .field("dev", &self.dev)
             .field("listen", &self.listen)
             .field("service", &self.service)
             .field("log_format", &self.log_format)
@@ -234,10 +245,12 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// The last line of a [`ConfigError`]: the way out.
+/// The environment equivalent of `--dev`.
+pub const DEV_ENV: &str = "CLERK_INSTANT_DEV";
+
+/// The last line of a [`ConfigError`]: both ways forward.
 #[cfg(feature = "local-stack")]
-const HOW_ELSE: &str =
-    "(unset every CLERK_* and INSTANT_* setting to run on the embedded local stack instead)";
+const HOW_ELSE: &str = "(to serve real Clerk and InstantDB, set at least CLERK_PUBLISHABLE_KEY and INSTANT_APP_ID; to try the server on its embedded local stack instead, pass --dev or set CLERK_INSTANT_DEV=1, with no Clerk or InstantDB setting)";
 /// The last line of a [`ConfigError`]: why there is no way out without settings.
 #[cfg(not(feature = "local-stack"))]
 const HOW_ELSE: &str = "(this server is built without the embedded local stack: set at least CLERK_PUBLISHABLE_KEY and INSTANT_APP_ID)";
@@ -245,11 +258,31 @@ const HOW_ELSE: &str = "(this server is built without the embedded local stack: 
 /// How the server runs.
 #[derive(Debug)]
 pub enum Mode {
-    /// No Clerk or InstantDB setting: run the local stack in-process.
+    /// `--dev`: run the local stack in-process, on loopback.
     #[cfg(feature = "local-stack")]
     Dev(Options),
     /// Real (or self-hosted) services.
     Configured(Box<Settings>),
+}
+
+impl Mode {
+    /// `dev` or `configured`, as the start-up log and `/readyz` say it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "local-stack")]
+            Mode::Dev(_) => "dev",
+            Mode::Configured(_) => "configured",
+        }
+    }
+
+    /// The options of either mode.
+    pub fn options(&self) -> &Options {
+        match self {
+            #[cfg(feature = "local-stack")]
+            Mode::Dev(options) => options,
+            Mode::Configured(settings) => &settings.options,
+        }
+    }
 }
 
 /// Settings that apply in both modes.
@@ -322,8 +355,22 @@ pub struct Settings {
 }
 
 impl ServerArgs {
-    /// Checks everything and decides the mode.
+    /// Checks everything and decides the mode, with no environment to look for
+    /// misnamed settings in (see [`ServerArgs::resolve_in`]).
     pub fn resolve(&self) -> Result<Mode, ConfigError> {
+        self.resolve_in(|_| None)
+    }
+
+    /// Checks everything and decides the mode: `--dev` runs the local stack (on
+    /// loopback, with no Clerk or InstantDB setting given); otherwise the settings must
+    /// be complete. A Clerk or InstantDB setting that is not given while a well-known
+    /// wrong name for it is set in the environment `lookup` reads
+    /// (`NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY`, …) is reported under both names. The
+    /// binary passes `std::env::var_os`.
+    pub fn resolve_in(
+        &self,
+        lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Mode, ConfigError> {
         let mut problems = Vec::new();
         let mut problem = |setting: &'static str, message: String| {
             problems.push(Problem { setting, message });
@@ -404,7 +451,6 @@ impl ServerArgs {
         let policy = self.user_deleted_policy.trim();
         let user_deleted_policy = match policy.parse::<UserDeletedPolicy>() {
             Ok(policy) => policy,
-            Err(_) if policy.is_empty() => UserDeletedPolicy::default(),
             Err(_) => {
                 problem(
                     "USER_DELETED_POLICY (--user-deleted-policy)",
@@ -473,17 +519,23 @@ impl ServerArgs {
         };
 
         let raw = &self.service;
-        // Without the local stack, no settings at all is one more bad configuration:
-        // resolving names each required setting.
-        #[cfg(feature = "local-stack")]
-        if raw.is_empty() {
-            return if problems.is_empty() {
-                Ok(Mode::Dev(options))
-            } else {
-                Err(ConfigError(problems))
-            };
+        if self.dev {
+            #[cfg(feature = "local-stack")]
+            {
+                self.check_dev(&options, &mut problems);
+                return if problems.is_empty() {
+                    Ok(Mode::Dev(options))
+                } else {
+                    Err(ConfigError(problems))
+                };
+            }
+            #[cfg(not(feature = "local-stack"))]
+            problems.push(Problem {
+                setting: DEV_SETTING,
+                message: "this server is built without the embedded local stack (cargo feature local-stack); give it the Clerk and InstantDB settings instead".to_owned(),
+            });
         }
-        match raw.resolve() {
+        match raw.resolve_in(lookup) {
             Ok(service) if problems.is_empty() => {
                 Ok(Mode::Configured(Box::new(Settings { options, service })))
             }
@@ -494,7 +546,38 @@ impl ServerArgs {
             }
         }
     }
+
+    /// Dev mode serves development secrets and a token-minting endpoint: on loopback
+    /// only, and never with real settings it would silently ignore.
+    #[cfg(feature = "local-stack")]
+    fn check_dev(&self, options: &Options, problems: &mut Vec<Problem>) {
+        let given = self.service.given();
+        if !given.is_empty() {
+            problems.push(Problem {
+                setting: DEV_SETTING,
+                message: format!(
+                    "runs the embedded local stack, which takes no Clerk or InstantDB setting, but {} {} given; unset {}, or drop --dev (and CLERK_INSTANT_DEV) to serve with the settings",
+                    given.join(", "),
+                    if given.len() == 1 { "is" } else { "are" },
+                    if given.len() == 1 { "it" } else { "them" },
+                ),
+            });
+        }
+        if self.listen.trim().parse::<SocketAddr>().is_ok() && !options.listen.ip().is_loopback() {
+            problems.push(Problem {
+                setting: "LISTEN_ADDR (--listen)",
+                message: format!(
+                    "{} is not a loopback address, and --dev (development secrets, a token-minting endpoint) listens on loopback only; use 127.0.0.1:{port} or [::1]:{port}",
+                    options.listen,
+                    port = options.listen.port()
+                ),
+            });
+        }
+    }
 }
+
+/// How `--dev` is named in problems.
+const DEV_SETTING: &str = "CLERK_INSTANT_DEV (--dev)";
 
 #[cfg(test)]
 mod tests {
@@ -502,6 +585,7 @@ mod tests {
 
     fn args(service: ServiceArgs) -> ServerArgs {
         ServerArgs {
+            dev: false,
             listen: "127.0.0.1:8787".into(),
             service,
             log_format: "text".into(),

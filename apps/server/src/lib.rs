@@ -1,6 +1,6 @@
 //! The server behind the `clerk-instant-server` binary: configuration, the HTTP routes
 //! over `auth-core`'s broker, and (feature `local-stack`, on by default) the embedded
-//! local stack for running with no configuration. The binary (`main.rs`) only parses
+//! local stack that `--dev` runs on. The binary (`main.rs`) only parses
 //! flags, sets up logging, prints and waits for a signal; tests start [`Running`]
 //! servers in-process on 127.0.0.1.
 //!

@@ -1,30 +1,29 @@
 //! `clerk-instant-server`: Clerk session in, InstantDB session out, over HTTP.
 //!
-//! With no configuration it runs on the embedded local stack (feature `local-stack`;
-//! without it, no configuration is a configuration error). Exit codes: 0 after a clean
-//! shutdown (SIGINT/SIGTERM), 2 for bad configuration, 1 for any other failure.
+//! It serves real Clerk and InstantDB from its settings, or with `--dev`
+//! (`CLERK_INSTANT_DEV=1`) the embedded local stack (feature `local-stack`); with
+//! neither it stops and names both. Exit codes: 0 after a clean shutdown
+//! (SIGINT/SIGTERM), 2 for bad configuration, 1 for any other failure.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
 use clerk_instant_server::config::{Mode, ServerArgs};
+use service_config::AuthorizedParties;
 
 fn main() -> ExitCode {
     let args = ServerArgs::parse();
-    let mode = match args.resolve() {
+    let mode = match args.resolve_in(|name| std::env::var_os(name)) {
         Ok(mode) => mode,
         Err(error) => {
             let _ = writeln!(std::io::stderr(), "error: {error}");
             return ExitCode::from(2);
         }
     };
-    let options = match &mode {
-        #[cfg(feature = "local-stack")]
-        Mode::Dev(options) => options.clone(),
-        Mode::Configured(settings) => settings.options.clone(),
-    };
+    let options = mode.options();
     init_logging(options.json_logs, options.log_level);
+    warn_about(&mode);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,7 +47,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// What the settings leave open, said once at start-up.
+fn warn_about(mode: &Mode) {
+    let parties = match mode {
+        Mode::Configured(settings) => &settings.service.authorized_parties,
+        // The local stack's tokens are its own.
+        #[cfg(feature = "local-stack")]
+        Mode::Dev(_) => return,
+    };
+    match parties {
+        AuthorizedParties::Unset => tracing::warn!(
+            "CLERK_AUTHORIZED_PARTIES is not set: a token's azp claim is not checked, so a token Clerk issued to any origin of this instance is accepted; list your app's origins (or set it to * to accept any on purpose)"
+        ),
+        AuthorizedParties::Any => {
+            tracing::info!("CLERK_AUTHORIZED_PARTIES is *: a token's azp claim is not checked")
+        }
+        AuthorizedParties::Only(_) => {}
+    }
+}
+
 async fn run(mode: Mode, shutdown_timeout: std::time::Duration) -> anyhow::Result<()> {
+    let name = mode.as_str();
     // Caught from before the server listens: a signal that came earlier would take its
     // default action and kill the process without a graceful shutdown.
     let mut signals = Signals::install()?;
@@ -59,7 +78,7 @@ async fn run(mode: Mode, shutdown_timeout: std::time::Duration) -> anyhow::Resul
     if dev {
         let _ = std::io::stdout().write_all(clerk_instant_server::dev_banner(&running).as_bytes());
     }
-    tracing::info!(addr = %running.addr, "listening");
+    tracing::info!(addr = %running.addr, mode = name, "listening");
     tokio::select! {
         () = signals.next() => {
             tracing::info!(

@@ -27,7 +27,6 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) keys: Option<RemoteJwks>,
     pub(crate) verifier: Verifier,
-    pub(crate) instant: Arc<dyn InstantAuth>,
     pub(crate) ready: Readiness,
     #[cfg(feature = "local-stack")]
     pub(crate) dev: Option<crate::dev::DevTokens>,
@@ -57,6 +56,7 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         let metrics = Arc::new(Metrics::default());
         let clients = settings.service.build_clients()?;
+        let ready = Readiness::new(clients.instant.clone());
         let instant: Arc<dyn InstantAuth> = Arc::new(TimedInstant {
             inner: clients.instant,
             metrics: Arc::clone(&metrics),
@@ -89,8 +89,7 @@ impl AppState {
                 metrics,
                 keys,
                 verifier,
-                instant,
-                ready: Readiness::default(),
+                ready,
                 #[cfg(feature = "local-stack")]
                 dev,
                 request_timeout: options.request_timeout,
@@ -103,6 +102,15 @@ impl AppState {
                 detached: crate::detached::Detached::default(),
             }),
         })
+    }
+
+    /// `dev` when serving the embedded local stack (`--dev`), else `configured`.
+    pub fn mode(&self) -> &'static str {
+        #[cfg(feature = "local-stack")]
+        if self.inner.dev.is_some() {
+            return "dev";
+        }
+        "configured"
     }
 
     /// The metrics.

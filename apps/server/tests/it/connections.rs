@@ -221,6 +221,8 @@ fn connection_settings_of_zero_are_refused_with_their_fix() {
         idle_timeout: 0,
         max_connections: 0,
         shutdown_timeout: 0,
+        // Dev mode, so the missing Clerk and InstantDB settings are not problems too.
+        dev: true,
         ..ServerArgs::default()
     };
     let error = args.resolve().expect_err("zero is not a usable setting");

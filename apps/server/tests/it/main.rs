@@ -2,8 +2,10 @@
 
 mod config;
 mod connections;
+mod dev;
 mod failures;
 mod flow;
 mod ratelimit;
+mod ready;
 mod support;
 mod webhooks;
