@@ -102,21 +102,56 @@ async fn a_flood_of_unknown_kids_refreshes_at_most_once_per_cooldown() {
         let result = f.verifier.verify(&unknown(i)).await;
         assert_eq!(reason(&result), Some(Reason::JwkKidMismatch));
     }
-    assert_eq!(f.server.hits(), 1, "no refresh within the cooldown");
+    assert_eq!(
+        f.server.hits(),
+        1,
+        "no refresh within 10 s of the last fetch"
+    );
 
-    // 5 minutes later, one unknown kid may refresh once more, and only once.
-    f.clock.advance(299);
-    f.verifier.verify(&unknown(1000)).await.unwrap_err();
-    assert_eq!(f.server.hits(), 1);
-    f.clock.advance(1);
-    for i in 0..50 {
-        let result = f.verifier.verify(&unknown(2000 + i)).await;
+    // 10 s after the first fetch, one unknown kid refreshes (it may be a rotation)...
+    f.clock.advance(10);
+    for i in 0..100 {
+        let result = f.verifier.verify(&unknown(1000 + i)).await;
         assert_eq!(reason(&result), Some(Reason::JwkKidMismatch));
     }
     assert_eq!(f.server.hits(), 2);
-    // Known keys keep verifying from the cache throughout.
-    f.verifier.verify(&token_at(NOW + 300)).await.unwrap();
+
+    // ...and then no other until the cooldown has passed since that refresh.
+    f.clock.advance(299);
+    f.verifier.verify(&unknown(2000)).await.unwrap_err();
     assert_eq!(f.server.hits(), 2);
+    f.clock.advance(1);
+    for i in 0..50 {
+        let result = f.verifier.verify(&unknown(3000 + i)).await;
+        assert_eq!(reason(&result), Some(Reason::JwkKidMismatch));
+    }
+    assert_eq!(f.server.hits(), 3);
+    // Known keys keep verifying from the cache throughout.
+    f.verifier.verify(&token_at(NOW + 310)).await.unwrap();
+    assert_eq!(f.server.hits(), 3);
+}
+
+#[tokio::test]
+async fn a_flood_costs_one_fetch_per_cooldown_over_a_long_run() {
+    // An hour of a new unknown kid every second, beside a known token every second:
+    // one fetch per 5 min, the first 10 s after the last fetch.
+    let f = fixture(serve_key(), RemoteOptions::default()).await;
+    f.verifier.verify(&token_at(NOW)).await.unwrap();
+    let mut kid_fetches = 0;
+    for second in 1..=3600 {
+        f.clock.set(NOW + second);
+        let before = f.server.hits();
+        let attack = session()
+            .header("kid", format!("ins_attacker_{second}"))
+            .sign();
+        f.verifier.verify(&attack).await.unwrap_err();
+        kid_fetches += f.server.hits() - before;
+        f.verifier.verify(&token_at(NOW + second)).await.unwrap();
+    }
+    // The first at 10 s, then one every 300 s: 10, 310, ..., 3310. Each renews the
+    // keys, so the known tokens bring no TTL refresh.
+    assert_eq!(kid_fetches, 12);
+    assert_eq!(f.server.hits(), 1 + 12);
 }
 
 #[tokio::test]
@@ -141,23 +176,25 @@ async fn the_cooldown_never_goes_below_ten_seconds() {
 }
 
 #[tokio::test]
-async fn a_rotated_key_is_picked_up() {
+async fn a_rotated_key_is_picked_up_within_seconds_of_the_last_fetch() {
     let f = fixture(serve_key(), RemoteOptions::default()).await;
     f.verifier.verify(&token_at(NOW)).await.unwrap();
 
     // The instance publishes a new key and signs with it.
     f.server.set_mode(Mode::Serve(jwks(&[key(), other_key()])));
     let rotated = |now| TokenBuilder::session(other_key(), ISSUER, now).sign();
-    // Within the cooldown of the last fetch the new kid is not fetched yet...
+    // Within 10 s of the last fetch the new kid is not fetched yet...
+    f.clock.advance(9);
     assert_eq!(
-        reason(&f.verifier.verify(&rotated(NOW)).await),
+        reason(&f.verifier.verify(&rotated(NOW + 9)).await),
         Some(Reason::JwkKidMismatch)
     );
-    // ...after it, the first token with the new kid triggers one refresh and passes.
-    f.clock.advance(300);
-    f.verifier.verify(&rotated(NOW + 300)).await.unwrap();
+    assert_eq!(f.server.hits(), 1);
+    // ...10 s after it, the first token with the new kid triggers one refresh and passes.
+    f.clock.advance(1);
+    f.verifier.verify(&rotated(NOW + 10)).await.unwrap();
     assert_eq!(f.server.hits(), 2);
-    f.verifier.verify(&token_at(NOW + 300)).await.unwrap();
+    f.verifier.verify(&token_at(NOW + 10)).await.unwrap();
     assert_eq!(f.server.hits(), 2);
     assert_eq!(
         f.remote.status().kids,
@@ -167,6 +204,54 @@ async fn a_rotated_key_is_picked_up() {
             .into_iter()
             .collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn a_rotation_after_a_ttl_or_readiness_refresh_is_picked_up_within_seconds() {
+    let f = fixture(serve_key(), RemoteOptions::default()).await;
+    f.verifier.verify(&token_at(NOW)).await.unwrap();
+    let rotated = |now| TokenBuilder::session(other_key(), ISSUER, now).sign();
+
+    // The TTL refresh at 1 h, then the rotation 10 s later.
+    f.clock.set(NOW + 3600);
+    f.verifier.verify(&token_at(NOW + 3600)).await.unwrap();
+    assert_eq!(f.server.hits(), 2);
+    f.server.set_mode(Mode::Serve(jwks(&[key(), other_key()])));
+    f.clock.set(NOW + 3610);
+    f.verifier.verify(&rotated(NOW + 3610)).await.unwrap();
+    assert_eq!(f.server.hits(), 3);
+
+    // A readiness probe's refresh does not hold a rotation back either.
+    let f = fixture(serve_key(), RemoteOptions::default()).await;
+    f.verifier.verify(&token_at(NOW)).await.unwrap();
+    f.clock.set(NOW + 100);
+    f.remote.refresh(NOW + 100).await.unwrap();
+    f.server.set_mode(Mode::Serve(jwks(&[key(), other_key()])));
+    f.clock.set(NOW + 110);
+    f.verifier.verify(&rotated(NOW + 110)).await.unwrap();
+    assert_eq!(f.server.hits(), 3);
+}
+
+#[tokio::test]
+async fn after_an_unknown_kid_fetched_a_rotation_waits_for_the_cooldown() {
+    // The price of the flood bound: one unknown kid just before the rotation spends the
+    // fetch of this cooldown.
+    let f = fixture(serve_key(), RemoteOptions::default()).await;
+    f.verifier.verify(&token_at(NOW)).await.unwrap();
+    f.clock.set(NOW + 10);
+    let stray = session().header("kid", "ins_2development").sign();
+    f.verifier.verify(&stray).await.unwrap_err();
+    assert_eq!(f.server.hits(), 2);
+    f.server.set_mode(Mode::Serve(jwks(&[key(), other_key()])));
+    let rotated = |now| TokenBuilder::session(other_key(), ISSUER, now).sign();
+    f.clock.set(NOW + 309);
+    assert_eq!(
+        reason(&f.verifier.verify(&rotated(NOW + 309)).await),
+        Some(Reason::JwkKidMismatch)
+    );
+    f.clock.set(NOW + 310);
+    f.verifier.verify(&rotated(NOW + 310)).await.unwrap();
+    assert_eq!(f.server.hits(), 3);
 }
 
 #[tokio::test]
