@@ -10,8 +10,8 @@ use crate::Error;
 ///
 /// The first thirteen codes are the ones Clerk's own SDK (`@clerk/backend`) reports, so
 /// a client that already understands Clerk's errors understands these. The rest cover
-/// rules Clerk's SDK does not apply (issuer, audience, session-only tokens, pending
-/// sessions, the `email` claim InstantDB needs).
+/// rules Clerk's SDK does not apply (issuer, audience, token lifetime, session-only
+/// tokens, pending sessions, the `email` claim InstantDB needs).
 ///
 /// [`Reason::as_str`] is stable across releases; new variants may be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,6 +47,8 @@ pub enum Reason {
     TokenInvalidIssuer,
     /// An audience is configured and `aud` does not contain it.
     TokenInvalidAudience,
+    /// The token lives longer than the maximum token lifetime (`exp - iat`).
+    TokenLifetimeTooLong,
     /// A valid Clerk token that is not a session token (JWT template, machine or OAuth
     /// access token, or no `sid`).
     TokenNotSession,
@@ -61,7 +63,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::TokenExpired,
         Reason::TokenInvalid,
         Reason::TokenInvalidAlgorithm,
@@ -77,6 +79,7 @@ impl Reason {
         Reason::JwkKidMismatch,
         Reason::TokenInvalidIssuer,
         Reason::TokenInvalidAudience,
+        Reason::TokenLifetimeTooLong,
         Reason::TokenNotSession,
         Reason::SessionPending,
         Reason::EmailMissing,
@@ -101,6 +104,7 @@ impl Reason {
             Reason::JwkKidMismatch => "jwk-kid-mismatch",
             Reason::TokenInvalidIssuer => "token-invalid-issuer",
             Reason::TokenInvalidAudience => "token-invalid-audience",
+            Reason::TokenLifetimeTooLong => "token-lifetime-too-long",
             Reason::TokenNotSession => "token-not-session",
             Reason::SessionPending => "session-pending",
             Reason::EmailMissing => "email-missing",
@@ -157,6 +161,9 @@ impl Reason {
             }
             Reason::TokenInvalidAudience => {
                 "the token's aud claim does not contain the configured audience; fix the audience setting or the token"
+            }
+            Reason::TokenLifetimeTooLong => {
+                "Clerk session tokens live 60 s; mint a shorter-lived token (expires_in_seconds), or raise the verifier's maximum token lifetime"
             }
             Reason::TokenNotSession => {
                 "send a session token (getToken() with no template), not a JWT template, machine or OAuth token"

@@ -191,6 +191,8 @@ struct Inner {
     state: RwLock<State>,
     refresh: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
+    /// Bumped after a fetch stored a key set lacking a key of the one before.
+    retirements: AtomicU64,
 }
 
 /// A remote JWKS with its own cache. Cheap to clone; clones share the cache.
@@ -270,6 +272,7 @@ impl RemoteJwks {
                 state: RwLock::default(),
                 refresh: tokio::sync::Mutex::new(()),
                 fetches: AtomicU64::new(0),
+                retirements: AtomicU64::new(0),
             }),
         }
     }
@@ -305,6 +308,17 @@ impl RemoteJwks {
     pub async fn refresh(&self, now: i64) -> Result<usize, FetchError> {
         let _flight = self.inner.refresh.lock().await;
         self.fetch_and_store(now).await.map(|set| set.len())
+    }
+
+    /// Changes (grows) whenever a fetch stored a key set that dropped or replaced a key
+    /// of the set before it.
+    pub(crate) fn retirements(&self) -> u64 {
+        self.inner.retirements.load(Ordering::Acquire)
+    }
+
+    /// Whether the cached key set publishes this very key under its `kid`.
+    pub(crate) fn holds(&self, key: &VerifyingKey) -> bool {
+        self.read().keys.as_ref().is_some_and(|set| set.holds(key))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -420,9 +434,23 @@ impl RemoteJwks {
             Ok(set) => {
                 let set = Arc::new(set);
                 tracing::debug!(url = %self.inner.url, keys = set.len(), "JWKS fetched");
+                let retired = state
+                    .keys
+                    .as_ref()
+                    .is_some_and(|previous| set.retires_some_of(previous));
                 state.keys = Some(Arc::clone(&set));
                 state.fetched_at = now;
                 state.last_error = None;
+                if retired {
+                    // After the new set is stored (under the lock), so whoever sees the
+                    // new count also sees the set without the retired key.
+                    self.inner.retirements.fetch_add(1, Ordering::Release);
+                    tracing::info!(
+                        url = %self.inner.url,
+                        kids = ?set.kids(),
+                        "JWKS refresh retired a key"
+                    );
+                }
                 Ok(set)
             }
             Err(error) => {

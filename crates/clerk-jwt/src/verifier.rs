@@ -6,8 +6,12 @@ mod inspect;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-pub use builder::{DEFAULT_LEEWAY, MAX_LEEWAY, VerifierBuilder};
+pub use builder::{
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LIFETIME, MAX_LEEWAY, MAX_TOKEN_LIFETIME_RANGE,
+    VerifierBuilder,
+};
 pub use inspect::{Inspection, inspect};
 
 use cache::{HeaderCache, HeaderFacts, VerifiedCache};
@@ -30,6 +34,7 @@ struct Inner {
     authorized_parties: Vec<String>,
     audiences: Vec<String>,
     leeway: i64,
+    max_lifetime: i64,
     allow_pending: bool,
     require_session: bool,
     require_email: bool,
@@ -54,6 +59,7 @@ impl fmt::Debug for Verifier {
             .field("authorized_parties", &inner.authorized_parties)
             .field("audiences", &inner.audiences)
             .field("leeway", &inner.leeway)
+            .field("max_lifetime", &inner.max_lifetime)
             .field("allow_pending", &inner.allow_pending)
             .field("require_session", &inner.require_session)
             .field("require_email", &inner.require_email)
@@ -78,6 +84,19 @@ impl Verifier {
         &self.inner.keys
     }
 
+    /// The clock-skew allowance applied to `exp`, `nbf` and `iat`.
+    pub fn leeway(&self) -> Duration {
+        Duration::from_secs(self.inner.leeway.unsigned_abs())
+    }
+
+    /// The longest lifetime an accepted token may have (see
+    /// [`VerifierBuilder::max_token_lifetime`]). Every accepted token expires at most
+    /// this plus [`Verifier::leeway`] after the moment it is verified, so state kept
+    /// until a token's `exp` (e.g. a signed-out session) is bounded by it.
+    pub fn max_token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.inner.max_lifetime.unsigned_abs())
+    }
+
     /// The current time by this verifier's clock.
     pub fn now(&self) -> i64 {
         self.inner.clock.now()
@@ -90,16 +109,18 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<SessionClaims> {
         let inner = &*self.inner;
         let now = inner.clock.now();
-        if let Some(claims) = inner.verified.get(token, now, inner.leeway) {
+        if let Some(claims) = inner.verified.get(token, now, inner.leeway, &inner.keys) {
             return Ok(claims);
         }
-        let claims = self.verify_fully(token, now).await?;
-        inner.verified.put(token, &claims, now);
+        let (claims, key) = self.verify_fully(token, now).await?;
+        inner
+            .verified
+            .put(token, &claims, &key, now, inner.max_lifetime, &inner.keys);
         Ok(claims)
     }
 
-    /// Every rule, in order.
-    async fn verify_fully(&self, token: &str, now: i64) -> Result<SessionClaims> {
+    /// Every rule, in order. Returns the claims and the key that verified them.
+    async fn verify_fully(&self, token: &str, now: i64) -> Result<(SessionClaims, VerifyingKey)> {
         let inner = &*self.inner;
         let reject = |e: crate::token::DecodeError| Error::rejected(e.reason, e.detail);
 
@@ -179,6 +200,26 @@ impl Verifier {
                 format!(
                     "token was issued at {iat}, {} s in the future (leeway {leeway} s)",
                     iat.saturating_sub(now)
+                ),
+            ));
+        }
+
+        // The lifetime, from the token's own claims: exp - iat, else exp - nbf (Clerk sets
+        // nbf a few seconds before iat, so iat is preferred), else the time left. iat
+        // and nbf are at most the leeway ahead of now here, so no accepted token
+        // expires later than now + leeway + the maximum.
+        let (start, from) = match (claims.iat, claims.nbf) {
+            (Some(iat), _) => (iat, "exp - iat"),
+            (None, Some(nbf)) => (nbf, "exp - nbf"),
+            (None, None) => (now, "exp - now"),
+        };
+        let lifetime = claims.exp.saturating_sub(start);
+        if lifetime > inner.max_lifetime {
+            return Err(Error::rejected(
+                Reason::TokenLifetimeTooLong,
+                format!(
+                    "token lives {lifetime} s ({from}), longer than the {} s accepted",
+                    inner.max_lifetime
                 ),
             ));
         }
@@ -270,9 +311,8 @@ impl Verifier {
                 "email_verified is false",
             ));
         }
-        Ok(claims)
+        Ok((claims, key))
     }
-
     async fn key_for(&self, kid: Option<&str>, now: i64) -> Result<VerifyingKey> {
         match &self.inner.keys {
             KeySource::Pem(key) => Ok(key.clone()),

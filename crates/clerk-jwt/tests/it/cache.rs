@@ -255,6 +255,85 @@ async fn after_an_unknown_kid_fetched_a_rotation_waits_for_the_cooldown() {
 }
 
 #[tokio::test]
+async fn cached_tokens_of_a_retired_key_are_refused_after_the_refresh() {
+    let server = JwksServer::start(serve_key()).await;
+    let clock = Arc::new(ManualClock::new(NOW));
+    let remote = RemoteJwks::url(server.url(), RemoteOptions::default());
+    let verifier = Verifier::builder()
+        .issuer(ISSUER)
+        .keys(remote.clone())
+        .clock(clock.clone())
+        .verified_token_cache(100)
+        .build()
+        .unwrap();
+    // A long-lived token (within the hour) verified and cached.
+    let long = session().claim("exp", NOW + 3000).sign();
+    verifier.verify(&long).await.unwrap();
+    verifier.verify(&long).await.unwrap();
+    assert_eq!(server.hits(), 1);
+
+    // The instance rotates to a new key only; a token signed by it brings the refresh.
+    server.set_mode(Mode::Serve(other_key().jwks()));
+    clock.set(NOW + 10);
+    let rotated = TokenBuilder::session(other_key(), ISSUER, NOW + 10).sign();
+    verifier.verify(&rotated).await.unwrap();
+    assert_eq!(server.hits(), 2);
+    assert_eq!(remote.status().kids, [other_key().kid()]);
+
+    // The cached token of the retired key is refused at once, not served until exp.
+    let result = verifier.verify(&long).await;
+    assert_eq!(reason(&result), Some(Reason::JwkKidMismatch));
+    // Tokens of the key that stays keep verifying.
+    verifier.verify(&rotated).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_readiness_refresh_that_retires_a_key_empties_the_cache_of_its_tokens() {
+    let server = JwksServer::start(Mode::Serve(jwks(&[key(), other_key()]))).await;
+    let clock = Arc::new(ManualClock::new(NOW));
+    let remote = RemoteJwks::url(server.url(), RemoteOptions::default());
+    let verifier = Verifier::builder()
+        .issuer(ISSUER)
+        .keys(remote.clone())
+        .clock(clock.clone())
+        .verified_token_cache(100)
+        .build()
+        .unwrap();
+    let old = session().claim("exp", NOW + 3000).sign();
+    let new = TokenBuilder::session(other_key(), ISSUER, NOW)
+        .claim("exp", NOW + 3000)
+        .sign();
+    verifier.verify(&old).await.unwrap();
+    verifier.verify(&new).await.unwrap();
+
+    // The same key published again (a TTL refresh) changes nothing.
+    clock.set(NOW + 100);
+    remote.refresh(NOW + 100).await.unwrap();
+    verifier.verify(&old).await.unwrap();
+
+    // The old key is retired.
+    server.set_mode(Mode::Serve(other_key().jwks()));
+    clock.set(NOW + 200);
+    remote.refresh(NOW + 200).await.unwrap();
+    assert_eq!(
+        reason(&verifier.verify(&old).await),
+        Some(Reason::JwkKidMismatch)
+    );
+    verifier.verify(&new).await.unwrap();
+
+    // A key replaced under the same kid (a new modulus) retires the old one too.
+    let replacement = clerk_jwt::testing::TestKey::generate(other_key().kid());
+    server.set_mode(Mode::Serve(replacement.jwks()));
+    clock.set(NOW + 300);
+    remote.refresh(NOW + 300).await.unwrap();
+    assert_eq!(
+        reason(&verifier.verify(&new).await),
+        Some(Reason::TokenInvalidSignature)
+    );
+    assert_eq!(server.hits(), 4);
+}
+
+#[tokio::test]
 async fn the_ttl_refreshes_known_keys_and_drops_retired_ones() {
     let f = fixture(serve_key(), RemoteOptions::default()).await;
     f.verifier.verify(&token_at(NOW)).await.unwrap();

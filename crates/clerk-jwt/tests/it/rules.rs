@@ -492,12 +492,6 @@ async fn time_rules_with_the_default_5_s_leeway() {
                 "ok",
             ),
             (
-                // Pitfall: i32 timestamps. Year 2300 does not fit in an i32.
-                "exp beyond i32",
-                session().claim("exp", 10_413_792_000_i64).sign(),
-                "ok",
-            ),
-            (
                 "expired beats wrong issuer (time is checked first)",
                 session()
                     .claim("exp", NOW - 60)
@@ -508,6 +502,148 @@ async fn time_rules_with_the_default_5_s_leeway() {
         ],
     )
     .await;
+}
+
+#[tokio::test]
+async fn timestamps_beyond_i32_are_read() {
+    // Pitfall: i32 timestamps. Year 2300 does not fit in an i32; a fresh token then.
+    let year_2300 = 10_413_792_000_i64;
+    let verifier = || base().clock(Arc::new(ManualClock::new(year_2300)));
+    check_table(
+        verifier,
+        vec![(
+            "iat and exp beyond i32",
+            TokenBuilder::session(key(), ISSUER, year_2300).sign(),
+            "ok",
+        )],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_an_hour_is_refused_by_default() {
+    let lives = |seconds: i64| session().claim("exp", NOW + seconds).sign();
+    check_table(
+        base,
+        vec![
+            ("Clerk's 60 s", lives(60), "ok"),
+            ("an hour", lives(3600), "ok"),
+            (
+                "an hour and a second",
+                lives(3601),
+                "token-lifetime-too-long",
+            ),
+            (
+                // The issue's case: minted with expires_in_seconds 36000.
+                "ten hours",
+                lives(36_000),
+                "token-lifetime-too-long",
+            ),
+            (
+                // Issued long ago, still valid: its lifetime, not the time left, counts.
+                "issued 2 h ago, 10 s left",
+                session()
+                    .claim("iat", NOW - 7200)
+                    .claim("exp", NOW + 10)
+                    .sign(),
+                "token-lifetime-too-long",
+            ),
+            (
+                // Without iat, nbf starts the lifetime (Clerk's nbf is 10 s before iat).
+                "no iat: exp - nbf, nbf 10 s back",
+                session()
+                    .without_claim("iat")
+                    .claim("exp", NOW + 3590)
+                    .sign(),
+                "ok",
+            ),
+            (
+                "no iat: exp - nbf over an hour",
+                session()
+                    .without_claim("iat")
+                    .claim("exp", NOW + 3591)
+                    .sign(),
+                "token-lifetime-too-long",
+            ),
+            (
+                "neither iat nor nbf: the time left",
+                session()
+                    .without_claim("iat")
+                    .without_claim("nbf")
+                    .claim("exp", NOW + 3600)
+                    .sign(),
+                "ok",
+            ),
+            (
+                "neither iat nor nbf: more than an hour left",
+                session()
+                    .without_claim("iat")
+                    .without_claim("nbf")
+                    .claim("exp", NOW + 3601)
+                    .sign(),
+                "token-lifetime-too-long",
+            ),
+            (
+                "expired beats too long (time is checked first)",
+                session()
+                    .claim("iat", NOW - 7200)
+                    .claim("exp", NOW - 60)
+                    .sign(),
+                "token-expired",
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_maximum_token_lifetime_is_configurable_and_bounded() {
+    let clerk_only = || base().max_token_lifetime(Duration::from_secs(60));
+    check_table(
+        clerk_only,
+        vec![
+            ("Clerk's 60 s", session().sign(), "ok"),
+            (
+                "61 s",
+                session().claim("exp", NOW + 61).sign(),
+                "token-lifetime-too-long",
+            ),
+        ],
+    )
+    .await;
+    let day = || base().max_token_lifetime(Duration::from_secs(24 * 3600));
+    check_table(
+        day,
+        vec![(
+            "ten hours",
+            session().claim("exp", NOW + 36_000).sign(),
+            "ok",
+        )],
+    )
+    .await;
+    assert_eq!(
+        base().build().unwrap().max_token_lifetime(),
+        clerk_jwt::DEFAULT_MAX_TOKEN_LIFETIME
+    );
+    assert_eq!(
+        clerk_only().build().unwrap().max_token_lifetime(),
+        Duration::from_secs(60)
+    );
+    for (seconds, ok) in [(59, false), (60, true), (86_400, true), (86_401, false)] {
+        let built = base()
+            .max_token_lifetime(Duration::from_secs(seconds))
+            .build();
+        match built {
+            Ok(_) => assert!(ok, "{seconds} s accepted"),
+            Err(err) => {
+                assert!(!ok, "{seconds} s refused: {err}");
+                assert!(
+                    matches!(err, Error::Config(ConfigError::MaxTokenLifetime(s)) if s == seconds),
+                    "{err}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]

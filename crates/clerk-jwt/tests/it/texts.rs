@@ -88,6 +88,17 @@ async fn failures() -> Vec<(&'static str, Error)> {
         .await,
     ));
     out.push((
+        "lives ten hours",
+        verify(base(), &claim("exp", (NOW + 36_000).into())).await,
+    ));
+    out.push((
+        "a maximum token lifetime below Clerk's 60 s",
+        base()
+            .max_token_lifetime(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_err(),
+    ));
+    out.push((
         "JWT template",
         verify(
             base(),
