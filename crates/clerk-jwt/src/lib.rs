@@ -47,9 +47,13 @@
 //!    `token-invalid-authorized-parties`.
 //! 9. `aud` contains the audience, only when one is set → `token-invalid-audience`.
 //! 10. A session token: `sid` present, not a JWT-template or machine `cat`, not
-//!     `typ: at+jwt` → `token-not-session`.
-//! 11. `sts` not `pending` (switchable) → `session-pending`.
-//! 12. An `email` claim holding an address → `email-missing`; `email_verified` not false
+//!     `typ: at+jwt`, `sid` a session id `sess_…` and `sub` a user id `user_…` →
+//!     `token-not-session`.
+//! 11. `sts`, when present, `active` or `pending` → `session-not-active` (with rule 10);
+//!     not `pending` (switchable) → `session-pending`.
+//! 12. No `act`, only when impersonation is refused (off by default) →
+//!     `session-impersonated`.
+//! 13. An `email` claim holding an address → `email-missing`; `email_verified` not false
 //!     → `email-unverified` (both switchable).
 //!
 //! # Security defaults

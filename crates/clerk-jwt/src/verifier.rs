@@ -4,6 +4,7 @@ mod builder;
 mod cache;
 mod inspect;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,7 @@ struct Inner {
     leeway: i64,
     max_lifetime: i64,
     allow_pending: bool,
+    reject_impersonation: bool,
     require_session: bool,
     require_email: bool,
     require_verified_email: bool,
@@ -61,6 +63,7 @@ impl fmt::Debug for Verifier {
             .field("leeway", &inner.leeway)
             .field("max_lifetime", &inner.max_lifetime)
             .field("allow_pending", &inner.allow_pending)
+            .field("reject_impersonation", &inner.reject_impersonation)
             .field("require_session", &inner.require_session)
             .field("require_email", &inner.require_email)
             .field("require_verified_email", &inner.require_verified_email)
@@ -267,17 +270,36 @@ impl Verifier {
             ));
         }
 
-        // 10. Session tokens only.
-        let not_session = if !inner.require_session {
+        // 10. Session tokens only, with the ids Clerk gives sessions and users.
+        let not_session: Option<Cow<'static, str>> = if !inner.require_session {
             None
         } else if header.access_token {
-            Some("typ at+jwt marks an OAuth access token")
+            Some("typ at+jwt marks an OAuth access token".into())
         } else if header.cat.as_deref() == Some(CAT_JWT_TEMPLATE) {
-            Some("cat marks a JWT template token")
+            Some("cat marks a JWT template token".into())
         } else if header.cat.as_deref() == Some(CAT_MACHINE) {
-            Some("cat marks a machine token")
+            Some("cat marks a machine token".into())
         } else if !has_sid {
-            Some("the token has no sid claim (JWT template tokens have none and outlive sign-out)")
+            Some(
+                "the token has no sid claim (JWT template tokens have none and outlive sign-out)"
+                    .into(),
+            )
+        } else if !is_clerk_id(&claims.sid, "sess_") {
+            Some(
+                format!(
+                    "sid {} is not a Clerk session id (sess_…)",
+                    describe_str(&claims.sid)
+                )
+                .into(),
+            )
+        } else if !is_clerk_id(&claims.sub, "user_") {
+            Some(
+                format!(
+                    "sub {} is not a Clerk user id (user_…)",
+                    describe_str(&claims.sub)
+                )
+                .into(),
+            )
         } else {
             None
         };
@@ -285,7 +307,24 @@ impl Verifier {
             return Err(Error::rejected(Reason::TokenNotSession, detail));
         }
 
-        // 11. Pending sessions.
+        // 11. The session status. Clerk's session token reference (v2 claims,
+        //     https://clerk.com/docs/backend-requests/resources/session-tokens) gives
+        //     sts as "active" or "pending", and Clerk's SDK treats pending as signed
+        //     out; the other statuses of a Clerk session (revoked, ended, expired,
+        //     removed, abandoned, replaced; Backend API `GET /sessions/{id}`) belong to
+        //     sessions that mint no token. So any other value is refused. v1 tokens
+        //     have no sts, and a missing sts is not a status: it passes.
+        if inner.require_session
+            && let Some(SessionStatus::Other(status)) = &claims.status
+        {
+            return Err(Error::rejected(
+                Reason::SessionNotActive,
+                format!(
+                    "the session status (sts) is {}, not active",
+                    describe_str(status)
+                ),
+            ));
+        }
         if !inner.allow_pending && claims.status == Some(SessionStatus::Pending) {
             return Err(Error::rejected(
                 Reason::SessionPending,
@@ -293,7 +332,20 @@ impl Verifier {
             ));
         }
 
-        // 12. Email.
+        // 12. Impersonation, when refused.
+        if inner.reject_impersonation
+            && let Some(actor) = &claims.actor
+        {
+            return Err(Error::rejected(
+                Reason::SessionImpersonated,
+                format!(
+                    "the token carries act: {} is impersonating the user, and impersonated sessions are refused",
+                    describe_str(&actor.sub)
+                ),
+            ));
+        }
+
+        // 13. Email.
         if inner.require_email && email_present != EmailClaim::Valid {
             let detail = match email_present {
                 EmailClaim::Missing => "the token has no email claim (or it is null)",
@@ -313,6 +365,17 @@ impl Verifier {
         }
         Ok((claims, key))
     }
+}
+
+/// Whether `id` is a Clerk id with this prefix: the prefix, then 1 to 64 ASCII letters
+/// and digits (Clerk's ids are base62, e.g. `user_2NNEqL2nrIRdJ194ndJqAHwEfxC`).
+fn is_clerk_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| {
+        (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+impl Verifier {
     async fn key_for(&self, kid: Option<&str>, now: i64) -> Result<VerifyingKey> {
         match &self.inner.keys {
             KeySource::Pem(key) => Ok(key.clone()),

@@ -44,6 +44,7 @@ pub struct VerifierBuilder {
     leeway: Option<Duration>,
     max_token_lifetime: Option<Duration>,
     allow_pending: bool,
+    reject_impersonation: bool,
     any_token_kind: bool,
     verified_cache: usize,
     email_optional: bool,
@@ -115,15 +116,26 @@ impl VerifierBuilder {
         self
     }
 
+    /// Refuses impersonated sessions (tokens carrying `act`, set when someone signs in
+    /// as the user from the Clerk dashboard) with `session-impersonated`. Off by
+    /// default: the actor is kept in [`SessionClaims::actor`](crate::SessionClaims::actor) for
+    /// the caller to show and log.
+    pub fn reject_impersonation(mut self, reject: bool) -> Self {
+        self.reject_impersonation = reject;
+        self
+    }
+
     /// Accepts sessions whose status is `pending` (off by default, as in Clerk's SDK).
     pub fn allow_pending_sessions(mut self, allow: bool) -> Self {
         self.allow_pending = allow;
         self
     }
 
-    /// Requires a session token: `sid` present, not a JWT-template or machine token, not
-    /// an OAuth access token (on by default). Switch it off only to model a verifier that
-    /// accepts any Clerk token, as InstantDB's does.
+    /// Requires a session token as Clerk issues it (on by default): `sid` a session id
+    /// (`sess_…`) and `sub` a user id (`user_…`), not a JWT-template or machine token,
+    /// not an OAuth access token, and a status (`sts`), when present, of `active` or
+    /// `pending`. Switch it off only to model a verifier that accepts any Clerk token,
+    /// as InstantDB's does.
     pub fn require_session_token(mut self, require: bool) -> Self {
         self.any_token_kind = !require;
         self
@@ -212,6 +224,7 @@ impl VerifierBuilder {
                 leeway: i64::try_from(leeway.as_secs()).unwrap_or(0),
                 max_lifetime: i64::try_from(max_lifetime.as_secs()).unwrap_or(0),
                 allow_pending: self.allow_pending,
+                reject_impersonation: self.reject_impersonation,
                 require_session: !self.any_token_kind,
                 require_email: !self.email_optional,
                 require_verified_email: !self.unverified_email_allowed,

@@ -885,6 +885,53 @@ async fn only_session_tokens_pass() {
 }
 
 #[tokio::test]
+async fn sid_and_sub_must_be_clerk_session_and_user_ids() {
+    let cases = |sid: &str, sub: &str| session().claim("sid", sid).claim("sub", sub).sign();
+    let user = TEST_USER_ID;
+    let sess = TEST_SESSION_ID;
+    check_table(
+        base,
+        vec![
+            ("Clerk's ids", cases(sess, user), "ok"),
+            ("short ids", cases("sess_1", "user_1"), "ok"),
+            ("empty sid", cases("", user), "token-not-session"),
+            ("bare sess_", cases("sess_", user), "token-not-session"),
+            (
+                "another prefix",
+                cases("session_2abc", user),
+                "token-not-session",
+            ),
+            ("a user id as sid", cases(user, user), "token-not-session"),
+            ("a space", cases("sess_2ab cd", user), "token-not-session"),
+            (
+                "too long",
+                cases(&format!("sess_{}", "a".repeat(65)), user),
+                "token-not-session",
+            ),
+            ("empty sub", cases(sess, ""), "token-not-session"),
+            ("machine sub", cases(sess, "mch_2abc"), "token-not-session"),
+            (
+                "a session id as sub",
+                cases(sess, sess),
+                "token-not-session",
+            ),
+            ("user_ alone", cases(sess, "user_"), "token-not-session"),
+        ],
+    )
+    .await;
+    // A verifier that accepts any Clerk token (as InstantDB's) does not judge them.
+    let any_kind = || base().require_session_token(false);
+    check_table(
+        any_kind,
+        vec![
+            ("empty ids", cases("", ""), "ok"),
+            ("machine sub", cases(sess, "mch_2abc"), "ok"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn pending_sessions_are_refused_unless_allowed() {
     let pending = session().claim("sts", "pending").sign();
     assert_eq!(outcome(base(), &pending).await, "session-pending");
@@ -892,9 +939,69 @@ async fn pending_sessions_are_refused_unless_allowed() {
         outcome(base().allow_pending_sessions(true), &pending).await,
         "ok"
     );
-    // Unknown statuses are kept, not refused.
-    let other = session().claim("sts", "reverification").sign();
-    assert_eq!(outcome(base(), &other).await, "ok");
+}
+
+#[tokio::test]
+async fn impersonation_is_kept_and_refused_only_when_asked() {
+    let act =
+        json!({"sub": "user_2admin", "iss": "https://dashboard.clerk.com", "sid": "sess_2admin"});
+    let impersonated = session().claim("act", act).sign();
+    let claims = base().build().unwrap().verify(&impersonated).await.unwrap();
+    let actor = claims.actor.expect("the actor is kept");
+    assert_eq!(actor.sub, "user_2admin");
+    assert_eq!(actor.sid.as_deref(), Some("sess_2admin"));
+    let refusing = || base().reject_impersonation(true);
+    check_table(
+        refusing,
+        vec![
+            ("impersonated", impersonated.clone(), "session-impersonated"),
+            ("act null", session().claim("act", Value::Null).sign(), "ok"),
+            ("not impersonated", session().sign(), "ok"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcome(base().reject_impersonation(false), &impersonated).await,
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn only_the_statuses_clerk_issues_tokens_for_pass() {
+    let sts = |status: Value| session().claim("sts", status).sign();
+    check_table(
+        base,
+        vec![
+            ("active", sts("active".into()), "ok"),
+            ("no sts (v1)", session().without_claim("sts").sign(), "ok"),
+            ("null", sts(Value::Null), "ok"),
+            ("revoked", sts("revoked".into()), "session-not-active"),
+            ("ended", sts("ended".into()), "session-not-active"),
+            ("expired", sts("expired".into()), "session-not-active"),
+            ("removed", sts("removed".into()), "session-not-active"),
+            ("abandoned", sts("abandoned".into()), "session-not-active"),
+            ("replaced", sts("replaced".into()), "session-not-active"),
+            (
+                "unknown",
+                sts("reverification".into()),
+                "session-not-active",
+            ),
+            ("empty", sts("".into()), "session-not-active"),
+            ("Active", sts("Active".into()), "session-not-active"),
+            ("not a string", sts(1.into()), "token-verification-failed"),
+        ],
+    )
+    .await;
+    // Allowing pending sessions allows no other status.
+    let pending_allowed = || base().allow_pending_sessions(true);
+    check_table(
+        pending_allowed,
+        vec![
+            ("pending", sts("pending".into()), "ok"),
+            ("revoked", sts("revoked".into()), "session-not-active"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

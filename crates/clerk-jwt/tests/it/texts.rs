@@ -109,9 +109,29 @@ async fn failures() -> Vec<(&'static str, Error)> {
         )
         .await,
     ));
+    out.push(("empty sid", verify(base(), &claim("sid", "".into())).await));
+    out.push((
+        "sub of a machine",
+        verify(base(), &claim("sub", "mch_2machine".into())).await,
+    ));
+    out.push((
+        "revoked session",
+        verify(base(), &claim("sts", "revoked".into())).await,
+    ));
     out.push((
         "pending session",
         verify(base(), &claim("sts", "pending".into())).await,
+    ));
+    out.push((
+        "impersonated, refused",
+        verify(
+            base().reject_impersonation(true),
+            &claim(
+                "act",
+                serde_json::json!({"sub": "user_2admin", "iss": "https://dashboard.clerk.com"}),
+            ),
+        )
+        .await,
     ));
     out.push((
         "no email",
