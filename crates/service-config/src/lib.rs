@@ -40,4 +40,6 @@ mod clients;
 mod settings;
 
 pub use clients::{BuildError, Clients, HTTP_TIMEOUT, VERIFIED_TOKENS, http_client};
-pub use settings::{DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig};
+pub use settings::{
+    DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig, VerifierArgs, VerifierSettings,
+};
