@@ -65,6 +65,13 @@ pub enum ConfigError {
         max = crate::verifier::MAX_LEEWAY.as_secs()
     )]
     Leeway(u64),
+    /// The maximum token lifetime is outside the accepted range.
+    #[error(
+        "maximum token lifetime of {0} s is outside {min}..={max} s",
+        min = crate::verifier::MAX_TOKEN_LIFETIME_RANGE.start().as_secs(),
+        max = crate::verifier::MAX_TOKEN_LIFETIME_RANGE.end().as_secs()
+    )]
+    MaxTokenLifetime(u64),
 }
 
 impl Error {
@@ -98,6 +105,9 @@ impl Error {
             }
             (Error::Config(ConfigError::Leeway(_)), _) => {
                 "use a leeway of a few seconds and keep the server clock in sync with NTP"
+            }
+            (Error::Config(ConfigError::MaxTokenLifetime(_)), _) => {
+                "allow at least Clerk's 60 s session tokens and at most a day; keep it as short as the longest tokens you mint"
             }
             (_, Some(reason)) => reason.hint(),
             (_, None) => "check the verifier configuration",

@@ -105,6 +105,9 @@ struct KeyInner {
     parsed: ParsedPublicKey,
     kid: Option<String>,
     bits: usize,
+    /// The exponent then the modulus, both without leading zeros: what makes two keys
+    /// the same key, whichever fetch parsed them.
+    components: Box<[u8]>,
 }
 
 impl VerifyingKey {
@@ -127,7 +130,15 @@ impl VerifyingKey {
         let parsed = RsaPublicKeyComponents { n, e }
             .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
             .map_err(|_| KeyError::NotRsa)?;
-        Ok(VerifyingKey(Arc::new(KeyInner { parsed, kid, bits })))
+        // The exponent's length first, so that no two (e, n) pairs share a byte string.
+        let e_len = u32::try_from(e.len()).unwrap_or(u32::MAX).to_be_bytes();
+        let components = [&e_len[..], e, n].concat().into_boxed_slice();
+        Ok(VerifyingKey(Arc::new(KeyInner {
+            parsed,
+            kid,
+            bits,
+            components,
+        })))
     }
 
     /// Parses a DER RSA public key: SPKI (`PUBLIC KEY`) or PKCS#1 (`RSA PUBLIC KEY`).
@@ -187,6 +198,13 @@ impl VerifyingKey {
     /// The modulus size in bits.
     pub fn bits(&self) -> usize {
         self.0.bits
+    }
+
+    /// Whether both are the same RSA key under the same `kid` (the same parse, or two
+    /// parses of one published key).
+    pub(crate) fn same_key(&self, other: &VerifyingKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.kid == other.0.kid && self.0.components == other.0.components)
     }
 
     /// Checks an RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature over `message`.
@@ -319,6 +337,18 @@ impl KeySet {
         self.keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key)
     }
 
+    /// Whether the set holds this very key under its `kid`.
+    pub(crate) fn holds(&self, key: &VerifyingKey) -> bool {
+        key.kid()
+            .and_then(|kid| self.get(kid))
+            .is_some_and(|held| held.same_key(key))
+    }
+
+    /// Whether some key of `previous` is not in this set (it was retired or replaced).
+    pub(crate) fn retires_some_of(&self, previous: &KeySet) -> bool {
+        previous.keys.iter().any(|(_, key)| !self.holds(key))
+    }
+
     /// The `kid`s in the set, sorted.
     pub fn kids(&self) -> Vec<&str> {
         let mut kids: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
@@ -378,6 +408,25 @@ impl KeySource {
     /// Whether tokens must name their key with `kid` (every JWKS source).
     pub(crate) fn requires_kid(&self) -> bool {
         !matches!(self, KeySource::Pem(_))
+    }
+
+    /// A number that changes whenever a key leaves the source (a remote JWKS refresh
+    /// that dropped or replaced a key); fixed sources never change.
+    pub(crate) fn retirements(&self) -> u64 {
+        match self {
+            KeySource::Remote(remote) => remote.retirements(),
+            KeySource::Static(_) | KeySource::Pem(_) => 0,
+        }
+    }
+
+    /// Whether `key` verifies tokens here now: the PEM key, a key of the static set, or
+    /// a key the remote JWKS's cached set still publishes under its `kid`.
+    pub(crate) fn holds(&self, key: &VerifyingKey) -> bool {
+        match self {
+            KeySource::Remote(remote) => remote.holds(key),
+            KeySource::Static(set) => set.holds(key),
+            KeySource::Pem(pem) => pem.same_key(key),
+        }
     }
 }
 

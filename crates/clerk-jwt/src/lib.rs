@@ -39,15 +39,21 @@
 //! 5. `sub` a string, `exp` a number, `nbf`/`iat` numbers when present, and every other
 //!    known claim of the right type → `token-verification-failed`.
 //! 6. `exp`, `nbf`, `iat` against the clock with the leeway (default 5 s, at most 30 s)
-//!    → `token-expired`, `token-not-active-yet`, `token-iat-in-the-future`.
+//!    → `token-expired`, `token-not-active-yet`, `token-iat-in-the-future`; the
+//!    lifetime (`exp - iat`, else `exp - nbf`, else the time left) at most the maximum
+//!    token lifetime (default 1 h) → `token-lifetime-too-long`.
 //! 7. `iss` among the accepted issuers → `token-invalid-issuer`.
 //! 8. `azp` among the authorized parties, when any are set →
 //!    `token-invalid-authorized-parties`.
 //! 9. `aud` contains the audience, only when one is set → `token-invalid-audience`.
 //! 10. A session token: `sid` present, not a JWT-template or machine `cat`, not
-//!     `typ: at+jwt` → `token-not-session`.
-//! 11. `sts` not `pending` (switchable) → `session-pending`.
-//! 12. An `email` claim holding an address → `email-missing`; `email_verified` not false
+//!     `typ: at+jwt`, `sid` a session id `sess_…` and `sub` a user id `user_…` →
+//!     `token-not-session`.
+//! 11. `sts`, when present, `active` or `pending` → `session-not-active` (with rule 10);
+//!     not `pending` (switchable) → `session-pending`.
+//! 12. No `act`, only when impersonation is refused (off by default) →
+//!     `session-impersonated`.
+//! 13. An `email` claim holding an address → `email-missing`; `email_verified` not false
 //!     → `email-unverified` (both switchable).
 //!
 //! # Security defaults
@@ -55,7 +61,9 @@
 //! Every rule above is on by default, including the issuer check Clerk's own SDK skips.
 //! Key caches are scoped to one JWKS URL, so one instance's tokens never verify against
 //! another's keys. Attacker-chosen `kid`s cause at most one refresh per cooldown (never
-//! less than 10 s). Secret keys are redacted in `Debug`, and no error carries the token.
+//! less than 10 s), none within 10 s of another fetch. No accepted token lives longer
+//! than the maximum token lifetime. Secret keys are redacted in `Debug`, and no error
+//! carries the token.
 
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -87,7 +95,10 @@ pub use remote::{
 };
 pub use secret::{SecretKey, SecretKeyError};
 pub use token::{CAT_JWT_TEMPLATE, CAT_MACHINE, CAT_SESSION, MAX_TOKEN_BYTES};
-pub use verifier::{DEFAULT_LEEWAY, Inspection, MAX_LEEWAY, Verifier, VerifierBuilder, inspect};
+pub use verifier::{
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LIFETIME, Inspection, MAX_LEEWAY, MAX_TOKEN_LIFETIME_RANGE,
+    Verifier, VerifierBuilder, inspect,
+};
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

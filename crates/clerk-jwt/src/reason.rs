@@ -10,8 +10,8 @@ use crate::Error;
 ///
 /// The first thirteen codes are the ones Clerk's own SDK (`@clerk/backend`) reports, so
 /// a client that already understands Clerk's errors understands these. The rest cover
-/// rules Clerk's SDK does not apply (issuer, audience, session-only tokens, pending
-/// sessions, the `email` claim InstantDB needs).
+/// rules Clerk's SDK does not apply (issuer, audience, token lifetime, session-only
+/// tokens, session status, impersonation, the `email` claim InstantDB needs).
 ///
 /// [`Reason::as_str`] is stable across releases; new variants may be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,12 +47,19 @@ pub enum Reason {
     TokenInvalidIssuer,
     /// An audience is configured and `aud` does not contain it.
     TokenInvalidAudience,
+    /// The token lives longer than the maximum token lifetime (`exp - iat`).
+    TokenLifetimeTooLong,
     /// A valid Clerk token that is not a session token (JWT template, machine or OAuth
-    /// access token, or no `sid`).
+    /// access token, no `sid`, or a `sid`/`sub` that is not a Clerk session/user id).
     TokenNotSession,
+    /// The session status (`sts`) is one Clerk never issues tokens for (neither
+    /// `active` nor `pending`).
+    SessionNotActive,
     /// The session is `pending` (the user still has a task to finish, e.g. choose an
     /// organization).
     SessionPending,
+    /// The session is an impersonation (`act`) and impersonation is refused.
+    SessionImpersonated,
     /// The token has no usable `email` claim.
     EmailMissing,
     /// The token says the email address is not verified.
@@ -61,7 +68,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 22] = [
         Reason::TokenExpired,
         Reason::TokenInvalid,
         Reason::TokenInvalidAlgorithm,
@@ -77,8 +84,11 @@ impl Reason {
         Reason::JwkKidMismatch,
         Reason::TokenInvalidIssuer,
         Reason::TokenInvalidAudience,
+        Reason::TokenLifetimeTooLong,
         Reason::TokenNotSession,
+        Reason::SessionNotActive,
         Reason::SessionPending,
+        Reason::SessionImpersonated,
         Reason::EmailMissing,
         Reason::EmailUnverified,
     ];
@@ -101,8 +111,11 @@ impl Reason {
             Reason::JwkKidMismatch => "jwk-kid-mismatch",
             Reason::TokenInvalidIssuer => "token-invalid-issuer",
             Reason::TokenInvalidAudience => "token-invalid-audience",
+            Reason::TokenLifetimeTooLong => "token-lifetime-too-long",
             Reason::TokenNotSession => "token-not-session",
+            Reason::SessionNotActive => "session-not-active",
             Reason::SessionPending => "session-pending",
+            Reason::SessionImpersonated => "session-impersonated",
             Reason::EmailMissing => "email-missing",
             Reason::EmailUnverified => "email-unverified",
         }
@@ -158,11 +171,20 @@ impl Reason {
             Reason::TokenInvalidAudience => {
                 "the token's aud claim does not contain the configured audience; fix the audience setting or the token"
             }
+            Reason::TokenLifetimeTooLong => {
+                "Clerk session tokens live 60 s; mint a shorter-lived token (expires_in_seconds), or raise the verifier's maximum token lifetime"
+            }
             Reason::TokenNotSession => {
                 "send a session token (getToken() with no template), not a JWT template, machine or OAuth token"
             }
+            Reason::SessionNotActive => {
+                "the token's session is not active; sign in again and send a fresh session token"
+            }
             Reason::SessionPending => {
                 "the user has a pending session task (e.g. choose an organization); finish it in the frontend, or allow pending sessions"
+            }
+            Reason::SessionImpersonated => {
+                "this service refuses impersonated sessions (act claim); sign in as yourself, or allow impersonation"
             }
             Reason::EmailMissing => {
                 "add the email claim to the session token in the Clerk dashboard (Sessions, Customize session token: \"email\": \"{{user.primary_email_address}}\"); users without an email address cannot sign in"

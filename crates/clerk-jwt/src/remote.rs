@@ -13,8 +13,8 @@ use crate::secret::SecretKey;
 /// The Backend API base URL.
 pub const DEFAULT_BACKEND_API_URL: &str = "https://api.clerk.com";
 
-/// However it is configured, an unknown `kid` never triggers refreshes more often than
-/// this (an attacker chooses the `kid`).
+/// However it is configured, no refresh follows another fetch sooner than this, and the
+/// unknown-`kid` cooldown is never shorter (an attacker chooses the `kid`).
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How a [`RemoteJwks`] caches and fetches.
@@ -23,8 +23,11 @@ pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 pub struct RemoteOptions {
     /// How long fetched keys are used before a refresh is due. Default 1 h.
     pub ttl: Duration,
-    /// The minimum time between refreshes caused by an unknown `kid`. Default 5 min;
-    /// never less than [`MIN_REFRESH_INTERVAL`].
+    /// The minimum time between two refreshes caused by an unknown `kid`. Default
+    /// 5 min; never less than [`MIN_REFRESH_INTERVAL`]. Other fetches (the first, the
+    /// TTL refresh, [`RemoteJwks::refresh`]) do not start it: an unknown `kid` seen
+    /// [`MIN_REFRESH_INTERVAL`] after one of them is fetched for at once, so a genuine
+    /// key rotation is picked up within seconds.
     pub kid_refresh_cooldown: Duration,
     /// How long past the TTL cached keys keep verifying while refreshes fail.
     /// Default 6 h.
@@ -173,7 +176,10 @@ pub struct CacheStatus {
 struct State {
     keys: Option<Arc<KeySet>>,
     fetched_at: i64,
+    /// The last fetch of any kind.
     last_attempt: Option<i64>,
+    /// The last fetch an unknown `kid` caused (the cooldown runs from it).
+    last_kid_attempt: Option<i64>,
     last_error: Option<FetchError>,
 }
 
@@ -185,6 +191,8 @@ struct Inner {
     state: RwLock<State>,
     refresh: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
+    /// Bumped after a fetch stored a key set lacking a key of the one before.
+    retirements: AtomicU64,
 }
 
 /// A remote JWKS with its own cache. Cheap to clone; clones share the cache.
@@ -264,6 +272,7 @@ impl RemoteJwks {
                 state: RwLock::default(),
                 refresh: tokio::sync::Mutex::new(()),
                 fetches: AtomicU64::new(0),
+                retirements: AtomicU64::new(0),
             }),
         }
     }
@@ -301,6 +310,17 @@ impl RemoteJwks {
         self.fetch_and_store(now).await.map(|set| set.len())
     }
 
+    /// Changes (grows) whenever a fetch stored a key set that dropped or replaced a key
+    /// of the set before it.
+    pub(crate) fn retirements(&self) -> u64 {
+        self.inner.retirements.load(Ordering::Acquire)
+    }
+
+    /// Whether the cached key set publishes this very key under its `kid`.
+    pub(crate) fn holds(&self, key: &VerifyingKey) -> bool {
+        self.read().keys.as_ref().is_some_and(|set| set.holds(key))
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.inner
             .state
@@ -329,7 +349,7 @@ impl RemoteJwks {
         // Slow path: one task at a time decides and fetches; the others wait here and
         // then find what it fetched.
         let _flight = self.inner.refresh.lock().await;
-        let (cached, have_keys, fresh, within_stale, since_attempt, last_error) = {
+        let (cached, have_keys, fresh, within_stale, since_any, since_kid, last_error) = {
             let state = self.read();
             let cached = state.keys.as_ref().and_then(|k| k.get(kid)).cloned();
             let fresh = state.keys.is_some() && now < state.fetched_at.saturating_add(ttl);
@@ -344,21 +364,23 @@ impl RemoteJwks {
                 fresh,
                 within_stale,
                 state.last_attempt.map(|t| now.saturating_sub(t)),
+                state.last_kid_attempt.map(|t| now.saturating_sub(t)),
                 state.last_error.clone(),
             )
         };
         if fresh && let Some(key) = cached {
             return Ok(key);
         }
-        let min_retry = Self::secs(MIN_REFRESH_INTERVAL);
-        let wait = if cached.is_some() || !have_keys {
-            // Keys due for refresh, or a cold cache: retry no faster than the floor.
-            min_retry
-        } else {
-            // An unknown kid in a loaded key set: the cooldown.
-            Self::secs(self.inner.options.kid_refresh_cooldown)
-        };
-        let may_fetch = since_attempt.is_none_or(|elapsed| elapsed >= wait);
+        // No fetch sooner than the floor after any other. An unknown kid in a loaded key
+        // set (an attacker chooses it) may also fetch only once per cooldown, counted
+        // from the last fetch an unknown kid caused: so a flood costs one fetch per
+        // cooldown, while a genuine rotation seen after the first fetch, a TTL refresh
+        // or a readiness refresh is fetched for after the floor alone.
+        let unknown_kid = have_keys && cached.is_none();
+        let floor = Self::secs(MIN_REFRESH_INTERVAL);
+        let cooldown = Self::secs(self.inner.options.kid_refresh_cooldown);
+        let may_fetch = since_any.is_none_or(|elapsed| elapsed >= floor)
+            && (!unknown_kid || since_kid.is_none_or(|elapsed| elapsed >= cooldown));
         if !may_fetch {
             return match cached {
                 Some(key) if within_stale => Ok(key),
@@ -371,6 +393,13 @@ impl RemoteJwks {
                     }
                 }))),
             };
+        }
+        if unknown_kid {
+            self.inner
+                .state
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .last_kid_attempt = Some(now);
         }
         match self.fetch_and_store(now).await {
             Ok(set) => set.get(kid).cloned().ok_or(LookupError::KidMismatch),
@@ -405,9 +434,23 @@ impl RemoteJwks {
             Ok(set) => {
                 let set = Arc::new(set);
                 tracing::debug!(url = %self.inner.url, keys = set.len(), "JWKS fetched");
+                let retired = state
+                    .keys
+                    .as_ref()
+                    .is_some_and(|previous| set.retires_some_of(previous));
                 state.keys = Some(Arc::clone(&set));
                 state.fetched_at = now;
                 state.last_error = None;
+                if retired {
+                    // After the new set is stored (under the lock), so whoever sees the
+                    // new count also sees the set without the retired key.
+                    self.inner.retirements.fetch_add(1, Ordering::Release);
+                    tracing::info!(
+                        url = %self.inner.url,
+                        kids = ?set.kids(),
+                        "JWKS refresh retired a key"
+                    );
+                }
                 Ok(set)
             }
             Err(error) => {

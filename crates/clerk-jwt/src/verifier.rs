@@ -4,10 +4,15 @@ mod builder;
 mod cache;
 mod inspect;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-pub use builder::{DEFAULT_LEEWAY, MAX_LEEWAY, VerifierBuilder};
+pub use builder::{
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LIFETIME, MAX_LEEWAY, MAX_TOKEN_LIFETIME_RANGE,
+    VerifierBuilder,
+};
 pub use inspect::{Inspection, inspect};
 
 use cache::{HeaderCache, HeaderFacts, VerifiedCache};
@@ -30,7 +35,9 @@ struct Inner {
     authorized_parties: Vec<String>,
     audiences: Vec<String>,
     leeway: i64,
+    max_lifetime: i64,
     allow_pending: bool,
+    reject_impersonation: bool,
     require_session: bool,
     require_email: bool,
     require_verified_email: bool,
@@ -54,7 +61,9 @@ impl fmt::Debug for Verifier {
             .field("authorized_parties", &inner.authorized_parties)
             .field("audiences", &inner.audiences)
             .field("leeway", &inner.leeway)
+            .field("max_lifetime", &inner.max_lifetime)
             .field("allow_pending", &inner.allow_pending)
+            .field("reject_impersonation", &inner.reject_impersonation)
             .field("require_session", &inner.require_session)
             .field("require_email", &inner.require_email)
             .field("require_verified_email", &inner.require_verified_email)
@@ -78,6 +87,19 @@ impl Verifier {
         &self.inner.keys
     }
 
+    /// The clock-skew allowance applied to `exp`, `nbf` and `iat`.
+    pub fn leeway(&self) -> Duration {
+        Duration::from_secs(self.inner.leeway.unsigned_abs())
+    }
+
+    /// The longest lifetime an accepted token may have (see
+    /// [`VerifierBuilder::max_token_lifetime`]). Every accepted token expires at most
+    /// this plus [`Verifier::leeway`] after the moment it is verified, so state kept
+    /// until a token's `exp` (e.g. a signed-out session) is bounded by it.
+    pub fn max_token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.inner.max_lifetime.unsigned_abs())
+    }
+
     /// The current time by this verifier's clock.
     pub fn now(&self) -> i64 {
         self.inner.clock.now()
@@ -90,16 +112,18 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<SessionClaims> {
         let inner = &*self.inner;
         let now = inner.clock.now();
-        if let Some(claims) = inner.verified.get(token, now, inner.leeway) {
+        if let Some(claims) = inner.verified.get(token, now, inner.leeway, &inner.keys) {
             return Ok(claims);
         }
-        let claims = self.verify_fully(token, now).await?;
-        inner.verified.put(token, &claims, now);
+        let (claims, key) = self.verify_fully(token, now).await?;
+        inner
+            .verified
+            .put(token, &claims, &key, now, inner.max_lifetime, &inner.keys);
         Ok(claims)
     }
 
-    /// Every rule, in order.
-    async fn verify_fully(&self, token: &str, now: i64) -> Result<SessionClaims> {
+    /// Every rule, in order. Returns the claims and the key that verified them.
+    async fn verify_fully(&self, token: &str, now: i64) -> Result<(SessionClaims, VerifyingKey)> {
         let inner = &*self.inner;
         let reject = |e: crate::token::DecodeError| Error::rejected(e.reason, e.detail);
 
@@ -183,6 +207,26 @@ impl Verifier {
             ));
         }
 
+        // The lifetime, from the token's own claims: exp - iat, else exp - nbf (Clerk sets
+        // nbf a few seconds before iat, so iat is preferred), else the time left. iat
+        // and nbf are at most the leeway ahead of now here, so no accepted token
+        // expires later than now + leeway + the maximum.
+        let (start, from) = match (claims.iat, claims.nbf) {
+            (Some(iat), _) => (iat, "exp - iat"),
+            (None, Some(nbf)) => (nbf, "exp - nbf"),
+            (None, None) => (now, "exp - now"),
+        };
+        let lifetime = claims.exp.saturating_sub(start);
+        if lifetime > inner.max_lifetime {
+            return Err(Error::rejected(
+                Reason::TokenLifetimeTooLong,
+                format!(
+                    "token lives {lifetime} s ({from}), longer than the {} s accepted",
+                    inner.max_lifetime
+                ),
+            ));
+        }
+
         // 7. Issuer.
         if !inner.issuers.contains(&claims.iss) {
             return Err(Error::rejected(
@@ -226,17 +270,36 @@ impl Verifier {
             ));
         }
 
-        // 10. Session tokens only.
-        let not_session = if !inner.require_session {
+        // 10. Session tokens only, with the ids Clerk gives sessions and users.
+        let not_session: Option<Cow<'static, str>> = if !inner.require_session {
             None
         } else if header.access_token {
-            Some("typ at+jwt marks an OAuth access token")
+            Some("typ at+jwt marks an OAuth access token".into())
         } else if header.cat.as_deref() == Some(CAT_JWT_TEMPLATE) {
-            Some("cat marks a JWT template token")
+            Some("cat marks a JWT template token".into())
         } else if header.cat.as_deref() == Some(CAT_MACHINE) {
-            Some("cat marks a machine token")
+            Some("cat marks a machine token".into())
         } else if !has_sid {
-            Some("the token has no sid claim (JWT template tokens have none and outlive sign-out)")
+            Some(
+                "the token has no sid claim (JWT template tokens have none and outlive sign-out)"
+                    .into(),
+            )
+        } else if !is_clerk_id(&claims.sid, "sess_") {
+            Some(
+                format!(
+                    "sid {} is not a Clerk session id (sess_…)",
+                    describe_str(&claims.sid)
+                )
+                .into(),
+            )
+        } else if !is_clerk_id(&claims.sub, "user_") {
+            Some(
+                format!(
+                    "sub {} is not a Clerk user id (user_…)",
+                    describe_str(&claims.sub)
+                )
+                .into(),
+            )
         } else {
             None
         };
@@ -244,7 +307,24 @@ impl Verifier {
             return Err(Error::rejected(Reason::TokenNotSession, detail));
         }
 
-        // 11. Pending sessions.
+        // 11. The session status. Clerk's session token reference (v2 claims,
+        //     https://clerk.com/docs/backend-requests/resources/session-tokens) gives
+        //     sts as "active" or "pending", and Clerk's SDK treats pending as signed
+        //     out; the other statuses of a Clerk session (revoked, ended, expired,
+        //     removed, abandoned, replaced; Backend API `GET /sessions/{id}`) belong to
+        //     sessions that mint no token. So any other value is refused. v1 tokens
+        //     have no sts, and a missing sts is not a status: it passes.
+        if inner.require_session
+            && let Some(SessionStatus::Other(status)) = &claims.status
+        {
+            return Err(Error::rejected(
+                Reason::SessionNotActive,
+                format!(
+                    "the session status (sts) is {}, not active",
+                    describe_str(status)
+                ),
+            ));
+        }
         if !inner.allow_pending && claims.status == Some(SessionStatus::Pending) {
             return Err(Error::rejected(
                 Reason::SessionPending,
@@ -252,7 +332,20 @@ impl Verifier {
             ));
         }
 
-        // 12. Email.
+        // 12. Impersonation, when refused.
+        if inner.reject_impersonation
+            && let Some(actor) = &claims.actor
+        {
+            return Err(Error::rejected(
+                Reason::SessionImpersonated,
+                format!(
+                    "the token carries act: {} is impersonating the user, and impersonated sessions are refused",
+                    describe_str(&actor.sub)
+                ),
+            ));
+        }
+
+        // 13. Email.
         if inner.require_email && email_present != EmailClaim::Valid {
             let detail = match email_present {
                 EmailClaim::Missing => "the token has no email claim (or it is null)",
@@ -270,9 +363,19 @@ impl Verifier {
                 "email_verified is false",
             ));
         }
-        Ok(claims)
+        Ok((claims, key))
     }
+}
 
+/// Whether `id` is a Clerk id with this prefix: the prefix, then 1 to 64 ASCII letters
+/// and digits (Clerk's ids are base62, e.g. `user_2NNEqL2nrIRdJ194ndJqAHwEfxC`).
+fn is_clerk_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| {
+        (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+impl Verifier {
     async fn key_for(&self, kid: Option<&str>, now: i64) -> Result<VerifyingKey> {
         match &self.inner.keys {
             KeySource::Pem(key) => Ok(key.clone()),

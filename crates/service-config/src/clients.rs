@@ -53,10 +53,12 @@ impl ServiceConfig {
     /// network call is made.
     pub fn clients(&self, http: &reqwest::Client) -> Result<Clients, BuildError> {
         // Clients resend the same token for up to a minute: remember verified ones.
-        let mut verifier = Verifier::builder()
-            .publishable_key(self.publishable_key.clone())
-            .verified_token_cache(VERIFIED_TOKENS)
-            .http_client(http.clone());
+        let mut verifier = self.verifier.apply(
+            Verifier::builder()
+                .publishable_key(self.publishable_key.clone())
+                .verified_token_cache(VERIFIED_TOKENS)
+                .http_client(http.clone()),
+        );
         for issuer in &self.issuers {
             verifier = verifier.issuer(issuer);
         }

@@ -43,4 +43,6 @@ mod settings;
 
 pub use clients::{BuildError, Clients, HTTP_TIMEOUT, VERIFIED_TOKENS, http_client};
 pub use origin::{ANY_AUTHORIZED_PARTY, AuthorizedParties, OriginError, normalize_origin};
-pub use settings::{DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig};
+pub use settings::{
+    DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig, VerifierArgs, VerifierSettings,
+};

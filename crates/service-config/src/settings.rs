@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::time::Duration;
 
 use auth_core::Strategy;
 use clerk_jwt::{PublishableKey, SecretKey, VerifyingKey};
@@ -66,6 +67,9 @@ pub struct ServiceArgs {
     /// How InstantDB sessions are obtained: id-token (default) or admin.
     #[arg(long, env = "SIGN_IN_STRATEGY")]
     pub strategy: Option<String>,
+    /// The token verifier's own rules.
+    #[command(flatten)]
+    pub verifier: VerifierArgs,
 }
 
 /// `Some("[redacted]")` for a set secret, so `Debug` shows whether it is set.
@@ -87,6 +91,7 @@ impl fmt::Debug for ServiceArgs {
             .field("instant_api_uri", &self.instant_api_uri)
             .field("instant_client_name", &self.instant_client_name)
             .field("strategy", &self.strategy)
+            .field("verifier", &self.verifier)
             .finish()
     }
 }
@@ -116,6 +121,8 @@ pub struct ServiceConfig {
     pub instant_api_uri: String,
     /// Sign-in strategy.
     pub strategy: Strategy,
+    /// The token verifier's own rules.
+    pub verifier: VerifierSettings,
 }
 
 /// A set, non-blank setting, trimmed.
@@ -186,7 +193,7 @@ fn is_http_url(text: &str) -> bool {
 impl ServiceArgs {
     /// Each setting's label and whether it is given (a blank value counts as given:
     /// it is a mistake [`ServiceArgs::resolve`] reports).
-    fn given_settings(&self) -> [(&'static str, bool); 11] {
+    fn given_settings(&self) -> [(&'static str, bool); 13] {
         [
             (PUBLISHABLE_KEY.label, self.clerk_publishable_key.is_some()),
             (SECRET_KEY.label, self.clerk_secret_key.is_some()),
@@ -217,6 +224,14 @@ impl ServiceArgs {
                 self.instant_client_name.is_some(),
             ),
             ("SIGN_IN_STRATEGY (--strategy)", self.strategy.is_some()),
+            (
+                "CLERK_MAX_TOKEN_LIFETIME_SECS (--clerk-max-token-lifetime-secs)",
+                self.verifier.clerk_max_token_lifetime_secs.is_some(),
+            ),
+            (
+                "CLERK_REJECT_IMPERSONATION (--clerk-reject-impersonation)",
+                self.verifier.clerk_reject_impersonation.is_some(),
+            ),
         ]
     }
 
@@ -490,6 +505,7 @@ impl ServiceArgs {
             }
         };
 
+        let verifier = self.verifier.resolve(&mut problems);
         match (publishable_key, instant_app_id, strategy) {
             (Some(publishable_key), Some(instant_app_id), Some(strategy))
                 if problems.is_empty() =>
@@ -505,10 +521,230 @@ impl ServiceArgs {
                     instant_admin_token,
                     instant_api_uri,
                     strategy,
+                    verifier,
                 })
             }
             _ => Err(problems),
         }
+    }
+}
+
+// The token verifier's own settings (issue 11: token lifetime, impersonation), kept
+// together: their flags, their checks, and what they set on the verifier.
+
+/// The token verifier's own settings, as given; flattened into [`ServiceArgs`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct VerifierArgs {
+    /// Longest accepted token lifetime in seconds (exp - iat), 60 to 86400 [default: 3600].
+    /// Clerk's session tokens live 60 s; longer ones are minted through the Backend API.
+    /// It also bounds how long a signed-out session must be remembered.
+    #[arg(long, env = "CLERK_MAX_TOKEN_LIFETIME_SECS", value_name = "SECS")]
+    pub clerk_max_token_lifetime_secs: Option<String>,
+    /// Refuse impersonated sessions (tokens with an act claim, from "Impersonate user" in
+    /// the Clerk dashboard): true or false [default: false].
+    #[arg(
+        long,
+        env = "CLERK_REJECT_IMPERSONATION",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub clerk_reject_impersonation: Option<String>,
+}
+
+/// The token verifier's own settings, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifierSettings {
+    /// The longest accepted token lifetime
+    /// (`clerk_jwt::VerifierBuilder::max_token_lifetime`).
+    pub max_token_lifetime: Duration,
+    /// Whether impersonated sessions are refused
+    /// (`clerk_jwt::VerifierBuilder::reject_impersonation`).
+    pub reject_impersonation: bool,
+}
+
+impl Default for VerifierSettings {
+    fn default() -> Self {
+        VerifierSettings {
+            max_token_lifetime: clerk_jwt::DEFAULT_MAX_TOKEN_LIFETIME,
+            reject_impersonation: false,
+        }
+    }
+}
+
+impl VerifierArgs {
+    /// Checks the settings, adding a problem for each bad one (its default is used
+    /// then, and the problem stops start-up).
+    fn resolve(&self, problems: &mut Vec<Problem>) -> VerifierSettings {
+        let mut settings = VerifierSettings::default();
+        for (setting, value) in [
+            (
+                "CLERK_MAX_TOKEN_LIFETIME_SECS (--clerk-max-token-lifetime-secs)",
+                &self.clerk_max_token_lifetime_secs,
+            ),
+            (
+                "CLERK_REJECT_IMPERSONATION (--clerk-reject-impersonation)",
+                &self.clerk_reject_impersonation,
+            ),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                problems.push(Problem {
+                    setting,
+                    message: EMPTY.to_owned(),
+                });
+            }
+        }
+        if let Some(value) = text(&self.clerk_max_token_lifetime_secs) {
+            let range = clerk_jwt::MAX_TOKEN_LIFETIME_RANGE;
+            let (min, max) = (range.start().as_secs(), range.end().as_secs());
+            match value.parse::<u64>().map(Duration::from_secs) {
+                Ok(lifetime) if range.contains(&lifetime) => {
+                    settings.max_token_lifetime = lifetime;
+                }
+                _ => problems.push(Problem {
+                    setting: "CLERK_MAX_TOKEN_LIFETIME_SECS (--clerk-max-token-lifetime-secs)",
+                    message: format!(
+                        "must be a whole number of seconds from {min} to {max}, not {value:?}; Clerk's session tokens live 60 s, so unset it for {} s unless you mint longer tokens",
+                        clerk_jwt::DEFAULT_MAX_TOKEN_LIFETIME.as_secs()
+                    ),
+                }),
+            }
+        }
+        if let Some(value) = text(&self.clerk_reject_impersonation) {
+            match value.to_ascii_lowercase().as_str() {
+                "true" => settings.reject_impersonation = true,
+                "false" => settings.reject_impersonation = false,
+                _ => problems.push(Problem {
+                    setting: "CLERK_REJECT_IMPERSONATION (--clerk-reject-impersonation)",
+                    message: format!("must be true or false, not {value:?}"),
+                }),
+            }
+        }
+        settings
+    }
+}
+
+impl VerifierSettings {
+    /// Sets these rules on a verifier under construction.
+    pub fn apply(&self, builder: clerk_jwt::VerifierBuilder) -> clerk_jwt::VerifierBuilder {
+        builder
+            .max_token_lifetime(self.max_token_lifetime)
+            .reject_impersonation(self.reject_impersonation)
+    }
+}
+
+#[cfg(test)]
+mod verifier_settings_tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// A positional after the flags, as the CLI's commands have.
+        rest: Option<String>,
+    }
+
+    fn parse(flags: &[&str]) -> (Result<VerifierSettings, Vec<Problem>>, Cli) {
+        let mut args = vec![
+            "x",
+            "--clerk-publishable-key",
+            "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k",
+            "--instant-app-id",
+            "11111111-2222-4333-8444-555555555555",
+        ];
+        args.extend_from_slice(flags);
+        let cli = Cli::try_parse_from(args).unwrap();
+        (cli.service.resolve().map(|c| c.verifier), cli)
+    }
+
+    #[test]
+    fn defaults_are_an_hour_and_impersonation_allowed() {
+        let (settings, _) = parse(&[]);
+        assert_eq!(settings.unwrap(), VerifierSettings::default());
+        assert_eq!(
+            VerifierSettings::default().max_token_lifetime,
+            Duration::from_secs(3600)
+        );
+        assert!(!VerifierSettings::default().reject_impersonation);
+    }
+
+    #[test]
+    fn flags_set_the_rules_and_reach_the_verifier() {
+        let (settings, cli) = parse(&[
+            "--clerk-max-token-lifetime-secs",
+            "60",
+            "--clerk-reject-impersonation",
+            "token",
+        ]);
+        assert_eq!(
+            cli.rest.as_deref(),
+            Some("token"),
+            "the flag takes no value"
+        );
+        let settings = settings.unwrap();
+        assert_eq!(settings.max_token_lifetime, Duration::from_secs(60));
+        assert!(settings.reject_impersonation);
+        let (settings, _) = parse(&["--clerk-reject-impersonation=false"]);
+        assert!(!settings.unwrap().reject_impersonation);
+
+        let (config, _) = parse(&["--clerk-max-token-lifetime-secs", "120"]);
+        let config = config.unwrap();
+        let verifier = config
+            .apply(
+                clerk_jwt::Verifier::builder()
+                    .issuer("https://clerk.example.com")
+                    .keys(clerk_jwt::KeySet::default()),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(verifier.max_token_lifetime(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn bad_values_are_problems_naming_the_setting() {
+        for value in ["59", "86401", "1h", "0", "3600.5"] {
+            let (result, _) = parse(&["--clerk-max-token-lifetime-secs", value]);
+            let problems = result.unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(
+                problems[0].setting,
+                "CLERK_MAX_TOKEN_LIFETIME_SECS (--clerk-max-token-lifetime-secs)"
+            );
+            assert!(problems[0].message.contains("60 to 86400"), "{problems:?}");
+        }
+        let (result, _) = parse(&["--clerk-reject-impersonation=yes"]);
+        let problems = result.unwrap_err();
+        assert_eq!(
+            problems[0].setting,
+            "CLERK_REJECT_IMPERSONATION (--clerk-reject-impersonation)"
+        );
+        assert_eq!(problems[0].message, "must be true or false, not \"yes\"");
+    }
+
+    #[test]
+    fn they_count_as_settings_given() {
+        let lifetime = ServiceArgs {
+            verifier: VerifierArgs {
+                clerk_max_token_lifetime_secs: Some("60".into()),
+                ..VerifierArgs::default()
+            },
+            ..ServiceArgs::default()
+        };
+        assert!(!lifetime.is_empty());
+        let blank = ServiceArgs {
+            verifier: VerifierArgs {
+                clerk_reject_impersonation: Some(" ".into()),
+                ..VerifierArgs::default()
+            },
+            ..ServiceArgs::default()
+        };
+        // Given, but empty: a problem, as for every other setting.
+        assert!(!blank.is_empty());
     }
 }
 

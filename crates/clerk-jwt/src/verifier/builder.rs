@@ -1,5 +1,6 @@
 //! [`VerifierBuilder`]: the configuration of a [`Verifier`], checked once in `build`.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,17 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
 /// The largest leeway accepted: more would stretch a 60 s token's life far beyond what
 /// clock skew explains.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(30);
+/// The default longest accepted token lifetime: 1 h. Clerk's session tokens live 60 s;
+/// tokens minted through the Backend API (`POST /v1/sessions/{id}/tokens` with
+/// `expires_in_seconds`) by scripts, tests and load tools commonly live up to an hour.
+/// Anything longer is refused, so a signed-out session needs remembering for at most
+/// this long (plus the leeway).
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// The values [`VerifierBuilder::max_token_lifetime`] accepts: at least Clerk's own 60 s
+/// (less would refuse every session token), at most a day (beyond that the bound no
+/// longer bounds anything a session outlives).
+pub const MAX_TOKEN_LIFETIME_RANGE: RangeInclusive<Duration> =
+    Duration::from_secs(60)..=Duration::from_secs(24 * 3600);
 
 /// Configures a [`Verifier`]. Every rule is on unless switched off here.
 #[derive(Debug, Default)]
@@ -30,7 +42,9 @@ pub struct VerifierBuilder {
     authorized_parties: Vec<String>,
     audiences: Vec<String>,
     leeway: Option<Duration>,
+    max_token_lifetime: Option<Duration>,
     allow_pending: bool,
+    reject_impersonation: bool,
     any_token_kind: bool,
     verified_cache: usize,
     email_optional: bool,
@@ -91,15 +105,37 @@ impl VerifierBuilder {
         self
     }
 
+    /// The longest lifetime a token may have (default [`DEFAULT_MAX_TOKEN_LIFETIME`],
+    /// 1 h; within [`MAX_TOKEN_LIFETIME_RANGE`]): its `exp - iat`, or `exp - nbf` when
+    /// it has no `iat`, or the time it has left when it has neither. A longer-lived
+    /// token is refused with `token-lifetime-too-long`, and no verified token is cached
+    /// for longer. [`Verifier::max_token_lifetime`] reports it, so whoever remembers
+    /// tokens until they expire knows for how long at most.
+    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_token_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Refuses impersonated sessions (tokens carrying `act`, set when someone signs in
+    /// as the user from the Clerk dashboard) with `session-impersonated`. Off by
+    /// default: the actor is kept in [`SessionClaims::actor`](crate::SessionClaims::actor) for
+    /// the caller to show and log.
+    pub fn reject_impersonation(mut self, reject: bool) -> Self {
+        self.reject_impersonation = reject;
+        self
+    }
+
     /// Accepts sessions whose status is `pending` (off by default, as in Clerk's SDK).
     pub fn allow_pending_sessions(mut self, allow: bool) -> Self {
         self.allow_pending = allow;
         self
     }
 
-    /// Requires a session token: `sid` present, not a JWT-template or machine token, not
-    /// an OAuth access token (on by default). Switch it off only to model a verifier that
-    /// accepts any Clerk token, as InstantDB's does.
+    /// Requires a session token as Clerk issues it (on by default): `sid` a session id
+    /// (`sess_…`) and `sub` a user id (`user_…`), not a JWT-template or machine token,
+    /// not an OAuth access token, and a status (`sts`), when present, of `active` or
+    /// `pending`. Switch it off only to model a verifier that accepts any Clerk token,
+    /// as InstantDB's does.
     pub fn require_session_token(mut self, require: bool) -> Self {
         self.any_token_kind = !require;
         self
@@ -120,8 +156,9 @@ impl VerifierBuilder {
     /// Remembers up to `capacity` tokens that passed every rule, so the same token
     /// presented again (clients reuse a token for up to a minute) skips decoding and the
     /// signature check; its time claims are still checked on every use. Off (0) by
-    /// default. Trade-off: a token verified before its key was retired stays valid
-    /// until it expires (at most a minute for Clerk session tokens).
+    /// default. An entry lives at most the maximum token lifetime, and the tokens a key
+    /// verified are forgotten as soon as a JWKS refresh retires that key, so they are
+    /// verified again (and refused) on their next use.
     pub fn verified_token_cache(mut self, capacity: usize) -> Self {
         self.verified_cache = capacity;
         self
@@ -138,6 +175,12 @@ impl VerifierBuilder {
         let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
         if leeway > MAX_LEEWAY {
             return Err(ConfigError::Leeway(leeway.as_secs()).into());
+        }
+        let max_lifetime = self
+            .max_token_lifetime
+            .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME);
+        if !MAX_TOKEN_LIFETIME_RANGE.contains(&max_lifetime) {
+            return Err(ConfigError::MaxTokenLifetime(max_lifetime.as_secs()).into());
         }
         let mut issuers = Vec::new();
         if let Some(pk) = &self.publishable_key {
@@ -179,7 +222,9 @@ impl VerifierBuilder {
                 authorized_parties: self.authorized_parties,
                 audiences: self.audiences,
                 leeway: i64::try_from(leeway.as_secs()).unwrap_or(0),
+                max_lifetime: i64::try_from(max_lifetime.as_secs()).unwrap_or(0),
                 allow_pending: self.allow_pending,
+                reject_impersonation: self.reject_impersonation,
                 require_session: !self.any_token_kind,
                 require_email: !self.email_optional,
                 require_verified_email: !self.unverified_email_allowed,

@@ -102,21 +102,64 @@ async fn a_flood_of_unknown_kids_refreshes_at_most_once_per_cooldown() {
         let result = f.verifier.verify(&unknown(i)).await;
         assert_eq!(reason(&result), Some(Reason::JwkKidMismatch));
     }
-    assert_eq!(f.server.hits(), 1, "no refresh within the cooldown");
+    assert_eq!(
+        f.server.hits(),
+        1,
+        "no refresh within 10 s of the last fetch"
+    );
 
-    // 5 minutes later, one unknown kid may refresh once more, and only once.
-    f.clock.advance(299);
-    f.verifier.verify(&unknown(1000)).await.unwrap_err();
-    assert_eq!(f.server.hits(), 1);
-    f.clock.advance(1);
-    for i in 0..50 {
-        let result = f.verifier.verify(&unknown(2000 + i)).await;
+    // 10 s after the first fetch, one unknown kid refreshes (it may be a rotation)...
+    f.clock.advance(10);
+    for i in 0..100 {
+        let result = f.verifier.verify(&unknown(1000 + i)).await;
         assert_eq!(reason(&result), Some(Reason::JwkKidMismatch));
     }
     assert_eq!(f.server.hits(), 2);
-    // Known keys keep verifying from the cache throughout.
-    f.verifier.verify(&token_at(NOW + 300)).await.unwrap();
+
+    // ...and then no other until the cooldown has passed since that refresh.
+    f.clock.advance(299);
+    f.verifier.verify(&unknown(2000)).await.unwrap_err();
     assert_eq!(f.server.hits(), 2);
+    f.clock.advance(1);
+    for i in 0..50 {
+        let result = f.verifier.verify(&unknown(3000 + i)).await;
+        assert_eq!(reason(&result), Some(Reason::JwkKidMismatch));
+    }
+    assert_eq!(f.server.hits(), 3);
+    // Known keys keep verifying from the cache throughout.
+    f.verifier.verify(&token_at(NOW + 310)).await.unwrap();
+    assert_eq!(f.server.hits(), 3);
+}
+
+#[tokio::test]
+async fn a_flood_costs_one_fetch_per_cooldown_over_a_long_run() {
+    // An hour of unknown kids, one every second (60 distinct ones, cycled), with a known
+    // token every minute: one fetch per 5 min, the first 10 s after the last fetch.
+    let f = fixture(serve_key(), RemoteOptions::default()).await;
+    f.verifier.verify(&token_at(NOW)).await.unwrap();
+    let attacks: Vec<String> = (0..60)
+        .map(|i| session().header("kid", format!("ins_attacker_{i}")).sign())
+        .collect();
+    let mut kid_fetches = Vec::new();
+    for second in 1..=3600 {
+        f.clock.set(NOW + second);
+        let before = f.server.hits();
+        let attack = &attacks[usize::try_from(second).unwrap() % attacks.len()];
+        f.verifier.verify(attack).await.unwrap_err();
+        if f.server.hits() > before {
+            kid_fetches.push(second);
+        }
+        if second % 60 == 0 {
+            f.verifier.verify(&token_at(NOW + second)).await.unwrap();
+        }
+    }
+    // The first at 10 s, then one every 300 s. Each renews the keys, so the known
+    // tokens bring no TTL refresh.
+    assert_eq!(
+        kid_fetches,
+        (0..12).map(|i| 10 + 300 * i).collect::<Vec<_>>()
+    );
+    assert_eq!(f.server.hits(), 1 + 12);
 }
 
 #[tokio::test]
@@ -141,23 +184,25 @@ async fn the_cooldown_never_goes_below_ten_seconds() {
 }
 
 #[tokio::test]
-async fn a_rotated_key_is_picked_up() {
+async fn a_rotated_key_is_picked_up_within_seconds_of_the_last_fetch() {
     let f = fixture(serve_key(), RemoteOptions::default()).await;
     f.verifier.verify(&token_at(NOW)).await.unwrap();
 
     // The instance publishes a new key and signs with it.
     f.server.set_mode(Mode::Serve(jwks(&[key(), other_key()])));
     let rotated = |now| TokenBuilder::session(other_key(), ISSUER, now).sign();
-    // Within the cooldown of the last fetch the new kid is not fetched yet...
+    // Within 10 s of the last fetch the new kid is not fetched yet...
+    f.clock.advance(9);
     assert_eq!(
-        reason(&f.verifier.verify(&rotated(NOW)).await),
+        reason(&f.verifier.verify(&rotated(NOW + 9)).await),
         Some(Reason::JwkKidMismatch)
     );
-    // ...after it, the first token with the new kid triggers one refresh and passes.
-    f.clock.advance(300);
-    f.verifier.verify(&rotated(NOW + 300)).await.unwrap();
+    assert_eq!(f.server.hits(), 1);
+    // ...10 s after it, the first token with the new kid triggers one refresh and passes.
+    f.clock.advance(1);
+    f.verifier.verify(&rotated(NOW + 10)).await.unwrap();
     assert_eq!(f.server.hits(), 2);
-    f.verifier.verify(&token_at(NOW + 300)).await.unwrap();
+    f.verifier.verify(&token_at(NOW + 10)).await.unwrap();
     assert_eq!(f.server.hits(), 2);
     assert_eq!(
         f.remote.status().kids,
@@ -167,6 +212,133 @@ async fn a_rotated_key_is_picked_up() {
             .into_iter()
             .collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn a_rotation_after_a_ttl_or_readiness_refresh_is_picked_up_within_seconds() {
+    let f = fixture(serve_key(), RemoteOptions::default()).await;
+    f.verifier.verify(&token_at(NOW)).await.unwrap();
+    let rotated = |now| TokenBuilder::session(other_key(), ISSUER, now).sign();
+
+    // The TTL refresh at 1 h, then the rotation 10 s later.
+    f.clock.set(NOW + 3600);
+    f.verifier.verify(&token_at(NOW + 3600)).await.unwrap();
+    assert_eq!(f.server.hits(), 2);
+    f.server.set_mode(Mode::Serve(jwks(&[key(), other_key()])));
+    f.clock.set(NOW + 3610);
+    f.verifier.verify(&rotated(NOW + 3610)).await.unwrap();
+    assert_eq!(f.server.hits(), 3);
+
+    // A readiness probe's refresh does not hold a rotation back either.
+    let f = fixture(serve_key(), RemoteOptions::default()).await;
+    f.verifier.verify(&token_at(NOW)).await.unwrap();
+    f.clock.set(NOW + 100);
+    f.remote.refresh(NOW + 100).await.unwrap();
+    f.server.set_mode(Mode::Serve(jwks(&[key(), other_key()])));
+    f.clock.set(NOW + 110);
+    f.verifier.verify(&rotated(NOW + 110)).await.unwrap();
+    assert_eq!(f.server.hits(), 3);
+}
+
+#[tokio::test]
+async fn after_an_unknown_kid_fetched_a_rotation_waits_for_the_cooldown() {
+    // The price of the flood bound: one unknown kid just before the rotation spends the
+    // fetch of this cooldown.
+    let f = fixture(serve_key(), RemoteOptions::default()).await;
+    f.verifier.verify(&token_at(NOW)).await.unwrap();
+    f.clock.set(NOW + 10);
+    let stray = session().header("kid", "ins_2development").sign();
+    f.verifier.verify(&stray).await.unwrap_err();
+    assert_eq!(f.server.hits(), 2);
+    f.server.set_mode(Mode::Serve(jwks(&[key(), other_key()])));
+    let rotated = |now| TokenBuilder::session(other_key(), ISSUER, now).sign();
+    f.clock.set(NOW + 309);
+    assert_eq!(
+        reason(&f.verifier.verify(&rotated(NOW + 309)).await),
+        Some(Reason::JwkKidMismatch)
+    );
+    f.clock.set(NOW + 310);
+    f.verifier.verify(&rotated(NOW + 310)).await.unwrap();
+    assert_eq!(f.server.hits(), 3);
+}
+
+#[tokio::test]
+async fn cached_tokens_of_a_retired_key_are_refused_after_the_refresh() {
+    let server = JwksServer::start(serve_key()).await;
+    let clock = Arc::new(ManualClock::new(NOW));
+    let remote = RemoteJwks::url(server.url(), RemoteOptions::default());
+    let verifier = Verifier::builder()
+        .issuer(ISSUER)
+        .keys(remote.clone())
+        .clock(clock.clone())
+        .verified_token_cache(100)
+        .build()
+        .unwrap();
+    // A long-lived token (within the hour) verified and cached.
+    let long = session().claim("exp", NOW + 3000).sign();
+    verifier.verify(&long).await.unwrap();
+    verifier.verify(&long).await.unwrap();
+    assert_eq!(server.hits(), 1);
+
+    // The instance rotates to a new key only; a token signed by it brings the refresh.
+    server.set_mode(Mode::Serve(other_key().jwks()));
+    clock.set(NOW + 10);
+    let rotated = TokenBuilder::session(other_key(), ISSUER, NOW + 10).sign();
+    verifier.verify(&rotated).await.unwrap();
+    assert_eq!(server.hits(), 2);
+    assert_eq!(remote.status().kids, [other_key().kid()]);
+
+    // The cached token of the retired key is refused at once, not served until exp.
+    let result = verifier.verify(&long).await;
+    assert_eq!(reason(&result), Some(Reason::JwkKidMismatch));
+    // Tokens of the key that stays keep verifying.
+    verifier.verify(&rotated).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_readiness_refresh_that_retires_a_key_empties_the_cache_of_its_tokens() {
+    let server = JwksServer::start(Mode::Serve(jwks(&[key(), other_key()]))).await;
+    let clock = Arc::new(ManualClock::new(NOW));
+    let remote = RemoteJwks::url(server.url(), RemoteOptions::default());
+    let verifier = Verifier::builder()
+        .issuer(ISSUER)
+        .keys(remote.clone())
+        .clock(clock.clone())
+        .verified_token_cache(100)
+        .build()
+        .unwrap();
+    let old = session().claim("exp", NOW + 3000).sign();
+    let new = TokenBuilder::session(other_key(), ISSUER, NOW)
+        .claim("exp", NOW + 3000)
+        .sign();
+    verifier.verify(&old).await.unwrap();
+    verifier.verify(&new).await.unwrap();
+
+    // The same key published again (a TTL refresh) changes nothing.
+    clock.set(NOW + 100);
+    remote.refresh(NOW + 100).await.unwrap();
+    verifier.verify(&old).await.unwrap();
+
+    // The old key is retired.
+    server.set_mode(Mode::Serve(other_key().jwks()));
+    clock.set(NOW + 200);
+    remote.refresh(NOW + 200).await.unwrap();
+    assert_eq!(
+        reason(&verifier.verify(&old).await),
+        Some(Reason::JwkKidMismatch)
+    );
+    verifier.verify(&new).await.unwrap();
+
+    // A key replaced under the same kid (a new modulus) retires the old one too.
+    let replacement = clerk_jwt::testing::TestKey::generate(other_key().kid());
+    server.set_mode(Mode::Serve(replacement.jwks()));
+    clock.set(NOW + 300);
+    remote.refresh(NOW + 300).await.unwrap();
+    assert_eq!(
+        reason(&verifier.verify(&new).await),
+        Some(Reason::TokenInvalidSignature)
+    );
+    assert_eq!(server.hits(), 4);
 }
 
 #[tokio::test]

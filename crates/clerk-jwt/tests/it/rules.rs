@@ -492,12 +492,6 @@ async fn time_rules_with_the_default_5_s_leeway() {
                 "ok",
             ),
             (
-                // Pitfall: i32 timestamps. Year 2300 does not fit in an i32.
-                "exp beyond i32",
-                session().claim("exp", 10_413_792_000_i64).sign(),
-                "ok",
-            ),
-            (
                 "expired beats wrong issuer (time is checked first)",
                 session()
                     .claim("exp", NOW - 60)
@@ -508,6 +502,148 @@ async fn time_rules_with_the_default_5_s_leeway() {
         ],
     )
     .await;
+}
+
+#[tokio::test]
+async fn timestamps_beyond_i32_are_read() {
+    // Pitfall: i32 timestamps. Year 2300 does not fit in an i32; a fresh token then.
+    let year_2300 = 10_413_792_000_i64;
+    let verifier = || base().clock(Arc::new(ManualClock::new(year_2300)));
+    check_table(
+        verifier,
+        vec![(
+            "iat and exp beyond i32",
+            TokenBuilder::session(key(), ISSUER, year_2300).sign(),
+            "ok",
+        )],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_an_hour_is_refused_by_default() {
+    let lives = |seconds: i64| session().claim("exp", NOW + seconds).sign();
+    check_table(
+        base,
+        vec![
+            ("Clerk's 60 s", lives(60), "ok"),
+            ("an hour", lives(3600), "ok"),
+            (
+                "an hour and a second",
+                lives(3601),
+                "token-lifetime-too-long",
+            ),
+            (
+                // The issue's case: minted with expires_in_seconds 36000.
+                "ten hours",
+                lives(36_000),
+                "token-lifetime-too-long",
+            ),
+            (
+                // Issued long ago, still valid: its lifetime, not the time left, counts.
+                "issued 2 h ago, 10 s left",
+                session()
+                    .claim("iat", NOW - 7200)
+                    .claim("exp", NOW + 10)
+                    .sign(),
+                "token-lifetime-too-long",
+            ),
+            (
+                // Without iat, nbf starts the lifetime (Clerk's nbf is 10 s before iat).
+                "no iat: exp - nbf, nbf 10 s back",
+                session()
+                    .without_claim("iat")
+                    .claim("exp", NOW + 3590)
+                    .sign(),
+                "ok",
+            ),
+            (
+                "no iat: exp - nbf over an hour",
+                session()
+                    .without_claim("iat")
+                    .claim("exp", NOW + 3591)
+                    .sign(),
+                "token-lifetime-too-long",
+            ),
+            (
+                "neither iat nor nbf: the time left",
+                session()
+                    .without_claim("iat")
+                    .without_claim("nbf")
+                    .claim("exp", NOW + 3600)
+                    .sign(),
+                "ok",
+            ),
+            (
+                "neither iat nor nbf: more than an hour left",
+                session()
+                    .without_claim("iat")
+                    .without_claim("nbf")
+                    .claim("exp", NOW + 3601)
+                    .sign(),
+                "token-lifetime-too-long",
+            ),
+            (
+                "expired beats too long (time is checked first)",
+                session()
+                    .claim("iat", NOW - 7200)
+                    .claim("exp", NOW - 60)
+                    .sign(),
+                "token-expired",
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_maximum_token_lifetime_is_configurable_and_bounded() {
+    let clerk_only = || base().max_token_lifetime(Duration::from_secs(60));
+    check_table(
+        clerk_only,
+        vec![
+            ("Clerk's 60 s", session().sign(), "ok"),
+            (
+                "61 s",
+                session().claim("exp", NOW + 61).sign(),
+                "token-lifetime-too-long",
+            ),
+        ],
+    )
+    .await;
+    let day = || base().max_token_lifetime(Duration::from_secs(24 * 3600));
+    check_table(
+        day,
+        vec![(
+            "ten hours",
+            session().claim("exp", NOW + 36_000).sign(),
+            "ok",
+        )],
+    )
+    .await;
+    assert_eq!(
+        base().build().unwrap().max_token_lifetime(),
+        clerk_jwt::DEFAULT_MAX_TOKEN_LIFETIME
+    );
+    assert_eq!(
+        clerk_only().build().unwrap().max_token_lifetime(),
+        Duration::from_secs(60)
+    );
+    for (seconds, ok) in [(59, false), (60, true), (86_400, true), (86_401, false)] {
+        let built = base()
+            .max_token_lifetime(Duration::from_secs(seconds))
+            .build();
+        match built {
+            Ok(_) => assert!(ok, "{seconds} s accepted"),
+            Err(err) => {
+                assert!(!ok, "{seconds} s refused: {err}");
+                assert!(
+                    matches!(err, Error::Config(ConfigError::MaxTokenLifetime(s)) if s == seconds),
+                    "{err}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -749,6 +885,53 @@ async fn only_session_tokens_pass() {
 }
 
 #[tokio::test]
+async fn sid_and_sub_must_be_clerk_session_and_user_ids() {
+    let cases = |sid: &str, sub: &str| session().claim("sid", sid).claim("sub", sub).sign();
+    let user = TEST_USER_ID;
+    let sess = TEST_SESSION_ID;
+    check_table(
+        base,
+        vec![
+            ("Clerk's ids", cases(sess, user), "ok"),
+            ("short ids", cases("sess_1", "user_1"), "ok"),
+            ("empty sid", cases("", user), "token-not-session"),
+            ("bare sess_", cases("sess_", user), "token-not-session"),
+            (
+                "another prefix",
+                cases("session_2abc", user),
+                "token-not-session",
+            ),
+            ("a user id as sid", cases(user, user), "token-not-session"),
+            ("a space", cases("sess_2ab cd", user), "token-not-session"),
+            (
+                "too long",
+                cases(&format!("sess_{}", "a".repeat(65)), user),
+                "token-not-session",
+            ),
+            ("empty sub", cases(sess, ""), "token-not-session"),
+            ("machine sub", cases(sess, "mch_2abc"), "token-not-session"),
+            (
+                "a session id as sub",
+                cases(sess, sess),
+                "token-not-session",
+            ),
+            ("user_ alone", cases(sess, "user_"), "token-not-session"),
+        ],
+    )
+    .await;
+    // A verifier that accepts any Clerk token (as InstantDB's) does not judge them.
+    let any_kind = || base().require_session_token(false);
+    check_table(
+        any_kind,
+        vec![
+            ("empty ids", cases("", ""), "ok"),
+            ("machine sub", cases(sess, "mch_2abc"), "ok"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn pending_sessions_are_refused_unless_allowed() {
     let pending = session().claim("sts", "pending").sign();
     assert_eq!(outcome(base(), &pending).await, "session-pending");
@@ -756,9 +939,69 @@ async fn pending_sessions_are_refused_unless_allowed() {
         outcome(base().allow_pending_sessions(true), &pending).await,
         "ok"
     );
-    // Unknown statuses are kept, not refused.
-    let other = session().claim("sts", "reverification").sign();
-    assert_eq!(outcome(base(), &other).await, "ok");
+}
+
+#[tokio::test]
+async fn impersonation_is_kept_and_refused_only_when_asked() {
+    let act =
+        json!({"sub": "user_2admin", "iss": "https://dashboard.clerk.com", "sid": "sess_2admin"});
+    let impersonated = session().claim("act", act).sign();
+    let claims = base().build().unwrap().verify(&impersonated).await.unwrap();
+    let actor = claims.actor.expect("the actor is kept");
+    assert_eq!(actor.sub, "user_2admin");
+    assert_eq!(actor.sid.as_deref(), Some("sess_2admin"));
+    let refusing = || base().reject_impersonation(true);
+    check_table(
+        refusing,
+        vec![
+            ("impersonated", impersonated.clone(), "session-impersonated"),
+            ("act null", session().claim("act", Value::Null).sign(), "ok"),
+            ("not impersonated", session().sign(), "ok"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcome(base().reject_impersonation(false), &impersonated).await,
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn only_the_statuses_clerk_issues_tokens_for_pass() {
+    let sts = |status: Value| session().claim("sts", status).sign();
+    check_table(
+        base,
+        vec![
+            ("active", sts("active".into()), "ok"),
+            ("no sts (v1)", session().without_claim("sts").sign(), "ok"),
+            ("null", sts(Value::Null), "ok"),
+            ("revoked", sts("revoked".into()), "session-not-active"),
+            ("ended", sts("ended".into()), "session-not-active"),
+            ("expired", sts("expired".into()), "session-not-active"),
+            ("removed", sts("removed".into()), "session-not-active"),
+            ("abandoned", sts("abandoned".into()), "session-not-active"),
+            ("replaced", sts("replaced".into()), "session-not-active"),
+            (
+                "unknown",
+                sts("reverification".into()),
+                "session-not-active",
+            ),
+            ("empty", sts("".into()), "session-not-active"),
+            ("Active", sts("Active".into()), "session-not-active"),
+            ("not a string", sts(1.into()), "token-verification-failed"),
+        ],
+    )
+    .await;
+    // Allowing pending sessions allows no other status.
+    let pending_allowed = || base().allow_pending_sessions(true);
+    check_table(
+        pending_allowed,
+        vec![
+            ("pending", sts("pending".into()), "ok"),
+            ("revoked", sts("revoked".into()), "session-not-active"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

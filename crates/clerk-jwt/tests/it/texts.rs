@@ -88,6 +88,17 @@ async fn failures() -> Vec<(&'static str, Error)> {
         .await,
     ));
     out.push((
+        "lives ten hours",
+        verify(base(), &claim("exp", (NOW + 36_000).into())).await,
+    ));
+    out.push((
+        "a maximum token lifetime below Clerk's 60 s",
+        base()
+            .max_token_lifetime(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_err(),
+    ));
+    out.push((
         "JWT template",
         verify(
             base(),
@@ -98,9 +109,29 @@ async fn failures() -> Vec<(&'static str, Error)> {
         )
         .await,
     ));
+    out.push(("empty sid", verify(base(), &claim("sid", "".into())).await));
+    out.push((
+        "sub of a machine",
+        verify(base(), &claim("sub", "mch_2machine".into())).await,
+    ));
+    out.push((
+        "revoked session",
+        verify(base(), &claim("sts", "revoked".into())).await,
+    ));
     out.push((
         "pending session",
         verify(base(), &claim("sts", "pending".into())).await,
+    ));
+    out.push((
+        "impersonated, refused",
+        verify(
+            base().reject_impersonation(true),
+            &claim(
+                "act",
+                serde_json::json!({"sub": "user_2admin", "iss": "https://dashboard.clerk.com"}),
+            ),
+        )
+        .await,
     ));
     out.push((
         "no email",
