@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use auth_core::{BrokerConfig, MemorySessionStore, SessionBroker, StoreLimits};
+use auth_core::{BrokerConfig, SessionBroker, StoreLimits};
 use clap::Args;
 use service_config::{Clients, ServiceConfig};
 
@@ -18,6 +18,10 @@ use crate::report::{Failure, describe};
 pub(crate) struct ServiceArgs {
     #[command(flatten)]
     settings: service_config::ServiceArgs,
+    /// The server's session store: with SESSION_STORE_URL set, `sign-in` reuses and
+    /// stores the servers' InstantDB sessions and `sign-out` is honoured by them.
+    #[command(flatten)]
+    store: service_config::StoreArgs,
 }
 
 /// Checked settings, the clients built from them and a broker over those clients.
@@ -26,7 +30,8 @@ pub(crate) struct Service {
     pub(crate) config: ServiceConfig,
     /// The verifier and the InstantDB and Clerk clients.
     pub(crate) clients: Clients,
-    /// The broker, with an in-memory session store that lives as long as the command.
+    /// The broker, over the servers' store when SESSION_STORE_URL is set, else an
+    /// in-memory store that lives as long as the command.
     pub(crate) broker: SessionBroker,
 }
 
@@ -34,7 +39,14 @@ impl ServiceArgs {
     /// Checks every setting (all problems at once) and builds the clients and broker.
     /// No network call is made.
     pub(crate) fn connect(&self) -> Result<Service, Failure> {
-        let config = self.settings.resolve().map_err(Failure::config)?;
+        let (config, store) = match (self.settings.resolve(), self.store.resolve()) {
+            (Ok(config), Ok(store)) => (config, store),
+            (Err(mut problems), Err(more)) => {
+                problems.extend(more);
+                return Err(Failure::config(problems));
+            }
+            (Err(problems), _) | (_, Err(problems)) => return Err(Failure::config(problems)),
+        };
         let clients = config
             .build_clients()
             .map_err(|e| Failure::setup(describe(&e)))?;
@@ -43,7 +55,7 @@ impl ServiceArgs {
             Arc::new(clients.verifier.clone()),
             Arc::new(clients.instant.clone()),
             clients.clerk_port(),
-            Arc::new(MemorySessionStore::new(StoreLimits::default())),
+            store.build(StoreLimits::default()),
         );
         Ok(Service {
             config,

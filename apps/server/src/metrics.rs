@@ -90,7 +90,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, sessions: usize) -> String {
+    pub fn render(&self, sessions: Option<usize>) -> String {
         let mut out = String::new();
         out.push_str("# HELP clerk_instant_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE clerk_instant_requests_total counter\n");
@@ -148,9 +148,13 @@ impl Metrics {
                 "clerk_instant_webhooks_total{{type=\"{event_type}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        out.push_str("# HELP clerk_instant_sessions InstantDB sessions held for Clerk sessions.\n");
-        out.push_str("# TYPE clerk_instant_sessions gauge\n");
-        let _ = writeln!(out, "clerk_instant_sessions {sessions}");
+        if let Some(sessions) = sessions {
+            out.push_str(
+                "# HELP clerk_instant_sessions InstantDB sessions held for Clerk sessions.\n",
+            );
+            out.push_str("# TYPE clerk_instant_sessions gauge\n");
+            let _ = writeln!(out, "clerk_instant_sessions {sessions}");
+        }
         out
     }
 }
@@ -168,7 +172,7 @@ mod tests {
         m.verification_failure("token-expired");
         m.webhook("session.revoked", "applied");
         m.upstream("instantdb", "sign-in", true, Duration::from_millis(3));
-        let text = m.render(4);
+        let text = m.render(Some(4));
         assert!(text.contains(
             "clerk_instant_requests_total{method=\"POST\",route=\"/v1/session\",status=\"200\"} 2"
         ));

@@ -169,6 +169,19 @@ impl SessionBroker {
             .filter(|s| s.clerk_user_id == identity.user_id))
     }
 
+    /// The InstantDB session stored for the Clerk session of a verified token, as
+    /// `/v1/me` shows it: [`Error::SessionSignedOut`] when the session (or its user) is
+    /// refused, as every other operation answers; no InstantDB call.
+    pub async fn current_session(
+        &self,
+        identity: &ClerkIdentity,
+    ) -> Result<Option<StoredSession>, Error> {
+        if self.is_refused(identity, self.clock.now()).await? {
+            return Err(Error::SessionSignedOut);
+        }
+        self.stored_session(identity).await
+    }
+
     /// Signs in: verifies the Clerk token locally (a bad token never reaches InstantDB),
     /// then returns the InstantDB session of this Clerk session, reusing the stored one.
     pub async fn sign_in(&self, token: &str) -> Result<SignIn, Error> {

@@ -226,6 +226,7 @@ impl Error {
                 ),
                 _ => source.to_string(),
             },
+            Error::Store(e) => e.to_string(),
             other => other.to_string(),
         }
     }

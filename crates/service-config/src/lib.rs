@@ -2,7 +2,8 @@
 //! environment names ([`ServiceArgs`], a `clap::Args` struct each app flattens into its
 //! own arguments), the checks with their fixes ([`ServiceArgs::resolve`] reports every
 //! problem at once, each naming the setting), and the clients built from the checked
-//! settings ([`ServiceConfig::clients`]).
+//! settings ([`ServiceConfig::clients`]); and where the session store lives
+//! ([`StoreArgs`]: in memory, or in Redis shared by every replica and the CLI).
 //!
 //! Boundary: only the apps (`clerk-instant-server`, `clerk-instant`) depend on this
 //! crate. It names environment variables and flags so that the libraries below it
@@ -38,6 +39,8 @@
 
 mod clients;
 mod settings;
+mod store;
 
 pub use clients::{BuildError, Clients, HTTP_TIMEOUT, VERIFIED_TOKENS, http_client};
 pub use settings::{DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig};
+pub use store::{DEFAULT_STORE_PREFIX, StoreArgs, StoreChoice};

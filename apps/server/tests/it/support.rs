@@ -26,6 +26,8 @@ pub(crate) fn options() -> Options {
         request_timeout: Duration::from_secs(2),
         revalidate_after: Duration::from_secs(60),
         max_sessions: 1000,
+        store: service_config::StoreChoice::Memory,
+        sign_in_lock: Duration::from_secs(15),
         webhook_secrets: None,
         user_deleted_policy: auth_core::UserDeletedPolicy::default(),
     }
