@@ -43,9 +43,19 @@ async fn it_answers_on_its_url_with_persistence_off() {
         "*2",
         "an array of two: the name and an empty value"
     );
-    assert_eq!(command(redis.port(), "CONFIG GET appendonly").await.unwrap(), "*2");
-    let mut stream = TcpStream::connect(("127.0.0.1", redis.port())).await.unwrap();
-    stream.write_all(b"CONFIG GET appendonly\r\n").await.unwrap();
+    assert_eq!(
+        command(redis.port(), "CONFIG GET appendonly")
+            .await
+            .unwrap(),
+        "*2"
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", redis.port()))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"CONFIG GET appendonly\r\n")
+        .await
+        .unwrap();
     let mut answer = [0u8; 64];
     let n = stream.read(&mut answer).await.unwrap();
     assert!(String::from_utf8_lossy(&answer[..n]).ends_with("$2\r\nno\r\n"));
