@@ -3,6 +3,7 @@
 //! the `redis-server` binary they fail and say how to install it.
 
 mod contract;
+mod memory;
 mod outage;
 mod races;
 mod sealing;
