@@ -40,7 +40,25 @@
 //! is one atomic step: of two replicas racing in `insert_if_absent`, `claim_message`
 //! or `try_lock` one wins, and each expired session goes to exactly one `sweep`. The
 //! scripts touch a session's user set by name, so the store needs a standalone Redis
-//! (or a Sentinel-managed primary), not a Redis Cluster.
+//! (or a Sentinel-managed primary), not a Redis Cluster, of version 7.0 or later
+//! (script flags, `ZRANGE … BYSCORE`).
+//!
+//! # Memory: run Redis with `maxmemory-policy noeviction`
+//!
+//! A session costs about 1.3 KB of Redis memory (measured on Redis 7.0: the hash
+//! ~720 bytes, the user's set ~250, the expiry set's entry ~150), so size `maxmemory`
+//! at twice that times the most live sessions expected. Every key has a TTL, so any
+//! `volatile-*` policy could evict any of them, and eviction is silent loss: an
+//! evicted session is an InstantDB refresh token no one signs out (and the next
+//! sign-in mints a second one), an evicted refusal honours a signed-out session
+//! again, an evicted lock or message id lets a sign-in or a webhook run twice.
+//! `volatile-ttl` is the worst: it evicts the shortest-lived keys first, which are
+//! the locks and refusals. With `noeviction` a full Redis refuses writes instead: the
+//! store answers [`auth_core::StoreError::Full`] for new sessions, locks and the
+//! other writes (nothing changed, nothing evicted: the broker sheds the sign-in with
+//! 503 and `Retry-After`), while reads, removals and sweeps keep working and free
+//! memory, and refusals are still recorded (that script runs `allow-oom`), so a
+//! sign-out is honoured when Redis is full.
 //!
 //! # Security defaults
 //!
@@ -65,6 +83,8 @@
 //!   breaks. Every call waits at most [`Timeouts::bound`] (1 s to connect + 2 s for the
 //!   answer by default), then fails with [`auth_core::StoreError::Unavailable`] whose
 //!   source is an [`Outage`] naming the server and the method.
+//! - The connection belongs to the Tokio runtime of the store's first call: use a
+//!   store within one runtime.
 //! - `rediss://` uses TLS through rustls (aws-lc-rs) with the system's root
 //!   certificates.
 

@@ -2,6 +2,11 @@
 //! them by SHA-1 (`EVALSHA`) and loads them again when Redis answers `NOSCRIPT` (after
 //! a restart).
 //!
+//! A script's first write is the one Redis refuses when it is full (`maxmemory` with
+//! `noeviction`): scripts that store begin with the write that needs memory, so a full
+//! Redis changes nothing; scripts that remove begin with `DEL`/`ZREM`, which Redis
+//! allows when full, so removals and sweeps keep freeing memory.
+//!
 //! Scripts that remove a session also remove it from its user's set, whose key they
 //! build from the prefix and the hash's `u` field: a key not passed in `KEYS`, so the
 //! store runs on a standalone Redis (or a primary behind Sentinel), not on a Redis
@@ -26,7 +31,8 @@ if ARGV[7] == '1' and old[1] and old[2] and tonumber(old[1]) > tonumber(ARGV[6])
   return {0, old[2]}
 end
 local ttl = tonumber(ARGV[5])
-redis.call('DEL', KEYS[1])
+-- The first write: when Redis is full (maxmemory, noeviction) it is refused and the
+-- script stops with nothing changed. (Every field is written, so no DEL is needed.)
 redis.call('HSET', KEYS[1], 'exp', ARGV[2], 'u', ARGV[4], 'v', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
@@ -94,8 +100,9 @@ return {#ids, out}
 ";
 
 /// Refuses until `until`, unless refused until later already. KEYS: the refusal.
-/// ARGV: until, ttl.
-const REFUSE: &str = r"
+/// ARGV: until, ttl. Runs even when Redis is full (`allow-oom`, Redis 7): a sign-out
+/// is recorded when new sign-ins are shed.
+const REFUSE: &str = r"#!lua flags=allow-oom
 local cur = tonumber(redis.call('GET', KEYS[1]) or '')
 if cur and cur >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])

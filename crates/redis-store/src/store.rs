@@ -225,6 +225,9 @@ impl RedisStore {
         };
         let outage = match tokio::time::timeout(bound, attempt).await {
             Ok(Ok(value)) => return Ok(value),
+            // Redis is at its maxmemory and evicts nothing (the policy to run it with):
+            // the write was refused and nothing changed.
+            Ok(Err(e)) if e.code() == Some("OOM") => return Err(StoreError::Full),
             Ok(Err(e)) if e.is_timeout() => self.timeout(op),
             Ok(Err(e)) => Outage::Failed {
                 server: self.inner.url.server().to_owned(),

@@ -158,3 +158,70 @@ async fn rediss_against_a_plain_redis_fails_as_unavailable() {
     let err = bounded(store.ping()).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_full_redis_sheds_new_sessions_changes_nothing_and_still_frees_and_refuses() {
+    let redis = redis().await;
+    let store = store(&redis);
+    let con = crate::support::raw(&redis).await;
+    let t = now();
+    store
+        .insert("sess_a", session(1, 1, t, 600), t)
+        .await
+        .unwrap();
+    store
+        .insert("sess_b", session(1, 2, t - 100, 10), t)
+        .await
+        .unwrap();
+    let config = |name: &'static str, value: &'static str| {
+        let mut con = con.clone();
+        async move {
+            let _: () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+        }
+    };
+    // Full: the policy the docs recommend, and less memory than Redis uses.
+    config("maxmemory-policy", "noeviction").await;
+    config("maxmemory", "1").await;
+
+    let full = store.insert("sess_c", session(1, 3, t, 600), t).await;
+    assert!(matches!(full, Err(StoreError::Full)), "{full:?}");
+    let full = store.insert("sess_a", session(1, 4, t, 600), t).await;
+    assert!(matches!(full, Err(StoreError::Full)), "{full:?}");
+    let full = store
+        .insert_if_absent("sess_c", session(1, 3, t, 600), t)
+        .await;
+    assert!(matches!(full, Err(StoreError::Full)), "{full:?}");
+    let full = store.try_lock("sess_c", "me", t, t + 10).await;
+    assert!(matches!(full, Err(StoreError::Full)), "{full:?}");
+    // Nothing changed, nothing was evicted.
+    assert_eq!(
+        store
+            .get("sess_a", t)
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_token
+            .expose(),
+        crate::support::token(1)
+    );
+    assert!(store.get("sess_c", t).await.unwrap().is_none());
+    // Sign-outs are still recorded, and removals and sweeps free memory.
+    let who = auth_core::Refused::Session("sess_a".into());
+    store.refuse(&who, t, t + 600).await.unwrap();
+    assert!(store.is_refused(&[who], t).await.unwrap());
+    assert!(store.remove("sess_a").await.unwrap().is_some());
+    assert_eq!(store.sweep(t).await.unwrap().len(), 1);
+    assert_eq!(store.len().await.unwrap(), 0);
+
+    config("maxmemory", "0").await;
+    store
+        .insert("sess_c", session(1, 3, t, 600), t)
+        .await
+        .unwrap();
+}
