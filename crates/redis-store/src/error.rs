@@ -56,6 +56,15 @@ pub enum Outage {
         #[source]
         source: RedisText,
     },
+    /// A session that does not open was removed, and another took its place, again
+    /// and again: someone is writing values to the store's keys.
+    #[error("redis at {server} keeps holding sessions that do not open ({op})")]
+    Unopenable {
+        /// `host:port`.
+        server: String,
+        /// The store method.
+        op: &'static str,
+    },
 }
 
 impl Outage {

@@ -8,6 +8,7 @@
 //! key does not open. A plaintext blob (the explicit opt-out) is `[0] ‖ JSON`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use aws_lc_rs::digest::{SHA256, digest};
@@ -64,9 +65,11 @@ struct Key {
 
 /// The keys that seal and open what the store writes: the first seals, every one opens
 /// (so a key is rotated by putting the new one first and keeping the old one until the
-/// entries it sealed have expired). `Debug` shows the key ids, never a key.
+/// entries it sealed have expired). `Debug` shows the key ids, never a key. Cheap to
+/// clone.
+#[derive(Clone)]
 pub struct EncryptionKeys {
-    keys: Vec<Key>,
+    keys: Arc<[Key]>,
 }
 
 impl fmt::Debug for EncryptionKeys {
@@ -134,7 +137,9 @@ impl EncryptionKeys {
         if parsed.is_empty() {
             return Err(KeyError::Empty);
         }
-        Ok(EncryptionKeys { keys: parsed })
+        Ok(EncryptionKeys {
+            keys: parsed.into(),
+        })
     }
 
     /// How many keys there are.
@@ -155,7 +160,7 @@ impl EncryptionKeys {
 }
 
 /// How the store protects what it writes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Sealing {
     /// Encrypt with these keys; refuse anything not sealed by one of them.

@@ -62,7 +62,7 @@ impl Timeouts {
 }
 
 /// What a [`RedisStore`] needs. `Debug` shows neither the URL's password nor a key.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RedisStoreConfig {
     /// Where Redis is.
@@ -432,12 +432,9 @@ impl SessionStore for RedisStore {
                 return Ok(Err(existing));
             }
         }
-        Err(StoreError::unavailable(Outage::Failed {
+        Err(StoreError::unavailable(Outage::Unopenable {
             server: self.inner.url.server().to_owned(),
             op: "insert_if_absent",
-            source: crate::error::RedisText::new(
-                "the stored session keeps failing to open".to_owned(),
-            ),
         }))
     }
 
