@@ -89,6 +89,75 @@ impl RedisServer {
         }
     }
 
+    /// Stops the process without ending it (SIGSTOP): connections hang and commands go
+    /// unanswered, as when Redis is unreachable, but its data is kept for
+    /// [`resume`](Self::resume).
+    pub fn pause(&mut self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`pause`](Self::pause)d server run again (SIGCONT).
+    pub fn resume(&mut self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&mut self, signal: &str) {
+        if let Some(child) = &self.child {
+            // `kill` from the system: std has no portable signal API, and this module
+            // stays free of libc.
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// Redis's `used_memory` (bytes), from `INFO memory`.
+    pub async fn used_memory(&self) -> Result<u64> {
+        let process = |problem: String| Error::Process {
+            program: self.program.to_string_lossy().into_owned(),
+            port: self.port,
+            problem,
+            source: None,
+        };
+        let attempt = async {
+            let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await?;
+            stream.write_all(b"INFO memory\r\n").await?;
+            let mut text = Vec::new();
+            let mut buf = [0u8; 4096];
+            // A bulk string: `$<len>\r\n<len bytes>\r\n`; read until the line is in.
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                text.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&text).contains("used_memory:") && text.ends_with(b"\r\n")
+                {
+                    let s = String::from_utf8_lossy(&text);
+                    let header_len = s.find("\r\n").map_or(0, |i| i + 2);
+                    let declared: usize = s[1..header_len.saturating_sub(2).max(1)]
+                        .parse()
+                        .unwrap_or(0);
+                    if text.len() >= header_len + declared + 2 {
+                        break;
+                    }
+                }
+            }
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&text).into_owned())
+        };
+        let text = tokio::time::timeout(Duration::from_secs(5), attempt)
+            .await
+            .map_err(|_| process("did not answer INFO memory within 5 s".into()))?
+            .map_err(|e| process(format!("INFO memory failed: {e}")))?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| process("INFO memory has no used_memory line".into()))
+    }
+
     /// Kills the server if it runs, then starts a new one on the same port, empty.
     pub async fn restart_empty(&mut self) -> Result<()> {
         self.kill();

@@ -3,5 +3,6 @@
 mod config;
 mod failures;
 mod flow;
+mod replicas;
 mod support;
 mod webhooks;
