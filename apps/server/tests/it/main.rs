@@ -1,8 +1,12 @@
 //! The server over real HTTP on 127.0.0.1, against the local stack.
 
 mod config;
+mod connections;
+mod dev;
 mod failures;
 mod flow;
+mod ratelimit;
+mod ready;
 mod replicas;
 mod support;
 mod webhooks;
