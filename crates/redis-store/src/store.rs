@@ -2,7 +2,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -103,7 +104,10 @@ impl RedisStoreConfig {
 struct Inner {
     url: RedisUrl,
     client: redis::Client,
-    manager: tokio::sync::OnceCell<ConnectionManager>,
+    /// The connection (with its generation), made at the first call and replaced
+    /// after a timeout.
+    manager: Mutex<Option<(u64, ConnectionManager)>>,
+    generation: AtomicU64,
     keys: Keys,
     sealing: Sealing,
     timeouts: Timeouts,
@@ -171,7 +175,8 @@ impl RedisStore {
             inner: Arc::new(Inner {
                 url: config.url,
                 client,
-                manager: tokio::sync::OnceCell::new(),
+                manager: Mutex::new(None),
+                generation: AtomicU64::new(0),
                 keys: Keys::new(&config.prefix),
                 sealing: config.sealing,
                 timeouts: config.timeouts,
@@ -195,21 +200,45 @@ impl RedisStore {
         self.inner.sealing.is_encrypted()
     }
 
-    async fn connection(&self) -> RedisResult<ConnectionManager> {
-        let timeouts = self.inner.timeouts;
-        self.inner
+    /// The connection and its generation: made lazily (connecting at its first
+    /// command), kept while it works; the manager re-makes it when it breaks.
+    fn connection(&self) -> RedisResult<(u64, ConnectionManager)> {
+        let mut slot = self
+            .inner
             .manager
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeouts.connect))
-                    .set_response_timeout(Some(timeouts.response))
-                    // One attempt per call: a call fails fast while Redis is down, and
-                    // the next one connects again.
-                    .set_number_of_retries(0);
-                ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
-            })
-            .await
-            .cloned()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(current) = slot.as_ref() {
+            return Ok(current.clone());
+        }
+        let timeouts = self.inner.timeouts;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeouts.connect))
+            .set_response_timeout(Some(timeouts.response))
+            // One attempt per call: a call fails fast while Redis is down, and the
+            // next one connects again.
+            .set_number_of_retries(0);
+        let manager = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)?;
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        *slot = Some((generation, manager.clone()));
+        Ok((generation, manager))
+    }
+
+    /// Drops the connection of this generation, so the next call makes a new one. A
+    /// connection whose answers stopped (a peer gone without a reset, a fail-over to
+    /// another address) is not re-made by the manager, which only reacts to errors.
+    fn forget_connection(&self, generation: u64) {
+        let mut slot = self
+            .inner
+            .manager
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot
+            .as_ref()
+            .is_some_and(|(current, _)| *current == generation)
+        {
+            *slot = None;
+        }
     }
 
     /// Runs `work` on the connection, bounded by the timeouts.
@@ -218,25 +247,30 @@ impl RedisStore {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let bound = self.inner.timeouts.bound();
-        let attempt = async {
-            let connection = self.connection().await?;
-            work(connection).await
+        let e = match self.connection() {
+            Err(e) => e,
+            Ok((generation, connection)) => {
+                let bound = self.inner.timeouts.bound();
+                match tokio::time::timeout(bound, work(connection)).await {
+                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(e)) if !e.is_timeout() => e,
+                    Ok(Err(_)) | Err(_) => {
+                        self.forget_connection(generation);
+                        return Err(StoreError::unavailable(self.timeout(op)));
+                    }
+                }
+            }
         };
-        let outage = match tokio::time::timeout(bound, attempt).await {
-            Ok(Ok(value)) => return Ok(value),
-            // Redis is at its maxmemory and evicts nothing (the policy to run it with):
-            // the write was refused and nothing changed.
-            Ok(Err(e)) if e.code() == Some("OOM") => return Err(StoreError::Full),
-            Ok(Err(e)) if e.is_timeout() => self.timeout(op),
-            Ok(Err(e)) => Outage::Failed {
-                server: self.inner.url.server().to_owned(),
-                op,
-                source: self.inner.url.scrub(&e),
-            },
-            Err(_) => self.timeout(op),
-        };
-        Err(StoreError::unavailable(outage))
+        // Redis is at its maxmemory and evicts nothing (the policy to run it with): the
+        // write was refused and nothing changed.
+        if e.code() == Some("OOM") {
+            return Err(StoreError::Full);
+        }
+        Err(StoreError::unavailable(Outage::Failed {
+            server: self.inner.url.server().to_owned(),
+            op,
+            source: self.inner.url.scrub(&e),
+        }))
     }
 
     fn timeout(&self, op: &'static str) -> Outage {

@@ -225,3 +225,69 @@ async fn a_full_redis_sheds_new_sessions_changes_nothing_and_still_frees_and_ref
         .await
         .unwrap();
 }
+
+/// A TCP proxy to Redis whose connections can be frozen: a frozen connection stays
+/// open and passes nothing more (like a peer gone without a reset, or a fail-over to
+/// another address); connections made after the freeze pass.
+struct Proxy {
+    port: u16,
+    freeze: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (freeze, frozen) = tokio::sync::watch::channel(0u64);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut frozen = frozen.clone();
+                frozen.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = frozen.changed() => std::future::pending::<()>().await,
+                    }
+                });
+            }
+        });
+        Proxy { port, freeze, task }
+    }
+
+    fn freeze(&self) {
+        self.freeze.send_modify(|epoch| *epoch += 1);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_stops_answering_is_replaced() {
+    let redis = redis().await;
+    let proxy = Proxy::start(redis.port()).await;
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    let store = RedisStore::new(config(&url, Sealing::Keys(keys(&[1])))).unwrap();
+    let t = now();
+    store
+        .insert("sess_a", session(1, 1, t, 600), t)
+        .await
+        .unwrap();
+
+    proxy.freeze();
+    let err = bounded(store.get("sess_a", t)).await.unwrap_err();
+    assert!(outage(&err).is_timeout(), "{err:?}");
+    // The manager would wait on the silent connection for ever; the store drops it
+    // after a timeout, and the next call connects anew.
+    let again = bounded(store.get("sess_a", t)).await.unwrap().unwrap();
+    assert_eq!(again.refresh_token.expose(), crate::support::token(1));
+}
