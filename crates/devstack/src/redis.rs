@@ -23,6 +23,8 @@ const READY_WITHIN: Duration = Duration::from_secs(10);
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut redis = devstack::RedisServer::start().await?;
 /// assert!(redis.url().starts_with("redis://127.0.0.1:"));
+/// redis.pause(); // connections hang
+/// redis.resume();
 /// redis.kill(); // connections are now refused
 /// redis.restart_empty().await?; // the same port, no data
 /// # Ok::<(), devstack::Error>(())
@@ -87,6 +89,40 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the server without ending it (SIGSTOP): connections are accepted and
+    /// commands sent, but nothing is answered until [`RedisServer::resume`], like a
+    /// Redis that hangs or a network that drops packets. Its data is kept.
+    ///
+    /// # Panics
+    ///
+    /// When the signal cannot be sent (no `kill` program): a test could not go on.
+    pub fn pause(&mut self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT): it answers what it was sent.
+    pub fn resume(&mut self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&mut self, signal: &str) {
+        let Some(child) = self.child.as_ref() else {
+            return;
+        };
+        // `kill` the program, since this crate forbids the unsafe call to libc's.
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            sent.as_ref().is_ok_and(|status| status.success()),
+            "kill {signal} {} failed: {sent:?}",
+            child.id()
+        );
     }
 
     /// Kills the server if it runs, then starts a new one on the same port, empty.
