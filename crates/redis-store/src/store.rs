@@ -133,6 +133,17 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+/// Whether a call may run again when its connection dropped: it may have been applied
+/// already.
+#[derive(Debug, Clone, Copy)]
+enum Rerun {
+    /// A read, or a write that changes nothing the second time.
+    Safe,
+    /// A write whose second run would answer differently (what it removed, whether it
+    /// won), so the caller gets the failure and decides.
+    Unsafe,
+}
+
 /// What the sealed value of a session holds.
 #[derive(Serialize)]
 struct SessionOut<'a> {
@@ -241,25 +252,38 @@ impl RedisStore {
         }
     }
 
-    /// Runs `work` on the connection, bounded by the timeouts.
-    async fn run<T, F, Fut>(&self, op: &'static str, work: F) -> StoreResult<T>
+    /// Runs `work` on the connection, bounded by the timeouts. When the connection
+    /// turns out to have dropped (Redis restarted, a proxy closed it while idle) and
+    /// running `work` twice is harmless ([`Rerun::Safe`]), it runs once more on the
+    /// connection the manager makes anew, so a restart costs no failed call.
+    async fn run<T, F, Fut>(&self, op: &'static str, rerun: Rerun, work: F) -> StoreResult<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let e = match self.connection() {
-            Err(e) => e,
-            Ok((generation, connection)) => {
-                let bound = self.inner.timeouts.bound();
-                match tokio::time::timeout(bound, work(connection)).await {
-                    Ok(Ok(value)) => return Ok(value),
-                    Ok(Err(e)) if !e.is_timeout() => e,
-                    Ok(Err(_)) | Err(_) => {
-                        self.forget_connection(generation);
-                        return Err(StoreError::unavailable(self.timeout(op)));
+        let deadline = tokio::time::Instant::now() + self.inner.timeouts.bound();
+        let mut reruns = match rerun {
+            Rerun::Safe => 1,
+            Rerun::Unsafe => 0,
+        };
+        let e = loop {
+            let e = match self.connection() {
+                Err(e) => e,
+                Ok((generation, connection)) => {
+                    match tokio::time::timeout_at(deadline, work(connection)).await {
+                        Ok(Ok(value)) => return Ok(value),
+                        Ok(Err(e)) if !e.is_timeout() => e,
+                        Ok(Err(_)) | Err(_) => {
+                            self.forget_connection(generation);
+                            return Err(StoreError::unavailable(self.timeout(op)));
+                        }
                     }
                 }
+            };
+            if reruns == 0 || !e.is_connection_dropped() {
+                break e;
             }
+            reruns -= 1;
         };
         // Redis is at its maxmemory and evicts nothing (the policy to run it with): the
         // write was refused and nothing changed.
@@ -281,18 +305,25 @@ impl RedisStore {
         }
     }
 
+    /// Runs a plain command: every one this store sends is a read or an idempotent
+    /// write, so it may run again after a dropped connection.
     async fn query<T: FromRedisValue>(&self, op: &'static str, cmd: &redis::Cmd) -> StoreResult<T> {
-        self.run(op, |mut c| async move { cmd.query_async(&mut c).await })
-            .await
+        self.run(op, Rerun::Safe, |mut c| async move {
+            cmd.query_async(&mut c).await
+        })
+        .await
     }
 
     async fn invoke<T: FromRedisValue>(
         &self,
         op: &'static str,
+        rerun: Rerun,
         script: &ScriptInvocation<'_>,
     ) -> StoreResult<T> {
-        self.run(op, |mut c| async move { script.invoke_async(&mut c).await })
-            .await
+        self.run(op, rerun, |mut c| async move {
+            script.invoke_async(&mut c).await
+        })
+        .await
     }
 
     fn seal_session(&self, key: &str, session: &StoredSession) -> Vec<u8> {
@@ -325,7 +356,7 @@ impl RedisStore {
                     .arg(session_id)
                     .arg(blob)
                     .arg(self.inner.keys.prefix());
-                let _: i64 = self.invoke("discard", &discard).await?;
+                let _: i64 = self.invoke("discard", Rerun::Safe, &discard).await?;
                 Ok(None)
             }
         }
@@ -390,7 +421,7 @@ impl RedisStore {
             .arg(now)
             .arg(if only_if_absent { "1" } else { "0" })
             .arg(keys.prefix());
-        let (stored, previous): (i64, Vec<u8>) = self.invoke(op, &insert).await?;
+        let (stored, previous): (i64, Vec<u8>) = self.invoke(op, Rerun::Unsafe, &insert).await?;
         Ok((stored == 1, previous))
     }
 
@@ -486,7 +517,7 @@ impl SessionStore for RedisStore {
             .key(keys.expiry())
             .arg(session_id)
             .arg(keys.prefix());
-        let blob: Vec<u8> = self.invoke("remove", &remove).await?;
+        let blob: Vec<u8> = self.invoke("remove", Rerun::Unsafe, &remove).await?;
         Ok(if blob.is_empty() {
             None
         } else {
@@ -504,7 +535,7 @@ impl SessionStore for RedisStore {
                 .arg(SWEEP_BATCH)
                 .arg(keys.prefix());
             let (taken, found): (usize, Vec<(String, Vec<u8>)>) =
-                self.invoke("sweep", &sweep).await?;
+                self.invoke("sweep", Rerun::Unsafe, &sweep).await?;
             let swept: Vec<StoredSession> = found
                 .iter()
                 .filter_map(|(sid, blob)| self.decode_session(&keys.session(sid), blob))
@@ -530,8 +561,9 @@ impl SessionStore for RedisStore {
         for id in &ids {
             pipe.cmd("HMGET").arg(keys.session(id)).arg("u").arg("v");
         }
+        let pipe = &pipe;
         let rows: Vec<(Option<String>, Option<Vec<u8>>)> = self
-            .run("sessions_of", |mut c| async move {
+            .run("sessions_of", Rerun::Safe, |mut c| async move {
                 pipe.query_async(&mut c).await
             })
             .await?;
@@ -607,7 +639,7 @@ impl SessionStore for RedisStore {
                 );
                 let mut discard = self.inner.scripts.discard_value.prepare_invoke();
                 discard.key(&key).arg(blob);
-                let _: i64 = self.invoke("user_link", &discard).await?;
+                let _: i64 = self.invoke("user_link", Rerun::Safe, &discard).await?;
                 Ok(None)
             }
         }
@@ -624,7 +656,7 @@ impl SessionStore for RedisStore {
         };
         let mut refuse = self.inner.scripts.refuse.prepare_invoke();
         refuse.key(self.inner.keys.refused(who)).arg(until).arg(ttl);
-        let _: i64 = self.invoke("refuse", &refuse).await?;
+        let _: i64 = self.invoke("refuse", Rerun::Safe, &refuse).await?;
         Ok(())
     }
 
@@ -654,7 +686,7 @@ impl SessionStore for RedisStore {
             .arg(now)
             .arg(lease_until)
             .arg(ttl_until(lease_until, now).unwrap_or(1));
-        let state: i64 = self.invoke("claim_message", &claim).await?;
+        let state: i64 = self.invoke("claim_message", Rerun::Unsafe, &claim).await?;
         Ok(match state {
             0 => MessageClaim::Claimed,
             2 => MessageClaim::Done,
@@ -684,7 +716,9 @@ impl SessionStore for RedisStore {
     async fn release_message(&self, message_id: &str) -> StoreResult<()> {
         let mut release = self.inner.scripts.release.prepare_invoke();
         release.key(self.inner.keys.message(message_id));
-        let _: i64 = self.invoke("release_message", &release).await?;
+        let _: i64 = self
+            .invoke("release_message", Rerun::Safe, &release)
+            .await?;
         Ok(())
     }
 
@@ -701,14 +735,14 @@ impl SessionStore for RedisStore {
             .arg(until)
             .arg(holder)
             .arg(ttl_until(until, now).unwrap_or(1));
-        let taken: i64 = self.invoke("try_lock", &lock).await?;
+        let taken: i64 = self.invoke("try_lock", Rerun::Unsafe, &lock).await?;
         Ok(taken == 1)
     }
 
     async fn unlock(&self, session_id: &str, holder: &str) -> StoreResult<()> {
         let mut unlock = self.inner.scripts.unlock.prepare_invoke();
         unlock.key(self.inner.keys.lock(session_id)).arg(holder);
-        let _: i64 = self.invoke("unlock", &unlock).await?;
+        let _: i64 = self.invoke("unlock", Rerun::Safe, &unlock).await?;
         Ok(())
     }
 
