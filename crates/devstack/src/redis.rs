@@ -23,6 +23,8 @@ const READY_WITHIN: Duration = Duration::from_secs(10);
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut redis = devstack::RedisServer::start().await?;
 /// assert!(redis.url().starts_with("redis://127.0.0.1:"));
+/// redis.pause(); // connections hang
+/// redis.resume();
 /// redis.kill(); // connections are now refused
 /// redis.restart_empty().await?; // the same port, no data
 /// # Ok::<(), devstack::Error>(())
@@ -89,29 +91,38 @@ impl RedisServer {
         }
     }
 
-    /// Stops the process without ending it (SIGSTOP): connections hang and commands go
-    /// unanswered, as when Redis is unreachable, but its data is kept for
-    /// [`resume`](Self::resume).
+    /// Stops the server without ending it (SIGSTOP): connections are accepted and
+    /// commands sent, but nothing is answered until [`RedisServer::resume`], like a
+    /// Redis that hangs or a network that drops packets. Its data is kept.
+    ///
+    /// # Panics
+    ///
+    /// When the signal cannot be sent (no `kill` program): a test could not go on.
     pub fn pause(&mut self) {
         self.signal("-STOP");
     }
 
-    /// Lets a [`pause`](Self::pause)d server run again (SIGCONT).
+    /// Lets a paused server run again (SIGCONT): it answers what it was sent.
     pub fn resume(&mut self) {
         self.signal("-CONT");
     }
 
     fn signal(&mut self, signal: &str) {
-        if let Some(child) = &self.child {
-            // `kill` from the system: std has no portable signal API, and this module
-            // stays free of libc.
-            let _ = Command::new("kill")
-                .args([signal, &child.id().to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        let Some(child) = self.child.as_ref() else {
+            return;
+        };
+        // `kill` the program, since this crate forbids the unsafe call to libc's.
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            sent.as_ref().is_ok_and(|status| status.success()),
+            "kill {signal} {} failed: {sent:?}",
+            child.id()
+        );
     }
 
     /// Redis's `used_memory` (bytes), from `INFO memory`.

@@ -80,7 +80,12 @@
 //!   keys shows key ids (the first four bytes of each key's SHA-256), never a key.
 //! - **Down or slow is an error, never a wait or a fall-back.** [`RedisStore::new`]
 //!   does not connect; the first call does, and the connection is re-made after it
-//!   breaks. Every call waits at most [`Timeouts::bound`] (1 s to connect + 2 s for the
+//!   breaks or after a call timed out on it (a connection that went silent, as after
+//!   a fail-over, is not waited on for ever). A read or idempotent write that finds
+//!   its connection dropped (Redis restarted) runs once more on a new one, so a
+//!   restart costs no failed read; `insert`, `remove`, `sweep`, `claim_message` and
+//!   `try_lock` report the failure instead (a second run would answer differently).
+//!   Every call waits at most [`Timeouts::bound`] (1 s to connect + 2 s for the
 //!   answer by default), then fails with [`auth_core::StoreError::Unavailable`] whose
 //!   source is an [`Outage`] naming the server and the method.
 //! - The connection belongs to the Tokio runtime of the store's first call: use a

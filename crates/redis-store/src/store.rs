@@ -2,7 +2,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -103,7 +104,10 @@ impl RedisStoreConfig {
 struct Inner {
     url: RedisUrl,
     client: redis::Client,
-    manager: tokio::sync::OnceCell<ConnectionManager>,
+    /// The connection (with its generation), made at the first call and replaced
+    /// after a timeout.
+    manager: Mutex<Option<(u64, ConnectionManager)>>,
+    generation: AtomicU64,
     keys: Keys,
     sealing: Sealing,
     timeouts: Timeouts,
@@ -127,6 +131,17 @@ impl fmt::Debug for RedisStore {
             .field("timeouts", &self.inner.timeouts)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether a call may run again when its connection dropped: it may have been applied
+/// already.
+#[derive(Debug, Clone, Copy)]
+enum Rerun {
+    /// A read, or a write that changes nothing the second time.
+    Safe,
+    /// A write whose second run would answer differently (what it removed, whether it
+    /// won), so the caller gets the failure and decides.
+    Unsafe,
 }
 
 /// What the sealed value of a session holds.
@@ -171,7 +186,8 @@ impl RedisStore {
             inner: Arc::new(Inner {
                 url: config.url,
                 client,
-                manager: tokio::sync::OnceCell::new(),
+                manager: Mutex::new(None),
+                generation: AtomicU64::new(0),
                 keys: Keys::new(&config.prefix),
                 sealing: config.sealing,
                 timeouts: config.timeouts,
@@ -195,48 +211,90 @@ impl RedisStore {
         self.inner.sealing.is_encrypted()
     }
 
-    async fn connection(&self) -> RedisResult<ConnectionManager> {
-        let timeouts = self.inner.timeouts;
-        self.inner
+    /// The connection and its generation: made lazily (connecting at its first
+    /// command), kept while it works; the manager re-makes it when it breaks.
+    fn connection(&self) -> RedisResult<(u64, ConnectionManager)> {
+        let mut slot = self
+            .inner
             .manager
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeouts.connect))
-                    .set_response_timeout(Some(timeouts.response))
-                    // One attempt per call: a call fails fast while Redis is down, and
-                    // the next one connects again.
-                    .set_number_of_retries(0);
-                ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
-            })
-            .await
-            .cloned()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(current) = slot.as_ref() {
+            return Ok(current.clone());
+        }
+        let timeouts = self.inner.timeouts;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeouts.connect))
+            .set_response_timeout(Some(timeouts.response))
+            // One attempt per call: a call fails fast while Redis is down, and the
+            // next one connects again.
+            .set_number_of_retries(0);
+        let manager = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)?;
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        *slot = Some((generation, manager.clone()));
+        Ok((generation, manager))
     }
 
-    /// Runs `work` on the connection, bounded by the timeouts.
-    async fn run<T, F, Fut>(&self, op: &'static str, work: F) -> StoreResult<T>
+    /// Drops the connection of this generation, so the next call makes a new one. A
+    /// connection whose answers stopped (a peer gone without a reset, a fail-over to
+    /// another address) is not re-made by the manager, which only reacts to errors.
+    fn forget_connection(&self, generation: u64) {
+        let mut slot = self
+            .inner
+            .manager
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot
+            .as_ref()
+            .is_some_and(|(current, _)| *current == generation)
+        {
+            *slot = None;
+        }
+    }
+
+    /// Runs `work` on the connection, bounded by the timeouts. When the connection
+    /// turns out to have dropped (Redis restarted, a proxy closed it while idle) and
+    /// running `work` twice is harmless ([`Rerun::Safe`]), it runs once more on the
+    /// connection the manager makes anew, so a restart costs no failed call.
+    async fn run<T, F, Fut>(&self, op: &'static str, rerun: Rerun, work: F) -> StoreResult<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let bound = self.inner.timeouts.bound();
-        let attempt = async {
-            let connection = self.connection().await?;
-            work(connection).await
+        let deadline = tokio::time::Instant::now() + self.inner.timeouts.bound();
+        let mut reruns = match rerun {
+            Rerun::Safe => 1,
+            Rerun::Unsafe => 0,
         };
-        let outage = match tokio::time::timeout(bound, attempt).await {
-            Ok(Ok(value)) => return Ok(value),
-            // Redis is at its maxmemory and evicts nothing (the policy to run it with):
-            // the write was refused and nothing changed.
-            Ok(Err(e)) if e.code() == Some("OOM") => return Err(StoreError::Full),
-            Ok(Err(e)) if e.is_timeout() => self.timeout(op),
-            Ok(Err(e)) => Outage::Failed {
-                server: self.inner.url.server().to_owned(),
-                op,
-                source: self.inner.url.scrub(&e),
-            },
-            Err(_) => self.timeout(op),
+        let e = loop {
+            let e = match self.connection() {
+                Err(e) => e,
+                Ok((generation, connection)) => {
+                    match tokio::time::timeout_at(deadline, work(connection)).await {
+                        Ok(Ok(value)) => return Ok(value),
+                        Ok(Err(e)) if !e.is_timeout() => e,
+                        Ok(Err(_)) | Err(_) => {
+                            self.forget_connection(generation);
+                            return Err(StoreError::unavailable(self.timeout(op)));
+                        }
+                    }
+                }
+            };
+            if reruns == 0 || !e.is_connection_dropped() {
+                break e;
+            }
+            reruns -= 1;
         };
-        Err(StoreError::unavailable(outage))
+        // Redis is at its maxmemory and evicts nothing (the policy to run it with): the
+        // write was refused and nothing changed.
+        if e.code() == Some("OOM") {
+            return Err(StoreError::Full);
+        }
+        Err(StoreError::unavailable(Outage::Failed {
+            server: self.inner.url.server().to_owned(),
+            op,
+            source: self.inner.url.scrub(&e),
+        }))
     }
 
     fn timeout(&self, op: &'static str) -> Outage {
@@ -247,18 +305,25 @@ impl RedisStore {
         }
     }
 
+    /// Runs a plain command: every one this store sends is a read or an idempotent
+    /// write, so it may run again after a dropped connection.
     async fn query<T: FromRedisValue>(&self, op: &'static str, cmd: &redis::Cmd) -> StoreResult<T> {
-        self.run(op, |mut c| async move { cmd.query_async(&mut c).await })
-            .await
+        self.run(op, Rerun::Safe, |mut c| async move {
+            cmd.query_async(&mut c).await
+        })
+        .await
     }
 
     async fn invoke<T: FromRedisValue>(
         &self,
         op: &'static str,
+        rerun: Rerun,
         script: &ScriptInvocation<'_>,
     ) -> StoreResult<T> {
-        self.run(op, |mut c| async move { script.invoke_async(&mut c).await })
-            .await
+        self.run(op, rerun, |mut c| async move {
+            script.invoke_async(&mut c).await
+        })
+        .await
     }
 
     fn seal_session(&self, key: &str, session: &StoredSession) -> Vec<u8> {
@@ -291,7 +356,7 @@ impl RedisStore {
                     .arg(session_id)
                     .arg(blob)
                     .arg(self.inner.keys.prefix());
-                let _: i64 = self.invoke("discard", &discard).await?;
+                let _: i64 = self.invoke("discard", Rerun::Safe, &discard).await?;
                 Ok(None)
             }
         }
@@ -356,7 +421,7 @@ impl RedisStore {
             .arg(now)
             .arg(if only_if_absent { "1" } else { "0" })
             .arg(keys.prefix());
-        let (stored, previous): (i64, Vec<u8>) = self.invoke(op, &insert).await?;
+        let (stored, previous): (i64, Vec<u8>) = self.invoke(op, Rerun::Unsafe, &insert).await?;
         Ok((stored == 1, previous))
     }
 
@@ -452,7 +517,7 @@ impl SessionStore for RedisStore {
             .key(keys.expiry())
             .arg(session_id)
             .arg(keys.prefix());
-        let blob: Vec<u8> = self.invoke("remove", &remove).await?;
+        let blob: Vec<u8> = self.invoke("remove", Rerun::Unsafe, &remove).await?;
         Ok(if blob.is_empty() {
             None
         } else {
@@ -470,7 +535,7 @@ impl SessionStore for RedisStore {
                 .arg(SWEEP_BATCH)
                 .arg(keys.prefix());
             let (taken, found): (usize, Vec<(String, Vec<u8>)>) =
-                self.invoke("sweep", &sweep).await?;
+                self.invoke("sweep", Rerun::Unsafe, &sweep).await?;
             let swept: Vec<StoredSession> = found
                 .iter()
                 .filter_map(|(sid, blob)| self.decode_session(&keys.session(sid), blob))
@@ -496,8 +561,9 @@ impl SessionStore for RedisStore {
         for id in &ids {
             pipe.cmd("HMGET").arg(keys.session(id)).arg("u").arg("v");
         }
+        let pipe = &pipe;
         let rows: Vec<(Option<String>, Option<Vec<u8>>)> = self
-            .run("sessions_of", |mut c| async move {
+            .run("sessions_of", Rerun::Safe, |mut c| async move {
                 pipe.query_async(&mut c).await
             })
             .await?;
@@ -573,7 +639,7 @@ impl SessionStore for RedisStore {
                 );
                 let mut discard = self.inner.scripts.discard_value.prepare_invoke();
                 discard.key(&key).arg(blob);
-                let _: i64 = self.invoke("user_link", &discard).await?;
+                let _: i64 = self.invoke("user_link", Rerun::Safe, &discard).await?;
                 Ok(None)
             }
         }
@@ -590,7 +656,7 @@ impl SessionStore for RedisStore {
         };
         let mut refuse = self.inner.scripts.refuse.prepare_invoke();
         refuse.key(self.inner.keys.refused(who)).arg(until).arg(ttl);
-        let _: i64 = self.invoke("refuse", &refuse).await?;
+        let _: i64 = self.invoke("refuse", Rerun::Safe, &refuse).await?;
         Ok(())
     }
 
@@ -620,7 +686,7 @@ impl SessionStore for RedisStore {
             .arg(now)
             .arg(lease_until)
             .arg(ttl_until(lease_until, now).unwrap_or(1));
-        let state: i64 = self.invoke("claim_message", &claim).await?;
+        let state: i64 = self.invoke("claim_message", Rerun::Unsafe, &claim).await?;
         Ok(match state {
             0 => MessageClaim::Claimed,
             2 => MessageClaim::Done,
@@ -650,7 +716,9 @@ impl SessionStore for RedisStore {
     async fn release_message(&self, message_id: &str) -> StoreResult<()> {
         let mut release = self.inner.scripts.release.prepare_invoke();
         release.key(self.inner.keys.message(message_id));
-        let _: i64 = self.invoke("release_message", &release).await?;
+        let _: i64 = self
+            .invoke("release_message", Rerun::Safe, &release)
+            .await?;
         Ok(())
     }
 
@@ -667,14 +735,14 @@ impl SessionStore for RedisStore {
             .arg(until)
             .arg(holder)
             .arg(ttl_until(until, now).unwrap_or(1));
-        let taken: i64 = self.invoke("try_lock", &lock).await?;
+        let taken: i64 = self.invoke("try_lock", Rerun::Unsafe, &lock).await?;
         Ok(taken == 1)
     }
 
     async fn unlock(&self, session_id: &str, holder: &str) -> StoreResult<()> {
         let mut unlock = self.inner.scripts.unlock.prepare_invoke();
         unlock.key(self.inner.keys.lock(session_id)).arg(holder);
-        let _: i64 = self.invoke("unlock", &unlock).await?;
+        let _: i64 = self.invoke("unlock", Rerun::Safe, &unlock).await?;
         Ok(())
     }
 

@@ -105,3 +105,29 @@ async fn a_missing_binary_fails_with_the_install_command() {
     );
     assert_eq!(REDIS_INSTALL, "apt-get install redis-server");
 }
+
+#[tokio::test]
+async fn paused_it_answers_nothing_until_resumed_and_keeps_its_data() {
+    let mut redis = redis().await;
+    let port = redis.port();
+    assert_eq!(command(port, "SET greeting hello").await.unwrap(), "+OK");
+    redis.pause();
+    assert!(redis.is_running(), "stopped, not ended");
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(b"EXISTS greeting\r\n").await.unwrap();
+    let mut answer = [0u8; 4];
+    let silent = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut answer)).await;
+    assert!(silent.is_err(), "a paused server answered: {silent:?}");
+    redis.resume();
+    // The command sent while paused is answered now.
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered once resumed")
+        .unwrap();
+    assert_eq!(&answer[..n], b":1\r\n");
+    // A paused server is killed like a running one.
+    redis.pause();
+    redis.kill();
+    let refused = command(port, "PING").await.unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+}
