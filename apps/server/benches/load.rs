@@ -208,8 +208,14 @@ async fn run() -> anyhow::Result<bool> {
         ("POST /v1/session", &session.failures),
         ("POST /v1/session (100k sessions)", &bulk.failures),
         ("GET /healthz (Redis store)", &redis_run.healthz.failures),
-        ("POST /v1/session (Redis store)", &redis_run.session.failures),
-        ("POST /v1/session (Redis sessions)", &redis_run.bulk.failures),
+        (
+            "POST /v1/session (Redis store)",
+            &redis_run.session.failures,
+        ),
+        (
+            "POST /v1/session (Redis sessions)",
+            &redis_run.bulk.failures,
+        ),
     ];
     let mut clean = true;
     for (name, failures) in failures {

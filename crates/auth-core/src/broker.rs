@@ -596,9 +596,9 @@ impl SessionBroker {
                 self.refused_until(now, Some(identity.expires_at)),
             )
             .await?;
-        if stored.is_some() {
-            self.store.remove(&sid).await?;
-        }
+        // The stored session stays stored until InstantDB has signed its token out: a
+        // webhook's `end_session` racing this sign-out then still finds it, and when
+        // InstantDB fails, the retry (of either) ends it.
         let instant = match instant_token {
             Err(error) => {
                 tracing::warn!(session = %sid, error = &error as &dyn std::error::Error, "could not check the refresh token's owner");
@@ -606,19 +606,14 @@ impl SessionBroker {
             }
             Ok(None) => Half::Skipped("no InstantDB session is known for this Clerk session"),
             Ok(Some(rt)) => match self.instant.sign_out(&rt).await {
-                Ok(()) => Half::Done,
-                Err(error) => {
-                    // Keep the session so a retried sign-out can end it.
-                    if let Some(stored) = stored
-                        && let Err(error) = self.store.insert(&sid, stored, self.clock.now()).await
-                    {
-                        tracing::error!(
-                            session = %sid,
-                            error = &error as &dyn std::error::Error,
-                            "could not keep a session whose InstantDB sign-out failed"
-                        );
+                Ok(()) => {
+                    if stored.is_some() {
+                        self.forget_signed_out(&sid, &rt).await;
                     }
-                    tracing::warn!(session = %sid, error = &error as &dyn std::error::Error, "InstantDB sign-out failed");
+                    Half::Done
+                }
+                Err(error) => {
+                    tracing::warn!(session = %sid, error = &error as &dyn std::error::Error, "InstantDB sign-out failed; the session stays stored for the retry");
                     Half::Failed(HalfError::Instant(error))
                 }
             },
@@ -640,6 +635,24 @@ impl SessionBroker {
             instant,
             clerk_session,
         })
+    }
+
+    /// Drops a session whose token InstantDB just signed out; a session stored since
+    /// with another token (a sign-in that passed the refusal check first) is signed out
+    /// too. A store failure here leaves a dead token stored, which harms nothing: the
+    /// session is refused, and the sweep or a retry drops it.
+    async fn forget_signed_out(&self, sid: &str, signed_out: &RefreshToken) {
+        match self.store.remove(sid).await {
+            Ok(Some(removed)) if removed.refresh_token != *signed_out => {
+                self.sign_out_in_background(vec![removed]);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(
+                session = %sid,
+                error = &error as &dyn std::error::Error,
+                "could not drop a signed-out session from the store"
+            ),
+        }
     }
 
     /// A refresh token named by the client is signed out only if InstantDB says it

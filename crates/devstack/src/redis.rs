@@ -145,7 +145,8 @@ impl RedisServer {
                     break;
                 }
                 text.extend_from_slice(&buf[..n]);
-                if String::from_utf8_lossy(&text).contains("used_memory:") && text.ends_with(b"\r\n")
+                if String::from_utf8_lossy(&text).contains("used_memory:")
+                    && text.ends_with(b"\r\n")
                 {
                     let s = String::from_utf8_lossy(&text);
                     let header_len = s.find("\r\n").map_or(0, |i| i + 2);

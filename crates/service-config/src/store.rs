@@ -62,10 +62,9 @@ impl fmt::Debug for StoreArgs {
         f.debug_struct("StoreArgs")
             .field(
                 "session_store_url",
-                &self
-                    .session_store_url
-                    .as_deref()
-                    .map(|u| RedisUrl::parse(u).map_or_else(|_| "(unparsed)".into(), |u| u.to_string())),
+                &self.session_store_url.as_deref().map(|u| {
+                    RedisUrl::parse(u).map_or_else(|_| "(unparsed)".into(), |u| u.to_string())
+                }),
             )
             .field("session_store_prefix", &self.session_store_prefix)
             .field(
@@ -188,7 +187,9 @@ impl StoreArgs {
         if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
             problems.push(Problem {
                 setting: PREFIX,
-                message: "must be non-empty, without spaces or control characters (e.g. clerk-instant:)".into(),
+                message:
+                    "must be non-empty, without spaces or control characters (e.g. clerk-instant:)"
+                        .into(),
             });
         }
         let sealing = match (key_text, self.session_store_allow_plaintext) {
@@ -257,12 +258,20 @@ mod tests {
         let problems = a.resolve().unwrap_err();
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].setting, KEY);
-        assert!(problems[0].message.contains("SESSION_STORE_ALLOW_PLAINTEXT"));
+        assert!(
+            problems[0]
+                .message
+                .contains("SESSION_STORE_ALLOW_PLAINTEXT")
+        );
 
         a.session_store_allow_plaintext = true;
         let choice = a.resolve().unwrap();
         assert!(choice.is_plaintext());
-        assert!(!choice.describe().contains("hunter2"), "{}", choice.describe());
+        assert!(
+            !choice.describe().contains("hunter2"),
+            "{}",
+            choice.describe()
+        );
 
         a.session_store_allow_plaintext = false;
         a.session_store_encryption_key = Some(KEY_B64.into());
@@ -285,7 +294,10 @@ mod tests {
             assert!(!problem.message.contains("c2VjcmV0"), "{problem:?}");
         }
         let debug = format!("{a:?}");
-        assert!(!debug.contains("hunter2") && !debug.contains("c2VjcmV0"), "{debug}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("c2VjcmV0"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -73,7 +73,10 @@ impl Cluster {
             .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", "info")
-            .env("CLERK_PUBLISHABLE_KEY", stack.clerk.publishable_key().to_string())
+            .env(
+                "CLERK_PUBLISHABLE_KEY",
+                stack.clerk.publishable_key().to_string(),
+            )
             .env("CLERK_SECRET_KEY", stack.clerk.secret_key().expose())
             .env("CLERK_API_URL", stack.clerk.url())
             .env("INSTANT_APP_ID", &stack.app.id)
@@ -298,7 +301,10 @@ async fn a_restarted_replica_loses_no_session_and_issues_no_second_token() {
     // Nothing in Redis reads as a refresh token.
     let dump = redis_dump(&c.redis.url());
     let refresh = first["refresh_token"].as_str().unwrap();
-    assert!(!dump.contains(refresh), "a refresh token is stored in the clear");
+    assert!(
+        !dump.contains(refresh),
+        "a refresh token is stored in the clear"
+    );
     assert!(!dump.is_empty());
     c.shutdown().await;
 }
@@ -327,7 +333,11 @@ async fn redis_down_answers_503_then_the_replicas_recover_without_a_restart() {
     assert!(!body.to_string().contains("127.0.0.1"), "{body}");
     let user = first["clerk"]["user_id"].as_str().unwrap().to_owned();
     let (status, body) = c
-        .deliver(&a, "msg_outage", &revoked(&format!("{session}_other"), &user))
+        .deliver(
+            &a,
+            "msg_outage",
+            &revoked(&format!("{session}_other"), &user),
+        )
         .await;
     assert!(status.is_server_error(), "{status} {body}");
 

@@ -345,3 +345,108 @@ async fn a_long_lived_token_stays_refused_after_sign_out_until_it_expires() {
         assert_eq!(refused.code(), Code::SessionSignedOut, "{later} s later");
     }
 }
+
+/// InstantDB whose sign-out fails while `down` is set, and which looks into the store
+/// while it signs out (what a webhook racing the sign-out would see).
+struct WatchingInstant {
+    store: Arc<crate::MemorySessionStore>,
+    down: std::sync::atomic::AtomicBool,
+    stored_during_sign_out: std::sync::Mutex<Vec<bool>>,
+    sign_outs: AtomicUsize,
+}
+
+#[async_trait]
+impl InstantAuth for WatchingInstant {
+    async fn sign_in_with_id_token(
+        &self,
+        _: &IdToken,
+        _: &str,
+        _: Option<RefreshToken>,
+    ) -> Result<SignedIn, instant_client::Error> {
+        Ok(signed(1, true))
+    }
+
+    async fn create_token_for_email(&self, _: &str) -> Result<SignedIn, instant_client::Error> {
+        Err(down())
+    }
+
+    async fn sign_out(&self, _: &RefreshToken) -> Result<(), instant_client::Error> {
+        let stored = self
+            .store
+            .get(TEST_SESSION_ID, NOW)
+            .await
+            .unwrap()
+            .is_some();
+        self.stored_during_sign_out.lock().unwrap().push(stored);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(down());
+        }
+        self.sign_outs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn verify_refresh_token(&self, _: &RefreshToken) -> Result<User, instant_client::Error> {
+        Err(down())
+    }
+
+    async fn query_as(&self, _: &RefreshToken, _: &Query) -> Result<Value, instant_client::Error> {
+        Err(down())
+    }
+
+    async fn transact_as(
+        &self,
+        _: &RefreshToken,
+        _: &Transaction,
+    ) -> Result<TxId, instant_client::Error> {
+        Err(down())
+    }
+
+    async fn sign_out_user(&self, _: Uuid) -> Result<(), instant_client::Error> {
+        Err(down())
+    }
+
+    async fn delete_user(&self, _: Uuid) -> Result<bool, instant_client::Error> {
+        Err(down())
+    }
+}
+
+#[tokio::test]
+async fn a_sign_out_keeps_the_session_stored_until_instantdb_has_ended_it() {
+    // Found by the fault soak: the sign-out used to drop the session before calling
+    // InstantDB and store it again when InstantDB failed; a `session.revoked` webhook
+    // landing in between found nothing, was acknowledged, and the token leaked.
+    let f = Fixture::new();
+    let instant = Arc::new(WatchingInstant {
+        store: f.store.clone(),
+        down: std::sync::atomic::AtomicBool::new(true),
+        stored_during_sign_out: std::sync::Mutex::default(),
+        sign_outs: AtomicUsize::new(0),
+    });
+    let broker = SessionBroker::new(
+        id_token(),
+        f.verifier.clone(),
+        Arc::clone(&instant) as Arc<dyn InstantAuth>,
+        None,
+        f.store.clone(),
+    )
+    .with_clock(f.clock.clone());
+    let token = f.token();
+    broker.sign_in(&token).await.unwrap();
+    let out = broker.sign_out(&token, None).await.unwrap();
+    assert!(out.instant.is_failed());
+    assert_eq!(
+        *instant.stored_during_sign_out.lock().unwrap(),
+        [true],
+        "a webhook racing the sign-out must find the session"
+    );
+    // The webhook that comes while InstantDB is down finds it too, and once InstantDB
+    // is back its retry ends it.
+    assert!(broker.end_session(TEST_SESSION_ID).await.is_err());
+    instant.down.store(false, Ordering::SeqCst);
+    assert!(matches!(
+        broker.end_session(TEST_SESSION_ID).await.unwrap(),
+        crate::SessionEnded::SignedOut { .. }
+    ));
+    assert_eq!(instant.sign_outs.load(Ordering::SeqCst), 1);
+    assert!(f.store.is_empty().await.unwrap());
+}
