@@ -5,7 +5,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use auth_core::{BrokerConfig, MemorySessionStore, SessionBroker, StoreLimits};
+use auth_core::{BrokerConfig, SessionBroker, StoreLimits};
 use clap::Args;
 use service_config::{Clients, ServiceConfig};
 
@@ -30,6 +30,10 @@ pub(crate) struct ServiceArgs {
     /// `ps` and shell history).
     #[arg(long, value_name = "FILE|-", conflicts_with = "instant_admin_token")]
     instant_admin_token_file: Option<PathBuf>,
+    /// The server's session store: with SESSION_STORE_URL set, `sign-in` reuses and
+    /// stores the servers' InstantDB sessions and `sign-out` is honoured by them.
+    #[command(flatten)]
+    store: service_config::StoreArgs,
 }
 
 /// Checked settings, the clients built from them and a broker over those clients.
@@ -38,7 +42,8 @@ pub(crate) struct Service {
     pub(crate) config: ServiceConfig,
     /// The verifier and the InstantDB and Clerk clients.
     pub(crate) clients: Clients,
-    /// The broker, with an in-memory session store that lives as long as the command.
+    /// The broker, over the servers' store when SESSION_STORE_URL is set, else an
+    /// in-memory store that lives as long as the command.
     pub(crate) broker: SessionBroker,
 }
 
@@ -66,19 +71,28 @@ impl ServiceArgs {
     /// Checks every setting (all problems at once) and builds the clients and broker.
     /// No network call is made.
     pub(crate) fn connect(&self) -> Result<Service, Failure> {
-        let config = self
-            .settings()?
-            .resolve_in(|name| std::env::var_os(name))
-            .map_err(Failure::config)?;
+        let settings = self.settings()?;
+        let (config, store) = match (
+            settings.resolve_in(|name| std::env::var_os(name)),
+            self.store.resolve(),
+        ) {
+            (Ok(config), Ok(store)) => (config, store),
+            (Err(mut problems), Err(more)) => {
+                problems.extend(more);
+                return Err(Failure::config(problems));
+            }
+            (Err(problems), _) | (_, Err(problems)) => return Err(Failure::config(problems)),
+        };
         let clients = config
             .build_clients()
             .map_err(|e| Failure::setup(describe(&e)))?;
         let broker = SessionBroker::new(
-            BrokerConfig::new(config.strategy.clone()),
+            BrokerConfig::new(config.strategy.clone())
+                .refuse_for(clients.verifier.max_token_lifetime() + clients.verifier.leeway()),
             Arc::new(clients.verifier.clone()),
             Arc::new(clients.instant.clone()),
             clients.clerk_port(),
-            Arc::new(MemorySessionStore::new(StoreLimits::default())),
+            store.build(StoreLimits::default()),
         );
         Ok(Service {
             config,

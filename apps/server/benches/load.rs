@@ -1,15 +1,17 @@
 //! The real server binary under load on loopback, against a local stack started in this
 //! process: requests/s and p50/p99 latency of `GET /healthz` (the floor) and of
 //! `POST /v1/session` with a reused session, 32 concurrent keep-alive clients each,
-//! then the server's resident memory idle and after 100,000 distinct sessions. Writes
-//! `target/bench/server.json`.
+//! then the server's resident memory idle and after 100,000 distinct sessions. Then the same turns with the Redis
+//! store (a second server over a throwaway `redis-server`), and Redis's memory per
+//! stored session. Writes `target/bench/server.json`.
 //!
 //! The two endpoints take turns in one-second slots (3 s of warm-up each, then 8 s
 //! measured each), so load from other processes on the machine hits both alike.
 //!
 //! Run with `cargo xtask bench server` (or `cargo bench -p clerk-instant-server --bench
-//! load`). Targets: the sign-in path at >= 50 % of the floor's throughput, its p99 under
-//! 5 ms. Any answer other than 200 fails the bench.
+//! load`). Targets, for the memory and the Redis store alike: the sign-in path at >=
+//! 50 % of the floor's throughput, its p99 under 5 ms. Any answer other than 200 fails
+//! the bench.
 //!
 //! The clients share the machine with the server, so on a small machine they take part
 //! of its CPU; both phases pay that alike. The InstantDB emulator and the local Clerk
@@ -41,6 +43,11 @@ const USERS: usize = 1_000;
 /// 100,000 RS256 tokens takes longer than that here).
 const BULK_TOKEN_LIFETIME: Duration = Duration::from_secs(900);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Sessions stored in Redis for the bytes-per-session figure (minted with the others).
+const REDIS_SESSIONS: usize = 10_000;
+/// The tests' encryption key for the Redis store (sealing costs what it costs in
+/// production).
+const REDIS_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const TARGET_RATIO: f64 = 0.5;
 const TARGET_P99_MS: f64 = 5.0;
 
@@ -137,9 +144,13 @@ async fn run() -> anyhow::Result<bool> {
     let tokens = mint_sessions(&stack)?;
     let minting = started.elapsed();
     println!(
-        "minted {SESSIONS} session tokens ({USERS} users) at the local Clerk in {:.1} s",
+        "minted {} session tokens ({USERS} users) at the local Clerk in {:.1} s",
+        SESSIONS + REDIS_SESSIONS,
         minting.as_secs_f64()
     );
+    // The last REDIS_SESSIONS tokens are for the Redis store's memory figure.
+    let mut tokens = tokens;
+    let tokens_for_redis = tokens.split_off(tokens.len() - REDIS_SESSIONS);
     let bulk = sign_in_all(&server.url, tokens).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_sessions = server.rss_mib()?;
@@ -148,6 +159,10 @@ async fn run() -> anyhow::Result<bool> {
         bulk.elapsed.as_secs_f64(),
         SESSIONS as f64 / bulk.elapsed.as_secs_f64()
     );
+
+    // The same turns with the Redis store (a second server on a throwaway Redis), then
+    // Redis's memory per stored session.
+    let redis_run = redis_run(&stack, &http, &tokens_for_redis).await?;
 
     let ratio = session.per_s() / healthz.per_s();
     let report = json!({
@@ -161,6 +176,12 @@ async fn run() -> anyhow::Result<bool> {
         "rss_idle_mib": round1(rss_idle),
         "rss_100k_sessions_mib": round1(rss_sessions),
         "sessions_100k_secs": (bulk.elapsed.as_secs_f64() * 100.0).round() / 100.0,
+        "redis_healthz_per_s": redis_run.healthz.per_s().round(),
+        "redis_session_per_s": redis_run.session.per_s().round(),
+        "redis_session_p50_ms": round3(redis_run.session.percentile_ms(50)),
+        "redis_session_p99_ms": round3(redis_run.session.percentile_ms(99)),
+        "redis_ratio": round3(redis_run.session.per_s() / redis_run.healthz.per_s()),
+        "redis_bytes_per_session": redis_run.bytes_per_session.round(),
     });
     let p99 = session.percentile_ms(99);
     println!(
@@ -171,10 +192,30 @@ async fn run() -> anyhow::Result<bool> {
         verdict(p99 < TARGET_P99_MS),
     );
 
+    let redis_ratio = redis_run.session.per_s() / redis_run.healthz.per_s();
+    let redis_p99 = redis_run.session.percentile_ms(99);
+    println!(
+        "server, Redis store: session {:.0}/s vs healthz {:.0}/s -> ratio {redis_ratio:.3} ({} target >= {TARGET_RATIO}); session p99 {redis_p99:.3} ms ({} target < {TARGET_P99_MS} ms); Redis {:.0} bytes per session",
+        redis_run.session.per_s(),
+        redis_run.healthz.per_s(),
+        verdict(redis_ratio >= TARGET_RATIO),
+        verdict(redis_p99 < TARGET_P99_MS),
+        redis_run.bytes_per_session,
+    );
+
     let failures = [
         ("GET /healthz", &healthz.failures),
         ("POST /v1/session", &session.failures),
         ("POST /v1/session (100k sessions)", &bulk.failures),
+        ("GET /healthz (Redis store)", &redis_run.healthz.failures),
+        (
+            "POST /v1/session (Redis store)",
+            &redis_run.session.failures,
+        ),
+        (
+            "POST /v1/session (Redis sessions)",
+            &redis_run.bulk.failures,
+        ),
     ];
     let mut clean = true;
     for (name, failures) in failures {
@@ -197,6 +238,59 @@ async fn run() -> anyhow::Result<bool> {
     drop(server);
     stack.shutdown().await;
     Ok(true)
+}
+
+/// The Redis store's figures.
+struct RedisRun {
+    healthz: Phase,
+    session: Phase,
+    bulk: Bulk,
+    bytes_per_session: f64,
+}
+
+/// A second server over a throwaway Redis: the reused-session turns against
+/// `/healthz`, then `tokens` (new sessions) signed in and Redis's `used_memory` growth
+/// divided by their number.
+async fn redis_run(
+    stack: &DevStack,
+    http: &reqwest::Client,
+    tokens: &[String],
+) -> anyhow::Result<RedisRun> {
+    let redis = devstack::RedisServer::start()
+        .await
+        .context("starting redis-server for the Redis store run")?;
+    let mut server = Server::spawn_with(
+        stack,
+        &[
+            ("SESSION_STORE_URL", redis.url()),
+            ("SESSION_STORE_ENCRYPTION_KEY", REDIS_KEY.to_owned()),
+        ],
+    )?;
+    server.wait_ready().await?;
+    let reuse = stack.clerk.sign_in("bench-redis@example.com")?;
+    let token = stack.clerk.mint(&reuse.session.id)?;
+    sign_in(http, &server.url, &token).await?;
+    let token = stack.clerk.mint(&reuse.session.id)?;
+    let auth = HeaderValue::from_str(&format!("Bearer {token}")).context("a token header")?;
+    let [healthz, session] = drive(&server.url, &auth, server.pid()).await?;
+    println!("{}", healthz.line("GET /healthz"));
+    println!("{}", session.line("POST /v1/session (Redis store)"));
+    let before = redis.used_memory().await?;
+    let bulk = sign_in_all(&server.url, tokens.to_vec()).await?;
+    let after = redis.used_memory().await?;
+    let bytes_per_session = after.saturating_sub(before) as f64 / tokens.len() as f64;
+    println!(
+        "signed {} sessions in with the Redis store in {:.1} s; Redis used_memory {before} -> {after} bytes ({bytes_per_session:.0} per session, with its user link and index entries)",
+        tokens.len(),
+        bulk.elapsed.as_secs_f64()
+    );
+    drop(server);
+    Ok(RedisRun {
+        healthz,
+        session,
+        bulk,
+        bytes_per_session,
+    })
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -227,6 +321,11 @@ impl Drop for Server {
 
 impl Server {
     fn spawn(stack: &DevStack) -> anyhow::Result<Server> {
+        Server::spawn_with(stack, &[])
+    }
+
+    /// With these settings added.
+    fn spawn_with(stack: &DevStack, extra: &[(&str, String)]) -> anyhow::Result<Server> {
         // A port that was free a moment ago; the server fails loudly if it was taken since.
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -252,6 +351,7 @@ impl Server {
             .env("RATE_LIMIT_PER_IP_PER_SEC", "0")
             .env("RATE_LIMIT_PER_SESSION_PER_MIN", "0")
             .env("RATE_LIMIT_BAD_TOKENS_PER_MIN", "0")
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -549,14 +649,14 @@ async fn drive(url: &str, auth: &HeaderValue, server_pid: u32) -> anyhow::Result
     Ok(phases)
 }
 
-/// `SESSIONS` new sessions over `USERS` new users at the local Clerk, a token each,
+/// `SESSIONS + REDIS_SESSIONS` new sessions over `USERS` new users at the local Clerk, a token each,
 /// minted on every core.
 fn mint_sessions(stack: &DevStack) -> anyhow::Result<Vec<String>> {
     let clerk = &stack.clerk;
     let users = (0..USERS)
         .map(|i| Ok(clerk.create_user(NewUser::with_email(format!("bench-{i}@example.com")))?))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let sessions = (0..SESSIONS)
+    let sessions = (0..SESSIONS + REDIS_SESSIONS)
         .map(|i| Ok(clerk.create_session(&users[i % USERS].id)?.id))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let options = MintOptions::new().lifetime(BULK_TOKEN_LIFETIME);
@@ -574,7 +674,7 @@ fn mint_sessions(stack: &DevStack) -> anyhow::Result<Vec<String>> {
                 })
             })
             .collect();
-        let mut tokens = Vec::with_capacity(SESSIONS);
+        let mut tokens = Vec::with_capacity(SESSIONS + REDIS_SESSIONS);
         for handle in handles {
             tokens.extend(handle.join().expect("a minting thread panicked")?);
         }

@@ -9,7 +9,7 @@ use auth_core::UserDeletedPolicy;
 use clap::Parser;
 use clerk_webhooks::Secrets;
 pub use service_config::Problem;
-use service_config::{ServiceArgs, ServiceConfig};
+use service_config::{ServiceArgs, ServiceConfig, StoreArgs, StoreChoice};
 
 use crate::ratelimit::{ForwardedHeader, Quota, RateLimitSettings, TrustedProxies};
 
@@ -56,9 +56,19 @@ pub struct ServerArgs {
     /// Seconds a stored InstantDB session is reused without asking InstantDB.
     #[arg(long, env = "SESSION_REVALIDATE_SECS", default_value_t = 60)]
     pub session_revalidate: u64,
-    /// The most sessions kept in memory.
+    /// The most sessions kept by the memory store; when it is full, new sign-ins get
+    /// 503 store-full (no live session is ever evicted). The Redis store is bounded by
+    /// its sessions' lifetimes and Redis's maxmemory instead.
     #[arg(long, env = "MAX_SESSIONS", default_value_t = 100_000)]
     pub max_sessions: usize,
+    /// Where sessions are kept: memory (this process) or Redis (shared by replicas).
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The longest, in seconds, one sign-in holds its Clerk session's lock (other
+    /// sign-ins of that session, on any replica, wait for it); a replica that dies
+    /// mid-sign-in blocks the session this long at most.
+    #[arg(long, env = "SIGN_IN_LOCK_SECS", default_value_t = 15)]
+    pub sign_in_lock: u64,
     /// Clerk webhook signing secret(s) (`whsec_…`, from the Clerk dashboard's webhook
     /// endpoint); several, separated by whitespace or commas, across a rotation.
     /// Without it `POST /v1/webhooks/clerk` answers 503 `webhooks-not-configured`.
@@ -132,6 +142,8 @@ impl fmt::Debug for ServerArgs {
             .field("request_timeout", &self.request_timeout)
             .field("session_revalidate", &self.session_revalidate)
             .field("max_sessions", &self.max_sessions)
+            .field("store", &self.store)
+            .field("sign_in_lock", &self.sign_in_lock)
             .field(
                 "clerk_webhook_signing_secret",
                 &self
@@ -300,8 +312,12 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Reuse window for stored sessions.
     pub revalidate_after: Duration,
-    /// Session store bound.
+    /// Session store bound (memory store).
     pub max_sessions: usize,
+    /// Where sessions are kept.
+    pub store: StoreChoice,
+    /// The longest a sign-in holds its Clerk session's lock.
+    pub sign_in_lock: Duration,
     /// The Clerk webhook signing secrets; without them the webhook endpoint answers
     /// 503 `webhooks-not-configured`.
     pub webhook_secrets: Option<Secrets>,
@@ -372,6 +388,13 @@ impl ServerArgs {
         lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<Mode, ConfigError> {
         let mut problems = Vec::new();
+        let store = match self.store.resolve() {
+            Ok(store) => store,
+            Err(more) => {
+                problems.extend(more);
+                StoreChoice::Memory
+            }
+        };
         let mut problem = |setting: &'static str, message: String| {
             problems.push(Problem { setting, message });
         };
@@ -433,6 +456,14 @@ impl ServerArgs {
                 "must be at least 1".to_owned(),
             );
         }
+        if !(1..=300).contains(&self.sign_in_lock) {
+            problem(
+                "SIGN_IN_LOCK_SECS (--sign-in-lock)",
+                "must be between 1 and 300 seconds (longer than an InstantDB sign-in takes)"
+                    .to_owned(),
+            );
+        }
+
         let webhook_secrets = match self.clerk_webhook_signing_secret.as_deref() {
             None => None,
             Some(text) => match Secrets::parse(text) {
@@ -512,6 +543,8 @@ impl ServerArgs {
             request_timeout: Duration::from_secs(self.request_timeout),
             revalidate_after: Duration::from_secs(self.session_revalidate),
             max_sessions: self.max_sessions,
+            store,
+            sign_in_lock: Duration::from_secs(self.sign_in_lock),
             webhook_secrets,
             user_deleted_policy,
             rate_limits: Box::new(self.rate_limits(&mut problem)),
@@ -594,6 +627,8 @@ mod tests {
             request_timeout: 10,
             session_revalidate: 60,
             max_sessions: 100_000,
+            store: StoreArgs::default(),
+            sign_in_lock: 15,
             clerk_webhook_signing_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
             user_deleted_policy: "delete-user".into(),
             rate_limit_per_ip_per_sec: 100,

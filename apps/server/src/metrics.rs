@@ -98,7 +98,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, sessions: usize) -> String {
+    pub fn render(&self, sessions: Option<usize>) -> String {
         let mut out = String::new();
         out.push_str("# HELP clerk_instant_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE clerk_instant_requests_total counter\n");
@@ -170,9 +170,13 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP clerk_instant_sessions InstantDB sessions held for Clerk sessions.\n");
-        out.push_str("# TYPE clerk_instant_sessions gauge\n");
-        let _ = writeln!(out, "clerk_instant_sessions {sessions}");
+        if let Some(sessions) = sessions {
+            out.push_str(
+                "# HELP clerk_instant_sessions InstantDB sessions held for Clerk sessions.\n",
+            );
+            out.push_str("# TYPE clerk_instant_sessions gauge\n");
+            let _ = writeln!(out, "clerk_instant_sessions {sessions}");
+        }
         out
     }
 }
@@ -192,7 +196,7 @@ mod tests {
         m.upstream("instantdb", "sign-in", true, Duration::from_millis(3));
         m.rate_limited(Limit::BadToken);
         m.rate_limited(Limit::BadToken);
-        let text = m.render(4);
+        let text = m.render(Some(4));
         assert!(text.contains("clerk_instant_rate_limited_total{limit=\"bad-token\"} 2"));
         assert!(text.contains("clerk_instant_rate_limited_total{limit=\"ip\"} 0"));
         assert!(text.contains(

@@ -1,4 +1,5 @@
-//! `/readyz`: signing keys loaded and InstantDB reachable. Concurrent probes share one
+//! `/readyz`: signing keys loaded, InstantDB reachable and the session store
+//! answering. Concurrent probes share one
 //! check and its answer is reused for two seconds, so probes cannot load either
 //! upstream; the public body names each dependency's state with a short stable reason,
 //! and the full error goes to the log.
@@ -138,11 +139,28 @@ async fn check(state: &AppState) -> (bool, Value) {
             json!({"status": "failed", "reason": reason})
         }
     };
-    let ok = keys["status"] == "ok" && instant["status"] == "ok";
+    let store = state.inner.broker.store();
+    let store = match store.ping().await {
+        Ok(()) => json!({"status": "ok", "kind": store.kind()}),
+        Err(error) => {
+            let reason = match error {
+                auth_core::StoreError::Full => "full",
+                _ => "unreachable",
+            };
+            tracing::warn!(
+                dependency = "store",
+                reason,
+                error = &error as &dyn std::error::Error,
+                "not ready: the session store did not answer"
+            );
+            json!({"status": "failed", "kind": store.kind(), "reason": reason})
+        }
+    };
+    let ok = keys["status"] == "ok" && instant["status"] == "ok" && store["status"] == "ok";
     let body = json!({
         "ready": ok,
         "mode": state.mode(),
-        "checks": {"clerk_keys": keys, "instantdb": instant},
+        "checks": {"clerk_keys": keys, "instantdb": instant, "store": store},
     });
     (ok, body)
 }

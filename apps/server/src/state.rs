@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{
-    BrokerConfig, ClerkSessions, InstantAuth, MemorySessionStore, SessionBroker, StoreLimits,
-};
+use auth_core::{BrokerConfig, ClerkSessions, InstantAuth, SessionBroker, StoreLimits};
 use axum::http::HeaderMap;
 use clerk_jwt::{RemoteJwks, TokenExtractor, Verifier};
 
@@ -71,15 +69,25 @@ impl AppState {
         let keys = clients.keys;
 
         let options = &settings.options;
+        if options.store.is_plaintext() {
+            tracing::warn!(
+                store = %options.store.describe(),
+                "SESSION_STORE_ALLOW_PLAINTEXT: refresh tokens are stored in Redis in the clear; whoever can read Redis can act as every signed-in user in InstantDB"
+            );
+        }
         let broker = SessionBroker::new(
             BrokerConfig::new(settings.service.strategy.clone())
-                .revalidate_after(options.revalidate_after),
+                .revalidate_after(options.revalidate_after)
+                .sign_in_lock(options.sign_in_lock)
+                // No token the verifier accepts outlives this: a signed-out session
+                // stays refused until all of its tokens have expired.
+                .refuse_for(verifier.max_token_lifetime() + verifier.leeway()),
             Arc::new(verifier.clone()),
             Arc::clone(&instant),
             clerk,
-            Arc::new(MemorySessionStore::new(
-                StoreLimits::default().max_entries(options.max_sessions),
-            )),
+            options
+                .store
+                .build(StoreLimits::default().max_entries(options.max_sessions)),
         );
         let limits = crate::ratelimit::RateLimits::new(&options.rate_limits, Arc::clone(&metrics));
         Ok(AppState {
@@ -163,9 +171,13 @@ impl AppState {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let swept = broker.sweep().await;
-                if swept > 0 {
-                    tracing::info!(swept, "signed out expired InstantDB sessions");
+                match broker.sweep().await {
+                    Ok(0) => {}
+                    Ok(swept) => tracing::info!(swept, "signed out expired InstantDB sessions"),
+                    Err(error) => tracing::warn!(
+                        error = &error as &dyn std::error::Error,
+                        "could not sweep expired sessions; trying again in a minute"
+                    ),
                 }
             }
         })

@@ -131,7 +131,21 @@ pub(crate) async fn clerk(
     let user = delivery.event.user_id();
     let session = delivery.event.session_id();
     let broker = state.broker();
-    match broker.claim_delivery(id).await {
+    let claim = match broker.claim_delivery(id).await {
+        Ok(claim) => claim,
+        Err(error) => {
+            // The store is down: nothing was applied, Svix retries.
+            metrics.webhook(label, "failed");
+            tracing::warn!(
+                message = id,
+                event_type,
+                error = &error as &dyn std::error::Error,
+                "Clerk webhook delivery not claimed; the store is unavailable"
+            );
+            return Err(failure(error));
+        }
+    };
+    match claim {
         DeliveryClaim::Claimed => {}
         DeliveryClaim::Done => {
             metrics.webhook(label, "duplicate");
@@ -163,7 +177,18 @@ pub(crate) async fn clerk(
     }
     match apply(&state, &delivery, webhooks.policy).await {
         Ok(applied) => {
-            broker.complete_delivery(id).await;
+            if let Err(error) = broker.complete_delivery(id).await {
+                // Applied, but not recorded as done: acknowledge only what is durable.
+                // The redelivery applies it again, which every effect allows.
+                metrics.webhook(label, "failed");
+                tracing::warn!(
+                    message = id,
+                    event_type,
+                    error = &error as &dyn std::error::Error,
+                    "Clerk webhook applied but not recorded; the redelivery will repeat it"
+                );
+                return Err(failure(error));
+            }
             metrics.webhook(label, applied.outcome);
             if applied.outcome == "unmapped" {
                 tracing::warn!(
@@ -185,7 +210,13 @@ pub(crate) async fn clerk(
             Ok(answer(&delivery, applied.outcome, applied.fields))
         }
         Err(error) => {
-            broker.release_delivery(id).await;
+            if let Err(release) = broker.release_delivery(id).await {
+                tracing::warn!(
+                    message = id,
+                    error = &release as &dyn std::error::Error,
+                    "could not release a Clerk webhook claim; it lapses by itself"
+                );
+            }
             metrics.webhook(label, "failed");
             tracing::warn!(
                 message = id,

@@ -14,16 +14,75 @@ use crate::ports::{ClerkSessions, InstantAuth, TokenVerifier};
 use crate::session::{
     BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy, Verified,
 };
-use crate::store::{Refused, SessionStore, StoredSession, UserLink};
+use crate::store::{Refused, SessionStore, StoreError, StoredSession, UserLink};
 
 pub(crate) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// How long a Clerk session or user stays refused after it was signed out, ended or
-/// deleted: a session token lives 60 s at Clerk and the verifier's leeway adds at most
-/// 30 s, so no token minted before that moment is valid after it.
-pub(crate) const TOKEN_LIFETIME_BOUND: i64 = 60 + 30;
+/// The first pause of a sign-in waiting for another's lock, doubled up to
+/// [`LOCK_POLL_MAX`].
+const LOCK_POLL_FIRST: Duration = Duration::from_millis(5);
+const LOCK_POLL_MAX: Duration = Duration::from_millis(100);
+/// How much longer than the lock's lifetime a waiter waits before it blames the store.
+const LOCK_WAIT_SLACK: Duration = Duration::from_secs(2);
+
+/// What a stored session is good for, for a given token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judgement {
+    /// Hand it out as is.
+    Fresh,
+    /// Ask InstantDB first (the reuse window passed, or the token's email changed).
+    Confirm,
+    /// It is not this token's: drop it and sign it out.
+    Drop,
+}
+
+/// Who holds a sign-in lock: random per sign-in, so a lapsed holder cannot release a
+/// lock another took since.
+struct LockHolder(String);
+
+impl LockHolder {
+    fn new() -> Self {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        // `RandomState` is seeded from the OS's randomness per process; the counter
+        // makes every holder of this process distinct.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u32(std::process::id());
+        let random = hasher.finish();
+        let mut second = std::collections::hash_map::RandomState::new().build_hasher();
+        second.write_u64(random);
+        LockHolder(format!("{random:016x}{:016x}", second.finish()))
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A sign-in lock that outlived its lifetime by the store's answers.
+#[derive(Debug, thiserror::Error)]
+#[error("another sign-in of this Clerk session held its lock past the lock's lifetime")]
+struct LockNotReleased;
+
+impl SessionBroker {
+    /// Until when a Clerk session (or user) stays refused from `now`, given the token
+    /// that ended it.
+    pub(crate) fn refused_until(&self, now: i64, token_exp: Option<i64>) -> i64 {
+        let bound = now.saturating_add(secs(self.config.refuse_for));
+        token_exp.map_or(bound, |exp| bound.max(exp.saturating_add(LEEWAY)))
+    }
+}
+
+/// The verifier's leeway on `exp`, at most (clerk-jwt's maximum).
+const LEEWAY: i64 = secs_const(clerk_jwt::MAX_LEEWAY);
+
+const fn secs_const(d: Duration) -> i64 {
+    d.as_secs() as i64
+}
 
 /// Turns Clerk sessions into InstantDB sessions. Cheap to clone.
 #[derive(Clone)]
@@ -99,11 +158,28 @@ impl SessionBroker {
     }
 
     /// The InstantDB session stored for a Clerk session, if any (no InstantDB call).
-    pub async fn stored_session(&self, identity: &ClerkIdentity) -> Option<StoredSession> {
-        self.store
+    pub async fn stored_session(
+        &self,
+        identity: &ClerkIdentity,
+    ) -> Result<Option<StoredSession>, Error> {
+        Ok(self
+            .store
             .get(&identity.session_id, self.clock.now())
-            .await
-            .filter(|s| s.clerk_user_id == identity.user_id)
+            .await?
+            .filter(|s| s.clerk_user_id == identity.user_id))
+    }
+
+    /// The InstantDB session stored for the Clerk session of a verified token, as
+    /// `/v1/me` shows it: [`Error::SessionSignedOut`] when the session (or its user) is
+    /// refused, as every other operation answers; no InstantDB call.
+    pub async fn current_session(
+        &self,
+        identity: &ClerkIdentity,
+    ) -> Result<Option<StoredSession>, Error> {
+        if self.is_refused(identity, self.clock.now()).await? {
+            return Err(Error::SessionSignedOut);
+        }
+        self.stored_session(identity).await
     }
 
     /// Signs in: verifies the Clerk token locally (a bad token never reaches InstantDB),
@@ -114,39 +190,139 @@ impl SessionBroker {
         self.sign_in_verified(token, identity).await
     }
 
+    /// The sign-in behind every operation: the stored session when it can be used
+    /// as is; otherwise, holding the Clerk session's sign-in lock (so one InstantDB call
+    /// is made per Clerk session at a time, across replicas), the stored session
+    /// confirmed or a new one.
     async fn sign_in_verified(
         &self,
         token: &str,
         identity: ClerkIdentity,
     ) -> Result<SignIn, Error> {
-        let sid = identity.session_id.clone();
         let now = self.clock.now();
-        if self.is_refused(&identity, now).await {
+        if self.is_refused(&identity, now).await? {
             return Err(Error::SessionSignedOut);
         }
-        if let Some(stored) = self.store.get(&sid, now).await {
-            let email_differs = email_differs(&identity, &stored);
-            if stored.clerk_user_id != identity.user_id
-                || (email_differs && self.config.strategy == Strategy::Admin)
+        if let Some(ready) = self.usable_as_is(&identity, now).await? {
+            return Ok(ready);
+        }
+        let holder = LockHolder::new();
+        if let Some(ready) = self.lock_sign_in(&identity, &holder).await? {
+            return Ok(ready);
+        }
+        let result = self.sign_in_locked(token, &identity).await;
+        if let Err(error) = self
+            .store
+            .unlock(&identity.session_id, holder.as_str())
+            .await
+        {
+            // The lock lapses by itself; a failed release only delays the next sign-in.
+            tracing::warn!(
+                session = %identity.session_id,
+                error = &error as &dyn std::error::Error,
+                "could not release a sign-in lock"
+            );
+        }
+        result
+    }
+
+    /// The stored session, when it can be handed out without asking InstantDB.
+    async fn usable_as_is(
+        &self,
+        identity: &ClerkIdentity,
+        now: i64,
+    ) -> Result<Option<SignIn>, Error> {
+        let Some(stored) = self.store.get(&identity.session_id, now).await? else {
+            return Ok(None);
+        };
+        Ok(
+            (self.judge(identity, &stored, now) == Judgement::Fresh).then(|| SignIn {
+                clerk: identity.clone(),
+                user: stored.user,
+                refresh_token: stored.refresh_token,
+                created: false,
+                reused: true,
+            }),
+        )
+    }
+
+    /// What a stored session is good for, for this token.
+    fn judge(&self, identity: &ClerkIdentity, stored: &StoredSession, now: i64) -> Judgement {
+        let email_differs = email_differs(identity, stored);
+        if stored.clerk_user_id != identity.user_id
+            || (email_differs && self.config.strategy == Strategy::Admin)
+        {
+            // A session id never changes hands in Clerk: the entry is inconsistent.
+            // Admin strategy: the session was minted for another email (the Clerk
+            // user's primary email changed), so it is not this token's any more.
+            Judgement::Drop
+        } else if !email_differs
+            && now.saturating_sub(stored.confirmed_at) < secs(self.config.revalidate_after)
+        {
+            Judgement::Fresh
+        } else {
+            Judgement::Confirm
+        }
+    }
+
+    /// Takes the sign-in lock of the token's Clerk session. While another sign-in
+    /// holds it, waits (polling with backoff) until it is released or lapses; when the
+    /// other sign-in stored a session this token can use, that is returned instead
+    /// (`Some`), without taking the lock.
+    async fn lock_sign_in(
+        &self,
+        identity: &ClerkIdentity,
+        holder: &LockHolder,
+    ) -> Result<Option<SignIn>, Error> {
+        let sid = &identity.session_id;
+        let ttl = secs(self.config.sign_in_lock);
+        // A lock lapses after `ttl` by the store's clock; waiting a little longer than
+        // that by ours means the store is not honouring it.
+        let give_up = tokio::time::Instant::now() + self.config.sign_in_lock + LOCK_WAIT_SLACK;
+        let mut pause = LOCK_POLL_FIRST;
+        loop {
+            let now = self.clock.now();
+            if self
+                .store
+                .try_lock(sid, holder.as_str(), now, now.saturating_add(ttl))
+                .await?
             {
-                // A session id never changes hands in Clerk; drop the inconsistent entry.
-                // Admin strategy: the session was minted for another email (the Clerk
-                // user's primary email changed), so it is not this token's any more.
-                if let Some(stale) = self.store.remove(&sid).await {
-                    self.sign_out_in_background(vec![stale]);
+                return Ok(None);
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(Error::Store(StoreError::unavailable(LockNotReleased)));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(LOCK_POLL_MAX);
+            if let Some(ready) = self.usable_as_is(identity, self.clock.now()).await? {
+                return Ok(Some(ready));
+            }
+        }
+    }
+
+    /// The sign-in, holding the lock: the store is read again (another replica may have
+    /// just signed in), then the stored session is confirmed with InstantDB or a new
+    /// one obtained.
+    async fn sign_in_locked(&self, token: &str, identity: &ClerkIdentity) -> Result<SignIn, Error> {
+        let sid = &identity.session_id;
+        let now = self.clock.now();
+        if let Some(stored) = self.store.get(sid, now).await? {
+            match self.judge(identity, &stored, now) {
+                Judgement::Fresh => {
+                    return Ok(SignIn {
+                        clerk: identity.clone(),
+                        user: stored.user,
+                        refresh_token: stored.refresh_token,
+                        created: false,
+                        reused: true,
+                    });
                 }
-            } else if !email_differs
-                && now.saturating_sub(stored.confirmed_at) < secs(self.config.revalidate_after)
-            {
-                return Ok(SignIn {
-                    clerk: identity,
-                    user: stored.user,
-                    refresh_token: stored.refresh_token,
-                    created: false,
-                    reused: true,
-                });
-            } else {
-                match self.confirm(token, &identity, &stored).await {
+                Judgement::Drop => {
+                    if let Some(stale) = self.store.remove(sid).await? {
+                        self.sign_out_in_background(vec![stale]);
+                    }
+                }
+                Judgement::Confirm => match self.confirm(token, identity, &stored).await {
                     Ok(signed) => {
                         let reused = signed.refresh_token == stored.refresh_token;
                         let user = Arc::new(signed.user);
@@ -157,12 +333,18 @@ impl SessionBroker {
                             now,
                             stored.expires_at,
                         );
-                        let inserted = self.store.insert(&sid, session, now).await;
+                        let inserted = match self.store.insert(sid, session, now).await {
+                            Ok(inserted) => inserted,
+                            Err(error) => {
+                                self.end_unstored(identity, &signed.refresh_token, &stored, &user);
+                                return Err(error.into());
+                            }
+                        };
                         self.sign_out_in_background(inserted.displaced);
-                        self.link(&identity, &user, now).await;
-                        self.recheck_refusal(&identity, now).await?;
+                        self.link(identity, &user, now).await?;
+                        self.recheck_refusal(identity, now).await?;
                         return Ok(SignIn {
-                            clerk: identity,
+                            clerk: identity.clone(),
                             user,
                             refresh_token: signed.refresh_token,
                             created: signed.created,
@@ -174,14 +356,18 @@ impl SessionBroker {
                             session = %sid,
                             "InstantDB no longer knows the stored refresh token; signing in again"
                         );
-                        self.store.remove(&sid).await;
+                        self.store.remove(sid).await?;
                     }
                     Err(other) => return Err(other),
-                }
+                },
             }
         }
 
-        let signed = self.fresh(token, &identity).await?;
+        // A full store mints nothing: a token it could not keep would outlive its entry.
+        if !self.store.has_room(now).await? {
+            return Err(Error::Store(StoreError::Full));
+        }
+        let signed = self.fresh(token, identity).await?;
         let user = Arc::new(signed.user);
         let session = StoredSession::new(
             identity.user_id.clone(),
@@ -190,13 +376,28 @@ impl SessionBroker {
             now,
             now.saturating_add(secs(self.config.session_ttl)),
         );
-        match self.store.insert_if_absent(&sid, session, now).await {
+        let outcome = match self.store.insert_if_absent(sid, session, now).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // Not stored (the store filled up or went down since): end the new
+                // token rather than hand out one no entry holds.
+                self.sign_out_in_background(vec![StoredSession::new(
+                    identity.user_id.clone(),
+                    signed.refresh_token,
+                    user,
+                    now,
+                    now,
+                )]);
+                return Err(error.into());
+            }
+        };
+        match outcome {
             Ok(inserted) => {
                 self.sign_out_in_background(inserted.displaced);
-                self.link(&identity, &user, now).await;
-                self.recheck_refusal(&identity, now).await?;
+                self.link(identity, &user, now).await?;
+                self.recheck_refusal(identity, now).await?;
                 Ok(SignIn {
-                    clerk: identity,
+                    clerk: identity.clone(),
                     user,
                     refresh_token: signed.refresh_token,
                     created: signed.created,
@@ -204,8 +405,8 @@ impl SessionBroker {
                 })
             }
             Err(existing) => {
-                // Another sign-in of the same Clerk session stored its token first: use
-                // that one and end ours, so tokens do not pile up.
+                // Another sign-in of the same Clerk session stored its token first (its
+                // lock lapsed): use that one and end ours, so tokens do not pile up.
                 if existing.refresh_token != signed.refresh_token {
                     self.sign_out_in_background(vec![StoredSession::new(
                         identity.user_id.clone(),
@@ -216,7 +417,7 @@ impl SessionBroker {
                     )]);
                 }
                 Ok(SignIn {
-                    clerk: identity,
+                    clerk: identity.clone(),
                     user: existing.user,
                     refresh_token: existing.refresh_token,
                     created: false,
@@ -226,22 +427,45 @@ impl SessionBroker {
         }
     }
 
+    /// A confirmed token that could not be stored: InstantDB may have minted a new one
+    /// in place of the stored one; end it unless it is the stored one (which stays).
+    fn end_unstored(
+        &self,
+        identity: &ClerkIdentity,
+        token: &RefreshToken,
+        stored: &StoredSession,
+        user: &Arc<instant_client::User>,
+    ) {
+        if *token != stored.refresh_token {
+            self.sign_out_in_background(vec![StoredSession::new(
+                identity.user_id.clone(),
+                token.clone(),
+                Arc::clone(user),
+                0,
+                0,
+            )]);
+        }
+    }
+
     /// Whether this Clerk session or user is refused (signed out, ended, deleted).
-    async fn is_refused(&self, identity: &ClerkIdentity, now: i64) -> bool {
-        self.store
-            .is_refused(&Refused::Session(identity.session_id.clone()), now)
-            .await
-            || self
-                .store
-                .is_refused(&Refused::User(identity.user_id.clone()), now)
-                .await
+    async fn is_refused(&self, identity: &ClerkIdentity, now: i64) -> Result<bool, Error> {
+        Ok(self
+            .store
+            .is_refused(
+                &[
+                    Refused::Session(identity.session_id.clone()),
+                    Refused::User(identity.user_id.clone()),
+                ],
+                now,
+            )
+            .await?)
     }
 
     /// A sign-in that passed the refusal check before a revocation or deletion landed
     /// may store its session after the webhook's operation has cleared the store: check
     /// again once stored, and end the session if it is refused now.
     async fn recheck_refusal(&self, identity: &ClerkIdentity, now: i64) -> Result<(), Error> {
-        if !self.is_refused(identity, now).await {
+        if !self.is_refused(identity, now).await? {
             return Ok(());
         }
         // Whatever is stored for the refused session goes: ours, or a racing sign-in's
@@ -249,7 +473,7 @@ impl SessionBroker {
         let ended: Vec<StoredSession> = self
             .store
             .remove(&identity.session_id)
-            .await
+            .await?
             .into_iter()
             .collect();
         self.sign_out_in_background(ended);
@@ -257,7 +481,12 @@ impl SessionBroker {
     }
 
     /// Records which InstantDB user this Clerk user signed in as.
-    async fn link(&self, identity: &ClerkIdentity, user: &instant_client::User, now: i64) {
+    async fn link(
+        &self,
+        identity: &ClerkIdentity,
+        user: &instant_client::User,
+        now: i64,
+    ) -> Result<(), Error> {
         self.store
             .link_user(
                 &identity.user_id,
@@ -265,7 +494,8 @@ impl SessionBroker {
                 now,
                 now.saturating_add(secs(self.config.user_link_ttl)),
             )
-            .await;
+            .await?;
+        Ok(())
     }
 
     /// Asks InstantDB whether the stored session is still good.
@@ -340,7 +570,7 @@ impl SessionBroker {
         let stored = self
             .store
             .get(&sid, self.clock.now())
-            .await
+            .await?
             .filter(|s| s.clerk_user_id == identity.user_id);
 
         // A refresh token named by the client must belong to the same person; someone
@@ -363,12 +593,12 @@ impl SessionBroker {
             .refuse(
                 &Refused::Session(sid.clone()),
                 now,
-                now + TOKEN_LIFETIME_BOUND,
+                self.refused_until(now, Some(identity.expires_at)),
             )
-            .await;
-        if stored.is_some() {
-            self.store.remove(&sid).await;
-        }
+            .await?;
+        // The stored session stays stored until InstantDB has signed its token out: a
+        // webhook's `end_session` racing this sign-out then still finds it, and when
+        // InstantDB fails, the retry (of either) ends it.
         let instant = match instant_token {
             Err(error) => {
                 tracing::warn!(session = %sid, error = &error as &dyn std::error::Error, "could not check the refresh token's owner");
@@ -376,13 +606,14 @@ impl SessionBroker {
             }
             Ok(None) => Half::Skipped("no InstantDB session is known for this Clerk session"),
             Ok(Some(rt)) => match self.instant.sign_out(&rt).await {
-                Ok(()) => Half::Done,
-                Err(error) => {
-                    // Keep the session so a retried sign-out can end it.
-                    if let Some(stored) = stored {
-                        self.store.insert(&sid, stored, self.clock.now()).await;
+                Ok(()) => {
+                    if stored.is_some() {
+                        self.forget_signed_out(&sid, &rt).await;
                     }
-                    tracing::warn!(session = %sid, error = &error as &dyn std::error::Error, "InstantDB sign-out failed");
+                    Half::Done
+                }
+                Err(error) => {
+                    tracing::warn!(session = %sid, error = &error as &dyn std::error::Error, "InstantDB sign-out failed; the session stays stored for the retry");
                     Half::Failed(HalfError::Instant(error))
                 }
             },
@@ -404,6 +635,24 @@ impl SessionBroker {
             instant,
             clerk_session,
         })
+    }
+
+    /// Drops a session whose token InstantDB just signed out; a session stored since
+    /// with another token (a sign-in that passed the refusal check first) is signed out
+    /// too. A store failure here leaves a dead token stored, which harms nothing: the
+    /// session is refused, and the sweep or a retry drops it.
+    async fn forget_signed_out(&self, sid: &str, signed_out: &RefreshToken) {
+        match self.store.remove(sid).await {
+            Ok(Some(removed)) if removed.refresh_token != *signed_out => {
+                self.sign_out_in_background(vec![removed]);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(
+                session = %sid,
+                error = &error as &dyn std::error::Error,
+                "could not drop a signed-out session from the store"
+            ),
+        }
     }
 
     /// A refresh token named by the client is signed out only if InstantDB says it
@@ -500,20 +749,26 @@ impl SessionBroker {
     /// Drops a session InstantDB refused and signs in again, once.
     async fn renew(&self, token: &str, dead: SignIn) -> Result<SignIn, Error> {
         let sid = dead.clerk.session_id.clone();
-        if let Some(stored) = self.store.remove(&sid).await
+        if let Some(stored) = self.store.remove(&sid).await?
             && stored.refresh_token != dead.refresh_token
         {
-            self.store.insert(&sid, stored, self.clock.now()).await;
+            self.store.insert(&sid, stored, self.clock.now()).await?;
         }
         self.sign_in_verified(token, dead.clerk).await
     }
 
-    /// Signs out the sessions that expired in the store; returns how many.
-    pub async fn sweep(&self) -> usize {
-        let expired = self.store.sweep(self.clock.now()).await;
-        let count = expired.len();
-        self.sign_out_in_background(expired);
-        count
+    /// Signs out the sessions that expired in the store; returns how many. (With
+    /// several replicas sweeping one shared store, each expired session goes to one.)
+    pub async fn sweep(&self) -> Result<usize, Error> {
+        let mut count = 0;
+        loop {
+            let expired = self.store.sweep(self.clock.now()).await?;
+            if expired.is_empty() {
+                return Ok(count);
+            }
+            count += expired.len();
+            self.sign_out_in_background(expired);
+        }
     }
 
     /// Waits for the background sign-outs (of sessions displaced or swept) to finish,

@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use instant_client::Uuid;
 
-use crate::broker::{SessionBroker, TOKEN_LIFETIME_BOUND, secs};
+use crate::broker::{SessionBroker, secs};
 use crate::error::{Error, InstantOp, is_dead_refresh_token};
 use crate::store::{MessageClaim, Refused, StoredSession};
 
@@ -141,10 +141,10 @@ impl SessionBroker {
             .refuse(
                 &Refused::Session(clerk_session_id.to_owned()),
                 now,
-                now + TOKEN_LIFETIME_BOUND,
+                self.refused_until(now, None),
             )
-            .await;
-        let Some(stored) = self.store.get(clerk_session_id, i64::MIN).await else {
+            .await?;
+        let Some(stored) = self.store.get(clerk_session_id, i64::MIN).await? else {
             return Ok(SessionEnded::NothingStored);
         };
         let instant_user_id = stored.user.id;
@@ -173,11 +173,11 @@ impl SessionBroker {
             .refuse(
                 &Refused::User(clerk_user_id.to_owned()),
                 now,
-                now + TOKEN_LIFETIME_BOUND,
+                self.refused_until(now, None),
             )
-            .await;
-        let sessions = self.store.sessions_of(clerk_user_id).await;
-        let link = self.store.user_link(clerk_user_id, now).await;
+            .await?;
+        let sessions = self.store.sessions_of(clerk_user_id).await?;
+        let link = self.store.user_link(clerk_user_id, now).await?;
         if sessions.is_empty() && link.is_none() {
             tracing::warn!(clerk_user = %clerk_user_id, "Clerk user deleted, but no InstantDB user is known for it");
             return Ok(UserDeleted::Unmapped);
@@ -208,7 +208,7 @@ impl SessionBroker {
                 }
             }
         }
-        self.store.unlink_user(clerk_user_id).await;
+        self.store.unlink_user(clerk_user_id).await?;
         let instant_users: Vec<Uuid> = users.into_iter().collect();
         tracing::info!(clerk_user = %clerk_user_id, policy = %policy, sessions = sessions_signed_out, users_deleted, "Clerk user deleted; InstantDB brought in step");
         Ok(UserDeleted::Applied {
@@ -230,7 +230,7 @@ impl SessionBroker {
         let stale: Vec<(String, StoredSession)> = self
             .store
             .sessions_of(clerk_user_id)
-            .await
+            .await?
             .into_iter()
             .filter(|(_, s)| {
                 !s.user
@@ -255,32 +255,39 @@ impl SessionBroker {
     /// [`release_delivery`](Self::release_delivery) when applying failed); the others
     /// mean a duplicate (answer 2xx, do nothing; `InProgress` may also be answered
     /// with a retryable status, since the first delivery may still fail).
-    pub async fn claim_delivery(&self, message_id: &str) -> DeliveryClaim {
+    pub async fn claim_delivery(&self, message_id: &str) -> Result<DeliveryClaim, Error> {
         let now = self.clock.now();
-        self.store
+        Ok(self
+            .store
             .claim_message(
                 message_id,
                 now,
                 now.saturating_add(secs(self.config.delivery_lease)),
             )
-            .await
+            .await?)
     }
 
     /// Marks a claimed message applied; duplicates are recognised for
-    /// `delivery_retention` (28 hours by default).
-    pub async fn complete_delivery(&self, message_id: &str) {
+    /// `delivery_retention` (28 hours by default). When the store fails, the effect
+    /// stands but a redelivery may apply it again (every operation is idempotent):
+    /// answer "retry later", since the delivery is not yet durable as done.
+    pub async fn complete_delivery(&self, message_id: &str) -> Result<(), Error> {
         let now = self.clock.now();
         self.store
             .complete_message(
                 message_id,
+                now,
                 now.saturating_add(secs(self.config.delivery_retention)),
             )
-            .await;
+            .await?;
+        Ok(())
     }
 
-    /// Gives a claim back after applying failed, so Svix's retry is applied.
-    pub async fn release_delivery(&self, message_id: &str) {
-        self.store.release_message(message_id).await;
+    /// Gives a claim back after applying failed, so Svix's retry is applied. (When the
+    /// store fails here too, the claim lapses after `delivery_lease`.)
+    pub async fn release_delivery(&self, message_id: &str) -> Result<(), Error> {
+        self.store.release_message(message_id).await?;
+        Ok(())
     }
 
     /// Signs out one stored session, then drops it. When InstantDB fails the session
@@ -294,7 +301,7 @@ impl SessionBroker {
                 return Err(Error::instant(InstantOp::SignOut)(e));
             }
         }
-        if let Some(removed) = self.store.remove(session_id).await
+        if let Some(removed) = self.store.remove(session_id).await?
             && removed.refresh_token != session.refresh_token
         {
             self.sign_out_in_background(vec![removed]);

@@ -93,6 +93,11 @@ pub enum Code {
     InstantFailed,
     /// InstantDB answered something this client cannot read (`instant-bad-response`).
     InstantBadResponse,
+    /// The session store could not be reached or did not answer in time
+    /// (`store-unavailable`).
+    StoreUnavailable,
+    /// The session store is full, so no new session is started (`store-full`).
+    StoreFull,
 }
 
 impl Code {
@@ -112,6 +117,8 @@ impl Code {
             Code::InstantTimeout => "instant-timeout",
             Code::InstantFailed => "instant-failed",
             Code::InstantBadResponse => "instant-bad-response",
+            Code::StoreUnavailable => "store-unavailable",
+            Code::StoreFull => "store-full",
         }
     }
 }
@@ -150,6 +157,10 @@ pub enum Error {
         #[source]
         source: instant_client::Error,
     },
+    /// The session store failed (down, slow or full); nothing was started in
+    /// InstantDB that the store does not hold.
+    #[error("the session store could not be used")]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl Error {
@@ -166,6 +177,7 @@ impl Error {
             Error::EmailNotVerified | Error::SessionSignedOut => ErrorKind::Unauthorized,
             Error::NotYourSession => ErrorKind::Forbidden,
             Error::Instant { op, source } => instant_kind(*op, source),
+            Error::Store(_) => ErrorKind::Unavailable,
         }
     }
 
@@ -177,6 +189,8 @@ impl Error {
             Error::SessionSignedOut => Code::SessionSignedOut,
             Error::NotYourSession => Code::SessionNotOwned,
             Error::Instant { source, .. } => instant_code(source),
+            Error::Store(crate::store::StoreError::Full) => Code::StoreFull,
+            Error::Store(_) => Code::StoreUnavailable,
         }
     }
 
@@ -192,6 +206,9 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Instant { source, .. } => source.retry_after(),
+            // A store outage is usually a failover or a restart: seconds.
+            Error::Store(crate::store::StoreError::Full) => Some(STORE_FULL_RETRY_AFTER),
+            Error::Store(_) => Some(STORE_RETRY_AFTER),
             _ => None,
         }
     }
@@ -209,10 +226,17 @@ impl Error {
                 ),
                 _ => source.to_string(),
             },
+            Error::Store(e) => e.to_string(),
             other => other.to_string(),
         }
     }
 }
+
+/// What a client is told to wait when the session store is down.
+const STORE_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// What a client is told to wait when the memory store is full (sessions expire or
+/// sign out over minutes).
+const STORE_FULL_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 fn instant_code(source: &instant_client::Error) -> Code {
     use instant_client::Error as E;
@@ -259,7 +283,9 @@ fn instant_kind(op: InstantOp, source: &instant_client::Error) -> ErrorKind {
         | Code::VerifierMisconfigured
         | Code::EmailUnverified
         | Code::SessionSignedOut
-        | Code::SessionNotOwned => ErrorKind::Upstream,
+        | Code::SessionNotOwned
+        | Code::StoreUnavailable
+        | Code::StoreFull => ErrorKind::Upstream,
     }
 }
 

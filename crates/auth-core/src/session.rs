@@ -65,6 +65,10 @@ pub struct ClerkIdentity {
     /// The `email_verified` claim.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
+    /// The token's `exp` (clock seconds): a signed-out session is refused at least
+    /// until then.
+    #[serde(skip)]
+    pub expires_at: i64,
 }
 
 impl From<&SessionClaims> for ClerkIdentity {
@@ -74,6 +78,7 @@ impl From<&SessionClaims> for ClerkIdentity {
             session_id: claims.sid.clone(),
             email: claims.email.clone(),
             email_verified: claims.email_verified,
+            expires_at: claims.exp,
         }
     }
 }
@@ -205,6 +210,16 @@ pub struct BrokerConfig {
     /// How long a claimed, unfinished webhook message id blocks other deliveries of it
     /// (a claimant that crashed releases it this way). Default 5 minutes.
     pub delivery_lease: Duration,
+    /// The longest a sign-in holds its Clerk session's lock (longer than an InstantDB
+    /// sign-in takes with its retries); a holder that crashed blocks the session's
+    /// other sign-ins this long at most. Default 15 s.
+    pub sign_in_lock: Duration,
+    /// How long a Clerk session or user stays refused after it was signed out, ended
+    /// or deleted, at least: no token accepted by the verifier may outlive it, so set
+    /// it to the verifier's maximum token lifetime plus its leeway. A signed-out
+    /// session is also refused until the `exp` of the token that signed it out.
+    /// Default 90 s (Clerk's 60 s session tokens plus 30 s of leeway).
+    pub refuse_for: Duration,
 }
 
 impl BrokerConfig {
@@ -217,7 +232,22 @@ impl BrokerConfig {
             user_link_ttl: Duration::from_secs(30 * 24 * 3600),
             delivery_retention: Duration::from_secs(28 * 3600),
             delivery_lease: Duration::from_secs(5 * 60),
+            sign_in_lock: Duration::from_secs(15),
+            refuse_for: Duration::from_secs(60 + 30),
         }
+    }
+
+    /// Sets the longest a sign-in holds its Clerk session's lock (at least 1 s).
+    pub fn sign_in_lock(mut self, lock: Duration) -> Self {
+        self.sign_in_lock = lock.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Sets how long signed-out or ended Clerk sessions (and deleted users) are refused,
+    /// at least.
+    pub fn refuse_for(mut self, refuse_for: Duration) -> Self {
+        self.refuse_for = refuse_for;
+        self
     }
 
     /// Sets how long a stored session is trusted without asking InstantDB.

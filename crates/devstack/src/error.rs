@@ -63,6 +63,30 @@ pub enum Error {
         /// Clerk's message.
         message: String,
     },
+    /// A program the local stack runs is not installed: install it.
+    #[error("{program} is not installed (or not on PATH): install it with `{install}`")]
+    MissingProgram {
+        /// The program, as given.
+        program: String,
+        /// The command that installs it.
+        install: &'static str,
+        /// The error from starting it.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A program the local stack runs did not start, or did not answer.
+    #[error("{program} on 127.0.0.1:{port} {problem}")]
+    Process {
+        /// The program, as given.
+        program: String,
+        /// The port it was to listen on.
+        port: u16,
+        /// What went wrong.
+        problem: String,
+        /// The error from starting it, if that is what failed.
+        #[source]
+        source: Option<std::io::Error>,
+    },
     /// A local Clerk Backend API call failed in transport: is the local Clerk running?
     #[error("{method} {url} failed")]
     Transport {

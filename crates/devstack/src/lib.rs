@@ -13,6 +13,8 @@
 //!   paths, key casing, status codes and error bodies, over an in-memory store. The
 //!   official `@instantdb/admin` SDK works against it through its `apiURI` option.
 //! - [`DevStack`]: both, with an app whose Clerk client `clerk` points at the local Clerk.
+//! - [`RedisServer`]: a throwaway `redis-server` (from `PATH`) on a free port with
+//!   persistence off, to kill and restart empty, for the Redis session store's tests.
 //! - [`Faults`]: make the next N calls to a route fail with a status, stall, or lose
 //!   their connection, on either server.
 //!
@@ -65,6 +67,7 @@
 pub mod clerk;
 mod error;
 pub mod instant;
+mod redis;
 mod secret;
 mod server;
 mod stack;
@@ -76,6 +79,7 @@ pub use clerk::{
 };
 pub use error::Error;
 pub use instant::{App, ClerkClient, InstantConfig, InstantEmulator};
+pub use redis::{REDIS_INSTALL, RedisServer};
 pub use secret::{AdminToken, RefreshToken, WebhookSecret};
 pub use server::{Fault, Faults};
 pub use stack::{DevStack, DevStackConfig};

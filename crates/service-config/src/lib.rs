@@ -2,7 +2,8 @@
 //! environment names ([`ServiceArgs`], a `clap::Args` struct each app flattens into its
 //! own arguments), the checks with their fixes ([`ServiceArgs::resolve`] reports every
 //! problem at once, each naming the setting), and the clients built from the checked
-//! settings ([`ServiceConfig::clients`]).
+//! settings ([`ServiceConfig::clients`]); and where the session store lives
+//! ([`StoreArgs`]: in memory, or in Redis shared by every replica and the CLI).
 //!
 //! Boundary: only the apps (`clerk-instant-server`, `clerk-instant`) depend on this
 //! crate. It names environment variables and flags so that the libraries below it
@@ -40,9 +41,11 @@
 mod clients;
 mod origin;
 mod settings;
+mod store;
 
 pub use clients::{BuildError, Clients, HTTP_TIMEOUT, VERIFIED_TOKENS, http_client};
 pub use origin::{ANY_AUTHORIZED_PARTY, AuthorizedParties, OriginError, normalize_origin};
 pub use settings::{
     DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig, VerifierArgs, VerifierSettings,
 };
+pub use store::{DEFAULT_STORE_PREFIX, StoreArgs, StoreChoice};

@@ -19,6 +19,7 @@ fn base() -> ServerArgs {
         idle_timeout: 60,
         max_connections: 1024,
         shutdown_timeout: 15,
+        sign_in_lock: 15,
         user_deleted_policy: "delete-user".into(),
         ..ServerArgs::default()
     }

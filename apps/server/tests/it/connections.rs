@@ -221,6 +221,7 @@ fn connection_settings_of_zero_are_refused_with_their_fix() {
         idle_timeout: 0,
         max_connections: 0,
         shutdown_timeout: 0,
+        sign_in_lock: 15,
         // Dev mode, so the missing Clerk and InstantDB settings are not problems too.
         dev: true,
         ..ServerArgs::default()

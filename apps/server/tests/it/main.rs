@@ -7,5 +7,6 @@ mod failures;
 mod flow;
 mod ratelimit;
 mod ready;
+mod replicas;
 mod support;
 mod webhooks;

@@ -28,6 +28,8 @@ pub(crate) fn options() -> Options {
         request_timeout: Duration::from_secs(2),
         revalidate_after: Duration::from_secs(60),
         max_sessions: 1000,
+        store: service_config::StoreChoice::Memory,
+        sign_in_lock: Duration::from_secs(15),
         webhook_secrets: None,
         user_deleted_policy: auth_core::UserDeletedPolicy::default(),
         // Off, so that no other test depends on them; tests/it/ratelimit.rs turns them on.

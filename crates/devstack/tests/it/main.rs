@@ -5,5 +5,6 @@ mod faults;
 mod flow;
 mod instant_errors;
 mod node;
+mod redis;
 mod support;
 mod webhooks;

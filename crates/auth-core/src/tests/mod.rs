@@ -136,7 +136,7 @@ async fn id_token_strategy_forwards_the_token_with_the_client_name() {
     assert_eq!(session.refresh_token, rt(1));
     assert!(session.created);
     assert!(!session.reused);
-    assert_eq!(f.store.len().await, 1);
+    assert_eq!(f.store.len().await.unwrap(), 1);
     assert!(!format!("{session:?}").contains(rt(1).expose()));
 }
 
@@ -218,7 +218,7 @@ async fn repeated_sign_ins_reuse_the_session_and_pass_its_token_back_when_revali
     let revalidated = broker.sign_in(&f.token()).await.unwrap();
     assert_eq!(revalidated.refresh_token, rt(1));
     assert!(revalidated.reused);
-    assert_eq!(f.store.len().await, 1);
+    assert_eq!(f.store.len().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -249,7 +249,7 @@ async fn a_stored_token_instantdb_rejects_is_dropped_and_the_sign_in_retried_onc
     let renewed = broker.sign_in(&f.token()).await.unwrap();
     assert_eq!(renewed.refresh_token, rt(2));
     assert!(!renewed.reused);
-    let stored = f.store.get(TEST_SESSION_ID, NOW).await.unwrap();
+    let stored = f.store.get(TEST_SESSION_ID, NOW).await.unwrap().unwrap();
     assert_eq!(stored.refresh_token, rt(2));
 }
 
@@ -273,7 +273,7 @@ async fn other_failures_while_revalidating_are_reported_and_keep_the_session() {
     let err = broker.sign_in(&f.token()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert_eq!(err.code().as_str(), "instant-unavailable");
-    assert!(f.store.get(TEST_SESSION_ID, NOW).await.is_some());
+    assert!(f.store.get(TEST_SESSION_ID, NOW).await.unwrap().is_some());
 
     // An unknown client name is a configuration problem, not a dead refresh token.
     let f = Fixture::new();
@@ -319,7 +319,7 @@ async fn sign_out_ends_instantdb_then_clerk_and_forgets_the_session() {
     let out = broker.sign_out(&f.token(), None).await.unwrap();
     assert!(matches!(out.instant, Half::Done));
     assert!(matches!(out.clerk_session, Half::Done));
-    assert_eq!(f.store.len().await, 0);
+    assert_eq!(f.store.len().await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -341,7 +341,7 @@ async fn a_failing_half_is_reported_and_never_skips_the_other() {
     let out = broker.sign_out(&f.token(), None).await.unwrap();
     assert!(matches!(&out.instant, Half::Failed(e) if e.is_unavailable()));
     assert!(matches!(out.clerk_session, Half::Done));
-    assert_eq!(f.store.len().await, 1);
+    assert_eq!(f.store.len().await.unwrap(), 1);
 
     // Clerk down: InstantDB is still signed out.
     let f = Fixture::new();
@@ -424,7 +424,8 @@ async fn a_lost_race_keeps_the_first_session_and_ends_the_second() {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .build()
                     .unwrap();
-                rt.block_on(store.insert(TEST_SESSION_ID, winner, NOW));
+                rt.block_on(store.insert(TEST_SESSION_ID, winner, NOW))
+                    .unwrap();
             })
             .join()
             .unwrap();
@@ -529,9 +530,9 @@ async fn expired_store_entries_are_swept_and_signed_out() {
     );
     broker.sign_in(&f.token()).await.unwrap();
     f.clock.advance(99);
-    assert_eq!(broker.sweep().await, 0);
+    assert_eq!(broker.sweep().await.unwrap(), 0);
     f.clock.advance(1);
-    assert_eq!(broker.sweep().await, 1);
+    assert_eq!(broker.sweep().await.unwrap(), 1);
     settle(&broker).await;
 }
 
@@ -612,7 +613,7 @@ async fn drain_waits_for_a_slow_background_sign_out_until_the_deadline() {
     .with_clock(f.clock.clone());
     broker.sign_in(&f.token()).await.unwrap();
     f.clock.advance(100);
-    assert_eq!(broker.sweep().await, 1);
+    assert_eq!(broker.sweep().await.unwrap(), 1);
 
     // InstantDB does not answer: drain gives up at the deadline and says so.
     let start = Instant::now();
@@ -755,7 +756,7 @@ mod effects {
                 instant_user_id: INSTANT_USER
             }
         );
-        assert!(f.store.is_empty().await);
+        assert!(f.store.is_empty().await.unwrap());
         // The same refusal as after sign-out: a token Clerk still honours is refused.
         let err = broker.sign_in(&token).await.unwrap_err();
         assert!(matches!(err, Error::SessionSignedOut), "{err:?}");
@@ -781,7 +782,7 @@ mod effects {
         f.clock.advance(30);
         let err = broker.sign_in(&f.token()).await.unwrap_err();
         assert_eq!(err.code().as_str(), "session-signed-out");
-        assert!(f.store.is_empty().await);
+        assert!(f.store.is_empty().await.unwrap());
     }
 
     #[tokio::test]
@@ -807,7 +808,7 @@ mod effects {
         let err = broker.end_session(TEST_SESSION_ID).await.unwrap_err();
         assert!(err.is_retry_later(), "{err:?}");
         assert_eq!(err.kind(), ErrorKind::Unavailable);
-        assert_eq!(f.store.len().await, 1, "kept for the retry");
+        assert_eq!(f.store.len().await.unwrap(), 1, "kept for the retry");
         // Refused already, even though InstantDB has not caught up yet.
         assert!(broker.sign_in(&f.token()).await.is_err());
 
@@ -815,7 +816,7 @@ mod effects {
             broker.end_session(TEST_SESSION_ID).await.unwrap(),
             SessionEnded::SignedOut { .. }
         ));
-        assert!(f.store.is_empty().await);
+        assert!(f.store.is_empty().await.unwrap());
         assert_eq!(
             broker.end_session(TEST_SESSION_ID).await.unwrap(),
             SessionEnded::NothingStored
@@ -844,6 +845,7 @@ mod effects {
                         ))
                 })
                 .join()
+                .unwrap()
                 .unwrap();
                 Ok(signed(1, true))
             });
@@ -855,7 +857,7 @@ mod effects {
         let broker = f.broker(id_token(), instant, None);
         let err = broker.sign_in(&f.token()).await.unwrap_err();
         assert!(matches!(err, Error::SessionSignedOut), "{err:?}");
-        assert!(f.store.is_empty().await);
+        assert!(f.store.is_empty().await.unwrap());
         settle(&broker).await;
     }
 
@@ -866,7 +868,7 @@ mod effects {
             .sign_in(&f.token_of_session(OTHER_SESSION))
             .await
             .unwrap();
-        assert_eq!(f.store.len().await, 2);
+        assert_eq!(f.store.len().await.unwrap(), 2);
     }
 
     fn signs_out_rt1_and_rt2_once(instant: &mut MockInstantAuth) {
@@ -914,8 +916,14 @@ mod effects {
                 users_deleted: 1,
             }
         );
-        assert!(f.store.is_empty().await);
-        assert!(f.store.user_link(TEST_USER_ID, NOW).await.is_none());
+        assert!(f.store.is_empty().await.unwrap());
+        assert!(
+            f.store
+                .user_link(TEST_USER_ID, NOW)
+                .await
+                .unwrap()
+                .is_none()
+        );
         // The user's still-unexpired tokens are refused, on every session.
         let err = broker.sign_in(&f.token()).await.unwrap_err();
         assert!(matches!(err, Error::SessionSignedOut), "{err:?}");
@@ -984,7 +992,7 @@ mod effects {
                 ..
             }
         ));
-        assert!(f.store.is_empty().await);
+        assert!(f.store.is_empty().await.unwrap());
     }
 
     #[tokio::test]
@@ -1010,7 +1018,7 @@ mod effects {
         );
         broker.sign_in(&f.token()).await.unwrap();
         f.clock.advance(100);
-        assert_eq!(broker.sweep().await, 1);
+        assert_eq!(broker.sweep().await.unwrap(), 1);
         settle(&broker).await;
         let outcome = broker
             .delete_user(TEST_USER_ID, UserDeletedPolicy::DeleteUser)
@@ -1085,11 +1093,15 @@ mod effects {
         assert!(err.is_retry_later(), "{err:?}");
         assert_eq!(err.code().as_str(), "instant-unavailable");
         assert!(
-            f.store.is_empty().await,
+            f.store.is_empty().await.unwrap(),
             "the sessions InstantDB ended are dropped"
         );
         assert!(
-            f.store.user_link(TEST_USER_ID, NOW).await.is_some(),
+            f.store
+                .user_link(TEST_USER_ID, NOW)
+                .await
+                .unwrap()
+                .is_some(),
             "the link stays for the retry"
         );
 
@@ -1135,7 +1147,7 @@ mod effects {
                 .unwrap(),
             EmailChanged::Unchanged
         );
-        assert_eq!(f.store.len().await, 2);
+        assert_eq!(f.store.len().await.unwrap(), 2);
         assert_eq!(
             broker
                 .primary_email_changed(TEST_USER_ID, "alice@new.example.com")
@@ -1143,7 +1155,7 @@ mod effects {
                 .unwrap(),
             EmailChanged::SignedOut { sessions: 2 }
         );
-        assert!(f.store.is_empty().await);
+        assert!(f.store.is_empty().await.unwrap());
         assert_eq!(
             broker
                 .primary_email_changed(TEST_USER_ID, "alice@new.example.com")
@@ -1230,7 +1242,7 @@ mod effects {
             broker.claim_delivery("msg_1"),
             broker.claim_delivery("msg_1")
         );
-        let mut claims = [a, b];
+        let mut claims = [a.unwrap(), b.unwrap()];
         claims.sort_by_key(|c| *c == MessageClaim::Claimed);
         assert_eq!(claims, [MessageClaim::InProgress, MessageClaim::Claimed]);
 
@@ -1250,7 +1262,7 @@ mod effects {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| usize::from(h.join().unwrap() == MessageClaim::Claimed))
+                .map(|h| usize::from(h.join().unwrap().unwrap() == MessageClaim::Claimed))
                 .sum()
         });
         assert_eq!(winners, 1);
@@ -1260,28 +1272,49 @@ mod effects {
     async fn a_released_claim_is_applied_by_the_retry_and_a_completed_one_remembered_28_hours() {
         let f = Fixture::new();
         let broker = f.broker(id_token(), MockInstantAuth::new(), None);
-        assert_eq!(broker.claim_delivery("msg_1").await, MessageClaim::Claimed);
+        assert_eq!(
+            broker.claim_delivery("msg_1").await.unwrap(),
+            MessageClaim::Claimed
+        );
         // Applying failed: the retry gets the claim.
-        broker.release_delivery("msg_1").await;
-        assert_eq!(broker.claim_delivery("msg_1").await, MessageClaim::Claimed);
-        broker.complete_delivery("msg_1").await;
+        broker.release_delivery("msg_1").await.unwrap();
+        assert_eq!(
+            broker.claim_delivery("msg_1").await.unwrap(),
+            MessageClaim::Claimed
+        );
+        broker.complete_delivery("msg_1").await.unwrap();
         // Releasing a completed message changes nothing.
-        broker.release_delivery("msg_1").await;
-        assert_eq!(broker.claim_delivery("msg_1").await, MessageClaim::Done);
+        broker.release_delivery("msg_1").await.unwrap();
+        assert_eq!(
+            broker.claim_delivery("msg_1").await.unwrap(),
+            MessageClaim::Done
+        );
         f.clock.advance(28 * 3600 - 1);
-        assert_eq!(broker.claim_delivery("msg_1").await, MessageClaim::Done);
+        assert_eq!(
+            broker.claim_delivery("msg_1").await.unwrap(),
+            MessageClaim::Done
+        );
         f.clock.advance(1);
-        assert_eq!(broker.claim_delivery("msg_1").await, MessageClaim::Claimed);
+        assert_eq!(
+            broker.claim_delivery("msg_1").await.unwrap(),
+            MessageClaim::Claimed
+        );
 
         // A claim never completed nor released lapses after the lease.
-        assert_eq!(broker.claim_delivery("msg_2").await, MessageClaim::Claimed);
+        assert_eq!(
+            broker.claim_delivery("msg_2").await.unwrap(),
+            MessageClaim::Claimed
+        );
         f.clock.advance(299);
         assert_eq!(
-            broker.claim_delivery("msg_2").await,
+            broker.claim_delivery("msg_2").await.unwrap(),
             MessageClaim::InProgress
         );
         f.clock.advance(1);
-        assert_eq!(broker.claim_delivery("msg_2").await, MessageClaim::Claimed);
+        assert_eq!(
+            broker.claim_delivery("msg_2").await.unwrap(),
+            MessageClaim::Claimed
+        );
     }
 
     #[test]
@@ -1302,3 +1335,5 @@ mod effects {
         );
     }
 }
+
+mod store;
