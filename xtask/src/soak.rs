@@ -24,8 +24,8 @@ use devstack::clerk::{DeliveryState, WebhookEndpoint, WebhookOptions};
 use devstack::{ClerkConfig, DevStack, DevStackConfig, WebhookSecret};
 use serde_json::{Value, json};
 
-use self::faults::{CLERK_LANE, INSTANT_LANE, Timeline, since, window_length};
-use self::report::{GRACE_MS, Span, WEBHOOK_ANSWER_MS, during_a_fault};
+use self::faults::{Timeline, since, window_length};
+use self::report::{Blame, GRACE_MS, JWKS_GRACE_MS, Span, WEBHOOK_ANSWER_MS, during_a_fault};
 use self::traffic::{Rng, World};
 
 pub(crate) const USAGE: &str =
@@ -365,6 +365,45 @@ impl Server {
     }
 }
 
+/// Signs out, through the server, every session a client still holds; a session
+/// whose sign-out does not finish is retried a few times, then left to the count of
+/// leaks.
+async fn sign_out_everything(world: &World) -> Value {
+    let mut held = 0;
+    let mut signed_out = 0;
+    let mut ended_at_clerk = 0;
+    let mut attempts = 0;
+    for mut user in world.drain_users() {
+        if user.session.is_none() {
+            continue;
+        }
+        held += 1;
+        for _ in 0..5 {
+            attempts += 1;
+            match world.sign_out(&mut user, "final-sign-out").await {
+                Ok(true) => {
+                    signed_out += 1;
+                    break;
+                }
+                // No token can be minted: a sign-out whose InstantDB half failed
+                // revoked the Clerk session, whose webhook ends the rest.
+                Err(_) => {
+                    ended_at_clerk += 1;
+                    break;
+                }
+                // Not over (its 5xx is counted): try again.
+                Ok(false) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+    json!({
+        "sessions": held,
+        "signed_out": signed_out,
+        "ended_at_clerk": ended_at_clerk,
+        "attempts": attempts,
+    })
+}
+
 /// Waits until the local Clerk has no delivery left to attempt, at most `limit`.
 async fn webhooks_settle(stack: &DevStack, limit: Duration) -> bool {
     tokio::time::timeout(limit, stack.clerk.webhooks().idle())
@@ -406,23 +445,13 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
     let window = window_length(options.duration);
     let timeline: Timeline = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = tokio::task::JoinSet::new();
-    // A quiet first second (the first sign-ins fetch the JWKS), then both lanes; the
-    // Clerk lane half a window behind the Instant lane.
-    tasks.spawn(faults::lane(
+    // The first window (the JWKS down) opens before any client starts.
+    let first = faults::open_first(&stack, origin);
+    tasks.spawn(faults::run(
         Arc::clone(&stack),
-        INSTANT_LANE,
-        origin,
-        Duration::from_secs(1),
+        first,
         window,
-        deadline,
-        Arc::clone(&timeline),
-    ));
-    tasks.spawn(faults::lane(
-        Arc::clone(&stack),
-        CLERK_LANE,
         origin,
-        Duration::from_secs(1) + window / 2,
-        window,
         deadline,
         Arc::clone(&timeline),
     ));
@@ -440,31 +469,7 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
     // Let every webhook retry run out (faults are gone, so they succeed), then sign
     // out, through the server, every session a client still holds.
     let settled_before = webhooks_settle(&stack, Duration::from_secs(60)).await;
-    let mut final_sign_outs = json!({"sessions": 0, "over": 0, "attempts": 0});
-    let users = world.drain_users();
-    let mut held = 0;
-    let mut over = 0;
-    let mut attempts = 0;
-    for mut user in users {
-        if user.session.is_none() {
-            continue;
-        }
-        held += 1;
-        for _ in 0..5 {
-            attempts += 1;
-            match world.sign_out(&mut user, "final-sign-out").await {
-                Ok(true) => {
-                    over += 1;
-                    break;
-                }
-                // Not over yet (a 5xx without faults shows in the count).
-                Ok(false) | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    }
-    final_sign_outs["sessions"] = json!(held);
-    final_sign_outs["over"] = json!(over);
-    final_sign_outs["attempts"] = json!(attempts);
+    let final_sign_outs = sign_out_everything(&world).await;
     // The server's sign-outs revoked the Clerk sessions: their webhooks too.
     let settled_after = webhooks_settle(&stack, Duration::from_secs(60)).await;
     let metrics = reqwest::get(format!("{}/metrics", server.url))
@@ -494,15 +499,20 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let spans: Vec<Span> = windows.iter().map(|w| w.span).collect();
+    let spans: Vec<Blame> = windows.iter().map(faults::Window::blame).collect();
     let mut log = std::mem::take(&mut *world.log.lock().unwrap_or_else(PoisonError::into_inner));
-    let unexplained: Vec<Value> = log
-        .failures
-        .iter()
-        .filter(|f| !during_a_fault(f.span, &spans))
-        .map(report::Failure::to_json)
-        .collect();
-    let explained = log.failures.len() - unexplained.len();
+    // Each 5xx is blamed on the latest window that explains it, or counted.
+    let mut blamed = vec![0_u64; windows.len()];
+    let mut unexplained = Vec::new();
+    for failure in &log.failures {
+        match spans
+            .iter()
+            .rposition(|blame| during_a_fault(failure.span, std::slice::from_ref(blame)))
+        {
+            Some(window) => blamed[window] += 1,
+            None => unexplained.push(failure.to_json()),
+        }
+    }
     let webhooks = webhook_report(&stack, unix_origin_ms, &spans);
     let webhook_unexplained = webhooks["unexplained_5xx"].as_array().map_or(0, Vec::len);
     let (routes, mut overall) = log.summary();
@@ -515,17 +525,24 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
         "profile": options.profile.dir(),
         "users": options.users,
         "clients": options.clients,
-        "grace_ms": GRACE_MS,
-        "grace": "a 5xx counts as explained when its request overlaps a fault window or starts within grace_ms after one closed; a webhook attempt (timestamped in whole seconds) when [timestamp, timestamp + webhook_answer_ms] does",
+        "grace_ms": {"instantdb_and_clerk_api": GRACE_MS, "jwks": JWKS_GRACE_MS},
+        "grace": "a 5xx (or a request with no answer) is explained when it overlaps a fault window or starts within that window's grace_ms after it closed; a webhook attempt (timestamped in whole seconds) when [timestamp, timestamp + webhook_answer_ms] does. JWKS windows get the verifier's 10 s retry floor for a cold cache",
         "webhook_answer_ms": WEBHOOK_ANSWER_MS,
         "requests": overall,
         "actions": log.actions,
-        "faults": windows.iter().map(faults::Window::to_json).collect::<Vec<_>>(),
+        "faults": windows
+            .iter()
+            .zip(&blamed)
+            .map(|(window, blamed)| {
+                let mut json = window.to_json();
+                json["server_5xx_blamed"] = json!(blamed);
+                json
+            })
+            .collect::<Vec<_>>(),
         "webhooks": webhooks,
         "webhooks_settled": {"before_final_sign_outs": settled_before, "after": settled_after},
         "final_sign_outs": final_sign_outs,
         "server": {"exit": exit, "clean_exit": clean_exit, "log": log_path.display().to_string()},
-        "explained_5xx": explained,
         "leaked": leaks,
         "released_tokens_alive": released_alive,
         "kept_by_clients": [],
@@ -576,7 +593,7 @@ fn leaked_tokens(stack: &DevStack) -> anyhow::Result<(usize, Vec<Value>)> {
 
 /// The local Clerk's deliveries: counts by state and the 5xx answers outside every
 /// fault window.
-fn webhook_report(stack: &DevStack, unix_origin_ms: u64, windows: &[Span]) -> Value {
+fn webhook_report(stack: &DevStack, unix_origin_ms: u64, windows: &[Blame]) -> Value {
     let deliveries = stack.clerk.webhooks().deliveries();
     let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
     let mut by_type = std::collections::BTreeMap::<String, u64>::new();

@@ -1,6 +1,6 @@
-//! The fault schedule: two lanes, one per upstream, each opening windows in turn
-//! during which every matching call to the emulator or the local Clerk fails, and a
-//! timeline of those windows.
+//! The fault schedule: one window at a time, each kind in turn, during which every
+//! matching call to the emulator or the local Clerk fails, with quiet time between
+//! windows; and the timeline of those windows.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use devstack::{DevStack, Fault, Faults};
 use serde_json::{Value, json};
 
-use super::report::Span;
+use super::report::{Blame, GRACE_MS, JWKS_GRACE_MS, Span};
 
 /// Which server a fault is injected into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,23 +52,46 @@ pub(crate) struct Kind {
     pub(crate) routes: &'static [&'static str],
     /// What the server sees, in words (for the report).
     pub(crate) what: &'static str,
+    /// How long after the window a 5xx is still blamed on it.
+    pub(crate) grace_ms: u64,
     fault: fn() -> Fault,
 }
 
-/// Every fault the soak injects, by lane.
-pub(crate) const INSTANT_LANE: &[Kind] = &[
+/// Every fault the soak injects, in the order the windows open (then again). The
+/// first, the JWKS down, opens before any traffic: the JWKS is cached for an hour, so
+/// JWKS windows bite when a key fetch is due (the emulator's first fetch, a server
+/// starting) or an unknown `kid` arrives, not on every call.
+pub(crate) const SCHEDULE: &[Kind] = &[
+    Kind {
+        name: "jwks-down",
+        upstream: Upstream::Clerk,
+        routes: JWKS_ROUTES,
+        what: "the JWKS answers 503",
+        grace_ms: JWKS_GRACE_MS,
+        fault: || Fault::status(503),
+    },
     Kind {
         name: "instant-5xx",
         upstream: Upstream::Instant,
         routes: INSTANT_ROUTES,
         what: "every InstantDB call answers 500",
+        grace_ms: GRACE_MS,
         fault: || Fault::status(500),
+    },
+    Kind {
+        name: "clerk-api-down",
+        upstream: Upstream::Clerk,
+        routes: CLERK_API_ROUTES,
+        what: "the Clerk Backend API answers 503",
+        grace_ms: GRACE_MS,
+        fault: || Fault::status(503),
     },
     Kind {
         name: "instant-429",
         upstream: Upstream::Instant,
         routes: INSTANT_ROUTES,
         what: "every InstantDB call answers 429 with Retry-After: 1",
+        grace_ms: GRACE_MS,
         fault: || Fault::status(429).with_header("retry-after", "1"),
     },
     Kind {
@@ -76,43 +99,28 @@ pub(crate) const INSTANT_LANE: &[Kind] = &[
         upstream: Upstream::Instant,
         routes: INSTANT_ROUTES,
         what: "every InstantDB call is held 2 s, then answered",
+        grace_ms: GRACE_MS,
         fault: || Fault::delay(SLOW),
-    },
-    Kind {
-        name: "instant-drop",
-        upstream: Upstream::Instant,
-        routes: INSTANT_ROUTES,
-        what: "every InstantDB connection is closed without an answer",
-        fault: Fault::drop_connection,
-    },
-];
-
-/// The local Clerk's faults.
-pub(crate) const CLERK_LANE: &[Kind] = &[
-    Kind {
-        name: "jwks-down",
-        upstream: Upstream::Clerk,
-        routes: JWKS_ROUTES,
-        what: "the JWKS answers 503",
-        fault: || Fault::status(503),
-    },
-    Kind {
-        name: "clerk-api-down",
-        upstream: Upstream::Clerk,
-        routes: CLERK_API_ROUTES,
-        what: "the Clerk Backend API answers 503",
-        fault: || Fault::status(503),
     },
     Kind {
         name: "jwks-garbage",
         upstream: Upstream::Clerk,
         routes: JWKS_ROUTES,
         what: "the JWKS answers 200 with an unusable key (empty modulus)",
+        grace_ms: JWKS_GRACE_MS,
         fault: || {
             Fault::status(200).with_body(json!({
                 "keys": [{"kty": "RSA", "kid": "soak-garbage", "use": "sig", "alg": "RS256", "n": "", "e": "AQAB"}]
             }))
         },
+    },
+    Kind {
+        name: "instant-drop",
+        upstream: Upstream::Instant,
+        routes: INSTANT_ROUTES,
+        what: "every InstantDB connection is closed without an answer",
+        grace_ms: GRACE_MS,
+        fault: Fault::drop_connection,
     },
 ];
 
@@ -126,6 +134,13 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    pub(crate) fn blame(&self) -> Blame {
+        Blame {
+            window: self.span,
+            grace_ms: self.kind.grace_ms,
+        }
+    }
+
     pub(crate) fn to_json(&self) -> Value {
         json!({
             "fault": self.kind.name,
@@ -134,18 +149,20 @@ impl Window {
             "what": self.kind.what,
             "start_ms": self.span.start_ms,
             "end_ms": self.span.end_ms,
+            "grace_ms": self.kind.grace_ms,
             "calls_faulted": self.hits,
         })
     }
 }
 
-/// Window length and the quiet gap after each, for a soak of `total`: a tenth of it,
-/// between 2 and 5 s, so a 20 s run still opens every window of the Instant lane.
+/// How long a window stays open for a soak of `total`: a twelfth of it, between 2 and
+/// 4 s; the quiet gap after each is twice as long, so most of the run is outside
+/// every window and its grace, where a 5xx counts.
 pub(crate) fn window_length(total: Duration) -> Duration {
-    (total / 10).clamp(Duration::from_secs(2), Duration::from_secs(5))
+    (total / 12).clamp(Duration::from_secs(2), Duration::from_secs(4))
 }
 
-/// The timeline, shared by the lanes.
+/// The timeline of closed windows.
 pub(crate) type Timeline = Arc<Mutex<Vec<Window>>>;
 
 /// Milliseconds since `origin`.
@@ -172,36 +189,61 @@ pub(crate) fn close(stack: &DevStack, kind: &Kind) -> u64 {
     kind.routes.iter().map(|r| faults.hits(r)).sum()
 }
 
-/// Runs one lane until `deadline`: after `offset`, each kind in turn for a window, then
-/// a quiet gap as long, never opening a window that would outlast the deadline.
-pub(crate) async fn lane(
+/// A window opened and not yet closed.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    kind: Kind,
+    start_ms: u64,
+    hits_before: u64,
+}
+
+/// Opens the schedule's first window now, before any traffic starts.
+pub(crate) fn open_first(stack: &DevStack, origin: Instant) -> Opened {
+    let kind = SCHEDULE[0];
+    Opened {
+        kind,
+        start_ms: since(origin),
+        hits_before: open(stack, &kind),
+    }
+}
+
+/// Runs the schedule until `deadline`, `first` already open: each window stays open
+/// for `window`, then two windows' length of quiet; no window opens that would outlast
+/// the deadline.
+pub(crate) async fn run(
     stack: Arc<DevStack>,
-    kinds: &'static [Kind],
-    origin: Instant,
-    offset: Duration,
+    first: Opened,
     window: Duration,
+    origin: Instant,
     deadline: Instant,
     timeline: Timeline,
 ) {
-    tokio::time::sleep(offset).await;
-    for kind in kinds.iter().cycle() {
-        if Instant::now() + window > deadline {
-            break;
-        }
-        let start_ms = since(origin);
-        let before = open(&stack, kind);
+    let mut opened = first;
+    let mut next = SCHEDULE.iter().cycle().skip(1);
+    loop {
         tokio::time::sleep(window).await;
-        let after = close(&stack, kind);
-        let end_ms = since(origin);
+        let after = close(&stack, &opened.kind);
         timeline
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Window {
-                kind: *kind,
-                span: Span { start_ms, end_ms },
-                hits: after.saturating_sub(before),
+                kind: opened.kind,
+                span: Span {
+                    start_ms: opened.start_ms,
+                    end_ms: since(origin),
+                },
+                hits: after.saturating_sub(opened.hits_before),
             });
-        tokio::time::sleep(window).await;
+        let Some(kind) = next.next() else { break };
+        if Instant::now() + window * 3 > deadline {
+            break;
+        }
+        tokio::time::sleep(window * 2).await;
+        opened = Opened {
+            kind: *kind,
+            start_ms: since(origin),
+            hits_before: open(&stack, kind),
+        };
     }
 }
 
@@ -247,7 +289,8 @@ mod tests {
         ];
         let jwks = format!("{}/.well-known/jwks.json", stack.clerk.url());
 
-        let five_xx = &INSTANT_LANE[0];
+        let kind = |name: &str| SCHEDULE.iter().find(|k| k.name == name).unwrap();
+        let five_xx = kind("instant-5xx");
         open(&stack, five_xx);
         for path in instant {
             let url = format!("{}{path}", stack.instant.url());
@@ -258,10 +301,7 @@ mod tests {
         let url = format!("{}/admin/query", stack.instant.url());
         assert_ne!(status(reqwest::Method::POST, url).await, 500, "closed");
 
-        let api_down = CLERK_LANE
-            .iter()
-            .find(|k| k.name == "clerk-api-down")
-            .unwrap();
+        let api_down = kind("clerk-api-down");
         let before = open(&stack, api_down);
         for (method, path) in &clerk_api {
             let url = format!("{}{path}", stack.clerk.url());
@@ -271,7 +311,7 @@ mod tests {
         assert_eq!(close(&stack, api_down) - before, 5);
 
         for name in ["jwks-down", "jwks-garbage"] {
-            let kind = CLERK_LANE.iter().find(|k| k.name == name).unwrap();
+            let kind = kind(name);
             open(&stack, kind);
             let answer = reqwest::get(&jwks).await.unwrap();
             let status = answer.status().as_u16();
@@ -286,18 +326,27 @@ mod tests {
     }
 
     #[test]
-    fn windows_are_a_tenth_of_the_run_within_bounds() {
+    fn windows_are_a_twelfth_of_the_run_within_bounds() {
         assert_eq!(
             window_length(Duration::from_secs(20)),
             Duration::from_secs(2)
         );
         assert_eq!(
-            window_length(Duration::from_secs(30)),
+            window_length(Duration::from_secs(36)),
             Duration::from_secs(3)
         );
         assert_eq!(
             window_length(Duration::from_secs(600)),
-            Duration::from_secs(5)
+            Duration::from_secs(4)
         );
+    }
+
+    #[test]
+    fn the_schedule_starts_with_the_jwks_down_and_names_each_kind_once() {
+        assert_eq!(SCHEDULE[0].name, "jwks-down");
+        let mut names: Vec<&str> = SCHEDULE.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SCHEDULE.len());
     }
 }

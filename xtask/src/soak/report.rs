@@ -5,9 +5,15 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-/// How long after a fault window closes a 5xx is still blamed on it (time for
-/// retries, `Retry-After` waits and cached verdicts to run out).
+/// How long after an InstantDB or Clerk Backend API fault window closes a 5xx is
+/// still blamed on it (time for retries, `Retry-After` waits and requests already
+/// under way to finish).
 pub(crate) const GRACE_MS: u64 = 3_000;
+
+/// The same for a JWKS fault: a failed fetch with no keys cached is retried no sooner
+/// than 10 s later (clerk-jwt's `MIN_REFRESH_INTERVAL`), so the server may answer
+/// `keys-unavailable` for up to 10 s after the JWKS is back.
+pub(crate) const JWKS_GRACE_MS: u64 = 11_000;
 
 /// How long after a webhook attempt's `svix-timestamp` (whole seconds) its answer may
 /// come: one second of rounding plus the server's request timeout.
@@ -20,12 +26,18 @@ pub(crate) struct Span {
     pub(crate) end_ms: u64,
 }
 
-/// Whether a request spanning `request` overlaps a fault window, each window
-/// extended by [`GRACE_MS`] after it closes.
-pub(crate) fn during_a_fault(request: Span, windows: &[Span]) -> bool {
-    windows.iter().any(|window| {
-        request.start_ms <= window.end_ms.saturating_add(GRACE_MS)
-            && window.start_ms <= request.end_ms
+/// A fault window and how long after its close a 5xx is still blamed on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Blame {
+    pub(crate) window: Span,
+    pub(crate) grace_ms: u64,
+}
+
+/// Whether a request spanning `request` overlaps a fault window extended by its grace.
+pub(crate) fn during_a_fault(request: Span, windows: &[Blame]) -> bool {
+    windows.iter().any(|blame| {
+        request.start_ms <= blame.window.end_ms.saturating_add(blame.grace_ms)
+            && blame.window.start_ms <= request.end_ms
     })
 }
 
@@ -169,7 +181,10 @@ mod tests {
 
     #[test]
     fn a_5xx_is_blamed_on_a_window_it_overlaps_or_follows_within_the_grace() {
-        let windows = [span(10_000, 14_000)];
+        let windows = [Blame {
+            window: span(10_000, 14_000),
+            grace_ms: GRACE_MS,
+        }];
         // Inside, straddling either edge, and within the grace after the close.
         assert!(during_a_fault(span(11_000, 11_100), &windows));
         assert!(during_a_fault(span(9_000, 10_000), &windows));
@@ -185,6 +200,13 @@ mod tests {
             &windows
         ));
         assert!(!during_a_fault(span(1, 2), &[]));
+        // Each window has its own grace.
+        let jwks = [Blame {
+            window: span(10_000, 14_000),
+            grace_ms: JWKS_GRACE_MS,
+        }];
+        assert!(during_a_fault(span(24_000, 24_100), &jwks));
+        assert!(!during_a_fault(span(24_000, 24_100), &windows));
     }
 
     #[test]

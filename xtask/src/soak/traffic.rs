@@ -199,7 +199,8 @@ impl World {
     /// A call to the local Clerk's Backend API, as a Clerk dashboard or backend would
     /// make it; `true` when it succeeded.
     async fn clerk_api(&self, route: &'static str, path: &str) -> bool {
-        let (method, _) = route.split_once(' ').unwrap_or(("GET", route));
+        // `route` is "clerk <METHOD> <path pattern>".
+        let method = route.split(' ').nth(1).unwrap_or("GET");
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let started = Instant::now();
         let result = self
@@ -281,9 +282,10 @@ impl World {
                 continue;
             };
             if self.one_action(&mut user, &mut rng).await.is_err() {
-                // The local Clerk refused to open a session or mint (its own state,
-                // not the server's doing): count it and start the user over.
-                self.act("client-error");
+                // The local Clerk would not mint: the session ended there (a sign-out
+                // whose InstantDB half failed still revoked it; the webhook ends the
+                // rest). Start the user over.
+                self.act("session-ended-at-clerk");
                 self.release(&mut user);
             }
             self.put(user);
