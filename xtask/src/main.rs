@@ -6,7 +6,8 @@
 //!   `target/bench/*.json`, with a summary against the targets.
 //! - `fuzz [--seconds N] [TARGET…]`: every fuzz target of `fuzz/Cargo.toml` (or the
 //!   ones named) for N seconds each (needs cargo-fuzz and nightly).
-//! - `soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N]`:
+//! - `soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N]
+//!   [--no-abandon]`:
 //!   the fault soak (`soak.rs`), writing `target/bench/soak.json`; `ci` runs a short
 //!   one.
 //!
@@ -113,6 +114,7 @@ const CI_SOAK: soak::Options = soak::Options {
     users: 50,
     clients: 8,
     build: false,
+    abandon: true,
 };
 
 fn ci() -> anyhow::Result<()> {

@@ -28,8 +28,7 @@ use self::faults::{Timeline, since, window_length};
 use self::report::{Blame, GRACE_MS, JWKS_GRACE_MS, Span, WEBHOOK_ANSWER_MS, during_a_fault};
 use self::traffic::{Rng, World};
 
-pub(crate) const USAGE: &str =
-    "cargo xtask soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N]";
+pub(crate) const USAGE: &str = "cargo xtask soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N] [--no-abandon]";
 
 /// Svix's retry schedule, scaled: retries after 1.5 ms, 90 ms, 0.5 s, 2.2 s, 5.4 s,
 /// 11 s and 11 s, so a delivery outlives any 5 s fault window and the last retry
@@ -67,6 +66,8 @@ pub(crate) struct Options {
     pub(crate) clients: usize,
     /// Build the server first (`cargo build`); off when a step before built it.
     pub(crate) build: bool,
+    /// Clients abandon some sign-ins a few milliseconds in.
+    pub(crate) abandon: bool,
 }
 
 impl Default for Options {
@@ -77,6 +78,7 @@ impl Default for Options {
             users: 200,
             clients: 16,
             build: true,
+            abandon: true,
         }
     }
 }
@@ -103,6 +105,7 @@ pub(crate) fn parse(args: &[String]) -> anyhow::Result<Options> {
             }
             "--release" => options.profile = Profile::Release,
             "--debug" => options.profile = Profile::Debug,
+            "--no-abandon" => options.abandon = false,
             "--users" => options.users = usize::try_from(number(rest.next(), "--users")?)?,
             "--clients" => options.clients = usize::try_from(number(rest.next(), "--clients")?)?,
             other => bail!("unknown argument {other:?}; usage: {USAGE}"),
@@ -439,6 +442,7 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
         Arc::clone(&stack),
         server.url.clone(),
         options.users,
+        options.abandon,
         origin,
     )?);
     let deadline = origin + options.duration;
@@ -486,7 +490,17 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
 
     // Reconcile: every refresh token still alive in the emulator is a leak (no client
     // keeps one, and the server's store went with its process).
-    let (leak_count, leaks) = leaked_tokens(&stack)?;
+    let (leak_count, mut leaks) = leaked_tokens(&stack)?;
+    {
+        let abandoned = world
+            .abandoned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for leak in &mut leaks {
+            let email = leak["email"].as_str().unwrap_or_default();
+            leak["had_an_abandoned_sign_in"] = json!(abandoned.contains(email));
+        }
+    }
     let released_alive = {
         let released = world
             .released
@@ -525,6 +539,7 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
         "profile": options.profile.dir(),
         "users": options.users,
         "clients": options.clients,
+        "abandoned_sign_ins": options.abandon,
         "grace_ms": {"instantdb_and_clerk_api": GRACE_MS, "jwks": JWKS_GRACE_MS},
         "grace": "a 5xx (or a request with no answer) is explained when it overlaps a fault window or starts within that window's grace_ms after it closed; a webhook attempt (timestamped in whole seconds) when [timestamp, timestamp + webhook_answer_ms] does. JWKS windows get the verifier's 10 s retry floor for a cold cache",
         "webhook_answer_ms": WEBHOOK_ANSWER_MS,
@@ -661,6 +676,7 @@ mod tests {
                 users: 40,
                 clients: 4,
                 build: true,
+                abandon: true,
             }
         );
         assert_eq!(parse(&[]).unwrap(), Options::default());
@@ -668,6 +684,7 @@ mod tests {
             parse(&args("--debug --release")).unwrap().profile,
             Profile::Release
         );
+        assert!(!parse(&args("--no-abandon")).unwrap().abandon);
         for bad in [
             "--minutes",
             "--seconds x",

@@ -3,6 +3,7 @@
 //! or forged token) and puts the user back. One client per user at a time, so a
 //! user's session and the refresh tokens it was handed are never raced.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,11 @@ pub(crate) struct World {
     /// Refresh tokens handed for sessions the clients let go of (signed out, revoked
     /// or whose user was deleted): the end checks none is still alive.
     pub(crate) released: Mutex<Vec<String>>,
+    /// The addresses of users with a sign-in their client abandoned, to tell leaks
+    /// apart.
+    pub(crate) abandoned: Mutex<BTreeSet<String>>,
+    /// Whether clients abandon some sign-ins.
+    abandon: bool,
 }
 
 /// An answer of the server: status and JSON body, or no answer.
@@ -106,6 +112,7 @@ impl World {
         stack: Arc<DevStack>,
         server: String,
         users: usize,
+        abandon: bool,
         origin: Instant,
     ) -> anyhow::Result<World> {
         let mut free = Vec::with_capacity(users);
@@ -135,6 +142,8 @@ impl World {
             free: Mutex::new(free),
             log: Mutex::default(),
             released: Mutex::default(),
+            abandoned: Mutex::default(),
+            abandon,
         })
     }
 
@@ -323,6 +332,7 @@ impl World {
             82..87 => self.revoke(user).await,
             87..89 => self.delete_user(user).await,
             89..94 => self.expired(user, rng).await,
+            98.. if self.abandon => self.abandoned_sign_in(user, rng).await,
             _ => self.forged(user, rng).await,
         }
     }
@@ -340,6 +350,65 @@ impl World {
             }
         } else {
             self.after_other(user, &answer);
+        }
+        Ok(())
+    }
+
+    /// A sign-in the client gives up on after a few milliseconds (a closed tab, a
+    /// mobile client losing its network): the server may already have InstantDB's
+    /// token, which it must store (the final sign-out ends it) or sign out.
+    async fn abandoned_sign_in(&self, user: &mut User, rng: &mut Rng) -> anyhow::Result<()> {
+        self.act("abandoned-sign-in");
+        lock(&self.abandoned).insert(email(user.index, user.generation));
+        let token = self.session(user)?.token.clone();
+        let patience = Duration::from_millis(5 + u64::try_from(rng.below(60)).unwrap_or(0));
+        let start_ms = since(self.origin);
+        let started = Instant::now();
+        let answer = self
+            .http
+            .post(format!("{}/v1/session", self.server))
+            .bearer_auth(&token)
+            .timeout(patience)
+            .send()
+            .await;
+        let (status, body) = match answer {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (
+                    Some(status),
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            }
+            Err(_) => (None, Value::Null),
+        };
+        let refresh = body["refresh_token"].as_str().map(str::to_owned);
+        let latency = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+        let mut log = lock(&self.log);
+        match status {
+            Some(status) => log.record(
+                "POST /v1/session (abandoned)",
+                Some(status),
+                body["error"]["code"].as_str(),
+                Span {
+                    start_ms,
+                    end_ms: since(self.origin),
+                },
+                latency,
+            ),
+            // Given up on by the client: not the server's failure.
+            None => {
+                let stats = log
+                    .routes
+                    .entry("POST /v1/session (abandoned)")
+                    .or_default();
+                *stats.outcomes.entry("abandoned".to_owned()).or_default() += 1;
+                stats.latencies_us.push(latency);
+            }
+        }
+        if let (Some(refresh), Some(held)) = (refresh, &mut user.session)
+            && !held.handed.contains(&refresh)
+        {
+            held.handed.push(refresh);
         }
         Ok(())
     }
