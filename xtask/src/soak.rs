@@ -496,17 +496,26 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
             .abandoned
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let histories = world
+            .histories
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for leak in &mut leaks {
-            let email = leak["email"].as_str().unwrap_or_default();
-            leak["had_an_abandoned_sign_in"] = json!(abandoned.contains(email));
+            let email = leak["email"].as_str().unwrap_or_default().to_owned();
+            leak["had_an_abandoned_sign_in"] = json!(abandoned.contains(&email));
+            leak["history"] = json!(histories.get(&email));
         }
     }
-    let released_alive = {
+    let released_alive: Vec<Value> = {
         let released = world
             .released
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        released.iter().filter(|t| world.alive(t)).count()
+        released
+            .iter()
+            .filter(|r| world.alive(&r.token))
+            .map(|r| json!({"email": r.email, "let_go_because": r.why}))
+            .collect()
     };
 
     let windows: Vec<faults::Window> = timeline

@@ -1,9 +1,10 @@
 //! The clients: each takes a free user, does one thing as that user (sign in, query,
-//! transact, sign out, revoke the Clerk session, delete the user, or send an expired
-//! or forged token) and puts the user back. One client per user at a time, so a
+//! transact, sign out, revoke the Clerk session or delete the user through Clerk's
+//! Backend API, send an expired or forged token, or give up on a sign-in a few
+//! milliseconds in) and puts the user back. One client per user at a time, so a
 //! user's session and the refresh tokens it was handed are never raced.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,8 @@ use super::report::{Log, Span};
 /// A token is minted again after this long (Clerk's live 60 s; clients resend one).
 const REMINT_AFTER: Duration = Duration::from_secs(45);
 
-/// A small deterministic generator (SplitMix64): no dependency, and a run is
-/// described by its seed.
+/// A small deterministic generator (SplitMix64), with no dependency: each client's
+/// choices follow from the seed the report gives (their timing still varies).
 #[derive(Debug, Clone)]
 pub(crate) struct Rng(u64);
 
@@ -63,6 +64,13 @@ fn email(index: usize, generation: u32) -> String {
     format!("soak-{index}-g{generation}@soak.test")
 }
 
+impl User {
+    /// The user's address, which also names it in the report.
+    fn email(&self) -> String {
+        email(self.index, self.generation)
+    }
+}
+
 /// What every client shares.
 pub(crate) struct World {
     pub(crate) stack: Arc<DevStack>,
@@ -77,13 +85,24 @@ pub(crate) struct World {
     free: Mutex<Vec<User>>,
     pub(crate) log: Mutex<Log>,
     /// Refresh tokens handed for sessions the clients let go of (signed out, revoked
-    /// or whose user was deleted): the end checks none is still alive.
-    pub(crate) released: Mutex<Vec<String>>,
+    /// or whose user was deleted), with the user and why: the end checks none is
+    /// still alive.
+    pub(crate) released: Mutex<Vec<Released>>,
+    /// What happened to each user (by address), to explain a leak.
+    pub(crate) histories: Mutex<HashMap<String, Vec<String>>>,
     /// The addresses of users with a sign-in their client abandoned, to tell leaks
     /// apart.
     pub(crate) abandoned: Mutex<BTreeSet<String>>,
     /// Whether clients abandon some sign-ins.
     abandon: bool,
+}
+
+/// A refresh token whose session a client let go of.
+#[derive(Debug)]
+pub(crate) struct Released {
+    pub(crate) token: String,
+    pub(crate) email: String,
+    pub(crate) why: &'static str,
 }
 
 /// An answer of the server: status and JSON body, or no answer.
@@ -142,6 +161,7 @@ impl World {
             free: Mutex::new(free),
             log: Mutex::default(),
             released: Mutex::default(),
+            histories: Mutex::default(),
             abandoned: Mutex::default(),
             abandon,
         })
@@ -169,8 +189,23 @@ impl World {
         lock(&self.log).act(action);
     }
 
-    /// Sends a request to the server and records its outcome under `route`.
-    async fn call(&self, route: &'static str, token: &str, body: Option<&Value>) -> Answer {
+    /// Adds a line to a user's history.
+    fn note(&self, who: &str, what: impl FnOnce() -> String) {
+        let line = format!("{} ms: {}", since(self.origin), what());
+        lock(&self.histories)
+            .entry(who.to_owned())
+            .or_default()
+            .push(line);
+    }
+
+    /// Sends a request to the server for `who` and records its outcome under `route`.
+    async fn call(
+        &self,
+        who: &str,
+        route: &'static str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Answer {
         let (method, path) = route.split_once(' ').unwrap_or(("GET", route));
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut request = self
@@ -202,12 +237,29 @@ impl World {
             end_ms: since(self.origin),
         };
         lock(&self.log).record(route, answer.status, answer.code(), span, latency);
+        self.note(who, || {
+            let mut line = format!(
+                "{route} -> {:?} {}",
+                answer.status,
+                answer.code().unwrap_or("")
+            );
+            if let Some(instant) = answer.body["instant"]["status"].as_str() {
+                let clerk = answer.body["clerk_session"]["status"]
+                    .as_str()
+                    .unwrap_or("");
+                line.push_str(&format!(" (instant {instant}, clerk {clerk})"));
+            }
+            if answer.body["refresh_token"].is_string() {
+                line.push_str(" (refresh token handed)");
+            }
+            line
+        });
         answer
     }
 
     /// A call to the local Clerk's Backend API, as a Clerk dashboard or backend would
     /// make it; `true` when it succeeded.
-    async fn clerk_api(&self, route: &'static str, path: &str) -> bool {
+    async fn clerk_api(&self, who: &str, route: &'static str, path: &str) -> bool {
         // `route` is "clerk <METHOD> <path pattern>".
         let method = route.split(' ').nth(1).unwrap_or("GET");
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
@@ -238,8 +290,10 @@ impl World {
             (Some(s), Some(c)) => format!("{s} {c}"),
             (Some(s), None) => s.to_string(),
         };
-        *stats.outcomes.entry(outcome).or_default() += 1;
+        *stats.outcomes.entry(outcome.clone()).or_default() += 1;
         stats.latencies_us.push(latency);
+        drop(log);
+        self.note(who, || format!("{route} -> {outcome}"));
         status.is_some_and(|s| (200..300).contains(&s))
     }
 
@@ -256,6 +310,9 @@ impl World {
         if user.session.is_none() {
             let session = self.stack.clerk.create_session(&user.clerk_id)?;
             let token = self.stack.clerk.mint(&session.id)?;
+            self.note(&user.email(), || {
+                format!("opened Clerk session {}", session.id)
+            });
             user.session = Some(Held {
                 session_id: session.id,
                 token,
@@ -269,9 +326,21 @@ impl World {
     }
 
     /// Forgets the user's session; its refresh tokens must now die.
-    fn release(&self, user: &mut User) {
+    fn release(&self, user: &mut User, why: &'static str) {
+        let email = user.email();
         if let Some(held) = user.session.take() {
-            lock(&self.released).extend(held.handed);
+            self.note(&email, || {
+                format!(
+                    "let go of {} ({why}), {} refresh token(s) handed",
+                    held.session_id,
+                    held.handed.len()
+                )
+            });
+            lock(&self.released).extend(held.handed.into_iter().map(|token| Released {
+                token,
+                email: email.clone(),
+                why,
+            }));
         }
     }
 
@@ -295,7 +364,7 @@ impl World {
                 // whose InstantDB half failed still revoked it; the webhook ends the
                 // rest). Start the user over.
                 self.act("session-ended-at-clerk");
-                self.release(&mut user);
+                self.release(&mut user, "the local Clerk would not mint");
             }
             self.put(user);
         }
@@ -307,7 +376,7 @@ impl World {
             25..35 => {
                 self.act("me");
                 let token = self.session(user)?.token.clone();
-                let answer = self.call("GET /v1/me", &token, None).await;
+                let answer = self.call(&user.email(), "GET /v1/me", &token, None).await;
                 self.after_other(user, &answer);
                 Ok(())
             }
@@ -315,7 +384,9 @@ impl World {
                 self.act("query");
                 let token = self.session(user)?.token.clone();
                 let body = json!({"query": {"goals": {}}});
-                let answer = self.call("POST /v1/query", &token, Some(&body)).await;
+                let answer = self
+                    .call(&user.email(), "POST /v1/query", &token, Some(&body))
+                    .await;
                 self.after_other(user, &answer);
                 Ok(())
             }
@@ -324,7 +395,9 @@ impl World {
                 let token = self.session(user)?.token.clone();
                 let id = uuid_like(rng);
                 let body = json!({"steps": [["update", "goals", id, {"title": "soak", "by": user.index}]]});
-                let answer = self.call("POST /v1/transact", &token, Some(&body)).await;
+                let answer = self
+                    .call(&user.email(), "POST /v1/transact", &token, Some(&body))
+                    .await;
                 self.after_other(user, &answer);
                 Ok(())
             }
@@ -340,7 +413,9 @@ impl World {
     async fn sign_in(&self, user: &mut User) -> anyhow::Result<()> {
         self.act("sign-in");
         let token = self.session(user)?.token.clone();
-        let answer = self.call("POST /v1/session", &token, None).await;
+        let answer = self
+            .call(&user.email(), "POST /v1/session", &token, None)
+            .await;
         if answer.ok() {
             if let (Some(refresh), Some(held)) =
                 (answer.body["refresh_token"].as_str(), &mut user.session)
@@ -383,6 +458,12 @@ impl World {
         };
         let refresh = body["refresh_token"].as_str().map(str::to_owned);
         let latency = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+        self.note(&user.email(), || {
+            format!(
+                "POST /v1/session, abandoned after {} ms -> {status:?}",
+                patience.as_millis()
+            )
+        });
         let mut log = lock(&self.log);
         match status {
             Some(status) => log.record(
@@ -405,6 +486,7 @@ impl World {
                 stats.latencies_us.push(latency);
             }
         }
+        drop(log);
         if let (Some(refresh), Some(held)) = (refresh, &mut user.session)
             && !held.handed.contains(&refresh)
         {
@@ -417,7 +499,7 @@ impl World {
     fn after_other(&self, user: &mut User, answer: &Answer) {
         if answer.status == Some(401) && answer.code() == Some("session-signed-out") {
             self.act("session-found-signed-out");
-            self.release(user);
+            self.release(user, "the server answered session-signed-out");
         }
     }
 
@@ -433,7 +515,9 @@ impl World {
         }
         self.act(action);
         let token = self.session(user)?.token.clone();
-        let answer = self.call("DELETE /v1/session", &token, None).await;
+        let answer = self
+            .call(&user.email(), "DELETE /v1/session", &token, None)
+            .await;
         let instant = answer.body["instant"]["status"].as_str();
         if instant == Some("done")
             && let Some(held) = &user.session
@@ -454,7 +538,7 @@ impl World {
         let over = matches!(instant, Some("done" | "skipped"))
             || answer.code() == Some("session-signed-out");
         if over {
-            self.release(user);
+            self.release(user, "signed out");
         }
         Ok(over)
     }
@@ -468,10 +552,10 @@ impl World {
         self.act("revoke-session");
         let path = format!("/v1/sessions/{}/revoke", held.session_id);
         if self
-            .clerk_api("clerk POST /v1/sessions/{id}/revoke", &path)
+            .clerk_api(&user.email(), "clerk POST /v1/sessions/{id}/revoke", &path)
             .await
         {
-            self.release(user);
+            self.release(user, "revoked at Clerk");
         }
         Ok(())
     }
@@ -485,8 +569,11 @@ impl World {
         }
         self.act("delete-user");
         let path = format!("/v1/users/{}", user.clerk_id);
-        if self.clerk_api("clerk DELETE /v1/users/{id}", &path).await {
-            self.release(user);
+        if self
+            .clerk_api(&user.email(), "clerk DELETE /v1/users/{id}", &path)
+            .await
+        {
+            self.release(user, "user deleted at Clerk");
             user.generation += 1;
             let created = self
                 .stack
@@ -506,7 +593,7 @@ impl World {
             .stack
             .clerk
             .mint_with(&session_id, &MintOptions::new().issued_at(iat))?;
-        self.bad_token(&token, "expired", rng).await;
+        self.bad_token(&user.email(), &token, "expired", rng).await;
         Ok(())
     }
 
@@ -525,18 +612,18 @@ impl World {
                 .header("kid", self.forged_other_kid.kid())
                 .sign_with(&self.forged_other_kid)
         };
-        self.bad_token(&token, "forged", rng).await;
+        self.bad_token(&user.email(), &token, "forged", rng).await;
         Ok(())
     }
 
-    async fn bad_token(&self, token: &str, what: &'static str, rng: &mut Rng) {
+    async fn bad_token(&self, who: &str, token: &str, what: &'static str, rng: &mut Rng) {
         let body = json!({"query": {"goals": {}}});
         let (route, body) = match rng.below(3) {
             0 => ("POST /v1/session", None),
             1 => ("GET /v1/me", None),
             _ => ("POST /v1/query", Some(&body)),
         };
-        let answer = self.call(route, token, body).await;
+        let answer = self.call(who, route, token, body).await;
         if answer.ok() {
             lock(&self.log).bad_tokens_accepted.push(json!({
                 "token": what,
