@@ -31,8 +31,8 @@ use self::traffic::{Rng, World};
 pub(crate) const USAGE: &str = "cargo xtask soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N] [--no-abandon]";
 
 /// Svix's retry schedule, scaled: retries after 1.5 ms, 90 ms, 0.5 s, 2.2 s, 5.4 s,
-/// 11 s and 11 s, so a delivery outlives any 5 s fault window and the last retry
-/// comes about 30 s after the first attempt.
+/// 11 s and 11 s, so a delivery outlives any fault window (at most 4 s) and the last
+/// retry comes about 30 s after the first attempt.
 const WEBHOOK_RETRY_SCALE: f64 = 0.0003;
 
 /// The server's own SIGTERM drain is 10 s for background sign-outs after the HTTP
