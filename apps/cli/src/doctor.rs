@@ -141,6 +141,10 @@ impl Sample {
 
 /// Runs `clerk-instant doctor`.
 pub(crate) async fn run(args: &DoctorArgs) -> Result<Report, Failure> {
+    crate::session::stdin_once(
+        args.token.as_deref().unwrap_or_default(),
+        args.service.stdin_reads(),
+    )?;
     let token = match &args.token {
         Some(arg) => Some(read_required_token(arg)?),
         None => None,

@@ -1,6 +1,8 @@
 //! The Clerk and InstantDB settings, the server's own (`service_config::ServiceArgs`:
 //! the same flags and environment names), and the clients and broker built from them.
 
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use auth_core::{BrokerConfig, MemorySessionStore, SessionBroker, StoreLimits};
@@ -18,6 +20,16 @@ use crate::report::{Failure, describe};
 pub(crate) struct ServiceArgs {
     #[command(flatten)]
     settings: service_config::ServiceArgs,
+    /// Read the Clerk secret key from FILE, or from stdin with -, instead of
+    /// CLERK_SECRET_KEY (a value given as --clerk-secret-key is visible in `ps` and
+    /// shell history).
+    #[arg(long, value_name = "FILE|-", conflicts_with = "clerk_secret_key")]
+    clerk_secret_key_file: Option<PathBuf>,
+    /// Read the InstantDB admin token from FILE, or from stdin with -, instead of
+    /// INSTANT_APP_ADMIN_TOKEN (a value given as --instant-admin-token is visible in
+    /// `ps` and shell history).
+    #[arg(long, value_name = "FILE|-", conflicts_with = "instant_admin_token")]
+    instant_admin_token_file: Option<PathBuf>,
 }
 
 /// Checked settings, the clients built from them and a broker over those clients.
@@ -31,10 +43,33 @@ pub(crate) struct Service {
 }
 
 impl ServiceArgs {
+    /// How many of these settings are read from stdin (`-`).
+    pub(crate) fn stdin_reads(&self) -> usize {
+        [&self.clerk_secret_key_file, &self.instant_admin_token_file]
+            .into_iter()
+            .filter(|file| file.as_deref().is_some_and(is_stdin))
+            .count()
+    }
+
+    /// The settings, with the secrets given as files read.
+    fn settings(&self) -> Result<service_config::ServiceArgs, Failure> {
+        let mut settings = self.settings.clone();
+        if let Some(file) = &self.clerk_secret_key_file {
+            settings.clerk_secret_key = Some(read_secret(file, "the Clerk secret key")?);
+        }
+        if let Some(file) = &self.instant_admin_token_file {
+            settings.instant_admin_token = Some(read_secret(file, "the InstantDB admin token")?);
+        }
+        Ok(settings)
+    }
+
     /// Checks every setting (all problems at once) and builds the clients and broker.
     /// No network call is made.
     pub(crate) fn connect(&self) -> Result<Service, Failure> {
-        let config = self.settings.resolve().map_err(Failure::config)?;
+        let config = self
+            .settings()?
+            .resolve_in(|name| std::env::var_os(name))
+            .map_err(Failure::config)?;
         let clients = config
             .build_clients()
             .map_err(|e| Failure::setup(describe(&e)))?;
@@ -51,6 +86,34 @@ impl ServiceArgs {
             broker,
         })
     }
+}
+
+/// Whether a file argument means stdin.
+pub(crate) fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// The most bytes read for a secret.
+const MAX_SECRET: u64 = 64 * 1024;
+
+/// A secret (`what`) from `file`, or from stdin when it is `-`, trimmed. Its text never
+/// reaches a message.
+pub(crate) fn read_secret(file: &Path, what: &str) -> Result<String, Failure> {
+    let mut text = String::new();
+    let (read, from) = if is_stdin(file) {
+        let read = std::io::stdin().take(MAX_SECRET).read_to_string(&mut text);
+        (read, "stdin".to_owned())
+    } else {
+        let read =
+            std::fs::File::open(file).and_then(|f| f.take(MAX_SECRET).read_to_string(&mut text));
+        (read, file.display().to_string())
+    };
+    read.map_err(|e| Failure::usage_because(&format!("reading {what} from {from} failed"), &e))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(Failure::usage(format!("{from} holds no {what}")));
+    }
+    Ok(secret.to_owned())
 }
 
 #[cfg(test)]

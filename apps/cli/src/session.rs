@@ -6,6 +6,7 @@
 //! InstantDB refresh tokens never expire, and one-shot commands must not pile them up.
 
 use std::io::Read as _;
+use std::path::PathBuf;
 
 use auth_core::{Half, InstantOp, SignIn};
 use clap::Args;
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::output::rows;
 use crate::report::{Failure, Report, describe};
-use crate::service::{Service, ServiceArgs};
+use crate::service::{Service, ServiceArgs, is_stdin, read_secret};
 use crate::token::read_required_token;
 
 /// The most bytes read for a query or a transaction (from a file or stdin).
@@ -33,9 +34,19 @@ pub(crate) struct SignOutArgs {
     /// The Clerk session token, or - to read it from stdin.
     token: String,
     /// The InstantDB refresh token to sign out (the one `sign-in` printed), or - to read
-    /// it from stdin. Without it, only the Clerk session is revoked.
-    #[arg(long, value_name = "REFRESH_TOKEN")]
+    /// it from stdin; also from INSTANT_REFRESH_TOKEN or --refresh-token-file (a value
+    /// given here is visible in `ps` and shell history). Without one, only the Clerk
+    /// session is revoked.
+    #[arg(
+        long,
+        value_name = "REFRESH_TOKEN",
+        env = "INSTANT_REFRESH_TOKEN",
+        hide_env_values = true
+    )]
     refresh_token: Option<String>,
+    /// Read the InstantDB refresh token from FILE, or from stdin with -.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "refresh_token")]
+    refresh_token_file: Option<PathBuf>,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -78,6 +89,18 @@ fn one_stdin(a: &str, b: &str, what: &str) -> Result<(), Failure> {
     }
 }
 
+/// At most one of the command's values (the token, a refresh token, the secrets) may
+/// come from stdin.
+pub(crate) fn stdin_once(token: &str, others: usize) -> Result<(), Failure> {
+    if usize::from(token == "-") + others > 1 {
+        Err(Failure::usage(
+            "only one value can be read from stdin; give the others as arguments, files or environment variables",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// JSON given inline, or `@FILE`, or `@-` (stdin).
 fn document_arg(arg: &str, what: &str) -> Result<Vec<u8>, Failure> {
     let Some(path) = arg.strip_prefix('@') else {
@@ -114,6 +137,7 @@ fn who(signed: &SignIn) -> String {
 
 /// Runs `clerk-instant sign-in`.
 pub(crate) async fn sign_in(args: &SignInArgs) -> Result<Report, Failure> {
+    stdin_once(&args.token, args.service.stdin_reads())?;
     let token = token_arg(&args.token)?;
     let service = args.service.connect()?;
     let signed = service
@@ -153,7 +177,8 @@ pub(crate) async fn sign_in(args: &SignInArgs) -> Result<Report, Failure> {
     ]));
     text.push_str(
         "\nThe refresh token is the user's InstantDB session and never expires. End it with\n  \
-         clerk-instant sign-out <Clerk session token> --refresh-token <refresh token>\n",
+         clerk-instant sign-out <Clerk session token> --refresh-token-file <file holding it>\n  \
+         (or --refresh-token - to read it from stdin, or INSTANT_REFRESH_TOKEN)\n",
     );
     Ok(Report::success(json, text))
 }
@@ -201,17 +226,24 @@ pub(crate) async fn sign_out(args: &SignOutArgs) -> Result<Report, Failure> {
         args.refresh_token.as_deref().unwrap_or_default(),
         "the refresh token",
     )?;
+    let refresh_from_stdin = args.refresh_token.as_deref() == Some("-")
+        || args.refresh_token_file.as_deref().is_some_and(is_stdin);
+    stdin_once(
+        &args.token,
+        usize::from(refresh_from_stdin) + args.service.stdin_reads(),
+    )?;
     let token = token_arg(&args.token)?;
-    let refresh_token =
-        match &args.refresh_token {
-            None => None,
-            Some(arg) => {
-                let text = read_required_token(arg)?;
-                Some(RefreshToken::new(text).map_err(|_| {
-                    Failure::usage("--refresh-token is not an InstantDB refresh token")
-                })?)
-            }
-        };
+    let refresh_text = match (&args.refresh_token, &args.refresh_token_file) {
+        (_, Some(file)) => Some(read_secret(file, "the refresh token")?),
+        (Some(arg), None) => Some(read_required_token(arg)?),
+        (None, None) => None,
+    };
+    let refresh_token = match refresh_text {
+        None => None,
+        Some(text) => Some(RefreshToken::new(text).map_err(|_| {
+            Failure::usage("the refresh token given is not an InstantDB refresh token")
+        })?),
+    };
     let given = refresh_token.is_some();
     let service = args.service.connect()?;
     let out = service
@@ -222,7 +254,7 @@ pub(crate) async fn sign_out(args: &SignOutArgs) -> Result<Report, Failure> {
     let instant = match &out.instant {
         // The broker looked for a stored session; a one-shot command has none.
         Half::Skipped(_) if !given => HalfView::Skipped(
-            "no --refresh-token given (a one-shot command keeps no sessions): pass the refresh token that sign-in printed to end it".to_owned(),
+            "no refresh token given (a one-shot command keeps no sessions): pass the one sign-in printed, with --refresh-token-file, --refresh-token - (stdin) or INSTANT_REFRESH_TOKEN, to end it".to_owned(),
         ),
         half => HalfView::of(half),
     };
@@ -318,6 +350,7 @@ pub(crate) async fn query(args: &QueryArgs) -> Result<Report, Failure> {
         args.query.strip_prefix('@').unwrap_or_default(),
         "the query",
     )?;
+    stdin_once(&args.token, args.service.stdin_reads())?;
     let token = token_arg(&args.token)?;
     let bytes = document_arg(&args.query, "the query")?;
     let value: Value = serde_json::from_slice(&bytes)
@@ -357,6 +390,7 @@ pub(crate) async fn transact(args: &TransactArgs) -> Result<Report, Failure> {
         args.steps.strip_prefix('@').unwrap_or_default(),
         "the steps",
     )?;
+    stdin_once(&args.token, args.service.stdin_reads())?;
     let token = token_arg(&args.token)?;
     let bytes = document_arg(&args.steps, "the steps")?;
     let value: Value = serde_json::from_slice(&bytes)

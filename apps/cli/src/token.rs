@@ -11,6 +11,7 @@ use clerk_jwt::{
     SystemClock, Verifier, VerifyingKey,
 };
 use serde_json::json;
+use service_config::AuthorizedParties;
 
 use crate::output::rows;
 use crate::report::{Failure, Report};
@@ -63,7 +64,8 @@ pub(crate) struct VerifyArgs {
     /// Also accept this issuer (satellite domain, proxy). Repeatable.
     #[arg(long = "issuer", value_name = "URL")]
     issuers: Vec<String>,
-    /// Require azp to be this origin (repeatable, or comma-separated in the env var).
+    /// Require azp to be this origin (repeatable, or comma-separated in the env var);
+    /// a trailing / is dropped, a path is refused, * accepts any.
     #[arg(
         long = "authorized-party",
         env = "CLERK_AUTHORIZED_PARTIES",
@@ -257,12 +259,15 @@ fn build_verifier(args: &VerifyArgs) -> Result<Verifier, Failure> {
     for issuer in &args.issuers {
         builder = builder.issuer(issuer);
     }
-    for party in args
-        .authorized_parties
-        .iter()
-        .filter(|p| !p.trim().is_empty())
-    {
-        builder = builder.authorized_party(party.trim());
+    // Read as the server reads CLERK_AUTHORIZED_PARTIES: the same normalised origins.
+    let parties = AuthorizedParties::parse(&args.authorized_parties).map_err(|problems| {
+        Failure::usage(format!(
+            "--authorized-party / CLERK_AUTHORIZED_PARTIES {}",
+            problems.join("; ")
+        ))
+    })?;
+    for party in parties.origins() {
+        builder = builder.authorized_party(party);
     }
     for audience in &args.audiences {
         builder = builder.audience(audience);

@@ -248,6 +248,10 @@ impl Server {
             .env("INSTANT_APP_ADMIN_TOKEN", stack.app.admin_token.expose())
             .env("INSTANT_API_URI", stack.instant.url())
             .env("INSTANT_CLERK_CLIENT_NAME", &stack.client_name)
+            // The bench measures the server's work: one client, one session, flat out.
+            .env("RATE_LIMIT_PER_IP_PER_SEC", "0")
+            .env("RATE_LIMIT_PER_SESSION_PER_MIN", "0")
+            .env("RATE_LIMIT_BAD_TOKENS_PER_MIN", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

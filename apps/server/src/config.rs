@@ -11,11 +11,13 @@ use clerk_webhooks::Secrets;
 pub use service_config::Problem;
 use service_config::{ServiceArgs, ServiceConfig};
 
+use crate::ratelimit::{ForwardedHeader, Quota, RateLimitSettings, TrustedProxies};
+
 /// `clerk-instant-server`: Clerk session in, InstantDB session out.
 ///
-/// With no CLERK_* or INSTANT_* setting at all, it starts a local Clerk and an InstantDB
-/// emulator in-process and serves against them (development only; feature
-/// `local-stack`, on by default).
+/// With `--dev` (or CLERK_INSTANT_DEV=1) and no Clerk or InstantDB setting, it starts a
+/// local Clerk and an InstantDB emulator in-process and serves against them on
+/// loopback (development only; feature `local-stack`, on by default).
 #[derive(Clone, Default, Parser)]
 #[command(name = "clerk-instant-server", version, about, long_about = None)]
 #[cfg_attr(
@@ -23,6 +25,16 @@ use service_config::{ServiceArgs, ServiceConfig};
     command(about = "clerk-instant-server: Clerk session in, InstantDB session out, over HTTP")
 )]
 pub struct ServerArgs {
+    /// Development mode: run on the embedded local stack (a local Clerk and an
+    /// InstantDB emulator, in-process, with the /dev/token endpoint). Loopback
+    /// addresses only, and no Clerk or InstantDB setting may be given. Without it, the
+    /// server needs at least CLERK_PUBLISHABLE_KEY and INSTANT_APP_ID.
+    #[arg(
+        long,
+        env = DEV_ENV,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub dev: bool,
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8787")]
     pub listen: String,
@@ -56,11 +68,62 @@ pub struct ServerArgs {
     /// signed out: delete-user, sign-out or ignore.
     #[arg(long, env = "USER_DELETED_POLICY", default_value = "delete-user")]
     pub user_deleted_policy: String,
+    /// Requests per second one client address (an IPv6 client: its /64) may make to
+    /// the /v1/* routes, on average (a token bucket; the probes and /metrics are not
+    /// limited); 0 turns the limit off. Each replica counts alone. Over the limit: 429 rate-limited with
+    /// Retry-After.
+    #[arg(long, env = "RATE_LIMIT_PER_IP_PER_SEC", default_value_t = 100)]
+    pub rate_limit_per_ip_per_sec: u32,
+    /// Requests one client address may make at once, above its average.
+    #[arg(long, env = "RATE_LIMIT_PER_IP_BURST", default_value_t = 500)]
+    pub rate_limit_per_ip_burst: u32,
+    /// Sign-ins (POST /v1/session) per minute one Clerk session may make, on average
+    /// (a browser signs in about once a minute); 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_SESSION_PER_MIN", default_value_t = 10)]
+    pub rate_limit_per_session_per_min: u32,
+    /// Sign-ins one Clerk session may make at once.
+    #[arg(long, env = "RATE_LIMIT_PER_SESSION_BURST", default_value_t = 5)]
+    pub rate_limit_per_session_burst: u32,
+    /// Rejected Clerk tokens (401 for a token that failed verification) per minute
+    /// one client address may send, on average; past the limit its requests with a
+    /// token get 429 before the token is checked. 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_BAD_TOKENS_PER_MIN", default_value_t = 60)]
+    pub rate_limit_bad_tokens_per_min: u32,
+    /// Rejected Clerk tokens one client address may send at once.
+    #[arg(long, env = "RATE_LIMIT_BAD_TOKENS_BURST", default_value_t = 100)]
+    pub rate_limit_bad_tokens_burst: u32,
+    /// The reverse proxies in front of the server, as IP addresses and CIDR blocks
+    /// separated by commas (e.g. 10.0.0.0/8,fd00::/8). Only for a peer among them is
+    /// the TRUSTED_PROXY_HEADER believed, and the client is its rightmost hop that is
+    /// not a trusted proxy. Default: none, so the peer address is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// The header the trusted proxies set: x-forwarded-for or forwarded (RFC 7239).
+    /// Name the one your proxy appends to: the other is not read.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER", default_value = "x-forwarded-for")]
+    pub trusted_proxy_header: String,
+    /// Seconds a client has to send a request's headers, from its connection's start
+    /// or its first byte after an idle spell; a connection that is slower is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// Seconds a keep-alive connection may wait for its next request before it is
+    /// closed.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// The most connections served at once; past it, new ones wait in the kernel's
+    /// listen backlog until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a graceful shutdown (SIGTERM, Ctrl-C) lets requests in flight finish
+    /// before it closes their connections.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 15)]
+    pub shutdown_timeout: u64,
 }
 
 impl fmt::Debug for ServerArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerArgs")
+            .field("dev", &self.dev)
             .field("listen", &self.listen)
             .field("service", &self.service)
             .field("log_format", &self.log_format)
@@ -77,7 +140,94 @@ impl fmt::Debug for ServerArgs {
                     .map(|_| "whsec_…"),
             )
             .field("user_deleted_policy", &self.user_deleted_policy)
+            .field("rate_limit_per_ip_per_sec", &self.rate_limit_per_ip_per_sec)
+            .field("rate_limit_per_ip_burst", &self.rate_limit_per_ip_burst)
+            .field(
+                "rate_limit_per_session_per_min",
+                &self.rate_limit_per_session_per_min,
+            )
+            .field(
+                "rate_limit_per_session_burst",
+                &self.rate_limit_per_session_burst,
+            )
+            .field(
+                "rate_limit_bad_tokens_per_min",
+                &self.rate_limit_bad_tokens_per_min,
+            )
+            .field(
+                "rate_limit_bad_tokens_burst",
+                &self.rate_limit_bad_tokens_burst,
+            )
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("trusted_proxy_header", &self.trusted_proxy_header)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish()
+    }
+}
+
+impl ServerArgs {
+    /// The rate limit settings, each problem reported to `problem`.
+    fn rate_limits(&self, problem: &mut impl FnMut(&'static str, String)) -> RateLimitSettings {
+        let minute = Duration::from_secs(60);
+        let mut quota = |rate: u32, period: Duration, burst: u32, setting: &'static str| {
+            if rate > 0 && burst == 0 {
+                problem(
+                    setting,
+                    "must be at least 1 while the limit is on (set its rate to 0 to turn it off)"
+                        .to_owned(),
+                );
+            }
+            Quota::new(rate, period, burst)
+        };
+        let per_ip = quota(
+            self.rate_limit_per_ip_per_sec,
+            Duration::from_secs(1),
+            self.rate_limit_per_ip_burst,
+            "RATE_LIMIT_PER_IP_BURST (--rate-limit-per-ip-burst)",
+        );
+        let per_session = quota(
+            self.rate_limit_per_session_per_min,
+            minute,
+            self.rate_limit_per_session_burst,
+            "RATE_LIMIT_PER_SESSION_BURST (--rate-limit-per-session-burst)",
+        );
+        let bad_tokens = quota(
+            self.rate_limit_bad_tokens_per_min,
+            minute,
+            self.rate_limit_bad_tokens_burst,
+            "RATE_LIMIT_BAD_TOKENS_BURST (--rate-limit-bad-tokens-burst)",
+        );
+        let trusted_proxies = self.trusted_proxies.parse().unwrap_or_else(|error| {
+            problem(
+                "TRUSTED_PROXIES (--trusted-proxies)",
+                format!(
+                    "{error}; list your reverse proxies' addresses separated by commas, or leave it empty when clients connect directly"
+                ),
+            );
+            TrustedProxies::default()
+        });
+        let header = self.trusted_proxy_header.trim();
+        let forwarded_header = if header.is_empty() {
+            ForwardedHeader::default()
+        } else {
+            header.parse().unwrap_or_else(|error| {
+                problem(
+                    "TRUSTED_PROXY_HEADER (--trusted-proxy-header)",
+                    format!("{error}, not {header:?}: the header your proxy appends the client to"),
+                );
+                ForwardedHeader::default()
+            })
+        };
+        RateLimitSettings {
+            per_ip,
+            per_session,
+            bad_tokens,
+            trusted_proxies,
+            forwarded_header,
+        }
     }
 }
 
@@ -95,10 +245,12 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// The last line of a [`ConfigError`]: the way out.
+/// The environment equivalent of `--dev`.
+pub const DEV_ENV: &str = "CLERK_INSTANT_DEV";
+
+/// The last line of a [`ConfigError`]: both ways forward.
 #[cfg(feature = "local-stack")]
-const HOW_ELSE: &str =
-    "(unset every CLERK_* and INSTANT_* setting to run on the embedded local stack instead)";
+const HOW_ELSE: &str = "(to serve real Clerk and InstantDB, set at least CLERK_PUBLISHABLE_KEY and INSTANT_APP_ID; to try the server on its embedded local stack instead, pass --dev or set CLERK_INSTANT_DEV=1, with no Clerk or InstantDB setting)";
 /// The last line of a [`ConfigError`]: why there is no way out without settings.
 #[cfg(not(feature = "local-stack"))]
 const HOW_ELSE: &str = "(this server is built without the embedded local stack: set at least CLERK_PUBLISHABLE_KEY and INSTANT_APP_ID)";
@@ -106,11 +258,31 @@ const HOW_ELSE: &str = "(this server is built without the embedded local stack: 
 /// How the server runs.
 #[derive(Debug)]
 pub enum Mode {
-    /// No Clerk or InstantDB setting: run the local stack in-process.
+    /// `--dev`: run the local stack in-process, on loopback.
     #[cfg(feature = "local-stack")]
     Dev(Options),
     /// Real (or self-hosted) services.
     Configured(Box<Settings>),
+}
+
+impl Mode {
+    /// `dev` or `configured`, as the start-up log and `/readyz` say it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "local-stack")]
+            Mode::Dev(_) => "dev",
+            Mode::Configured(_) => "configured",
+        }
+    }
+
+    /// The options of either mode.
+    pub fn options(&self) -> &Options {
+        match self {
+            #[cfg(feature = "local-stack")]
+            Mode::Dev(options) => options,
+            Mode::Configured(settings) => &settings.options,
+        }
+    }
 }
 
 /// Settings that apply in both modes.
@@ -135,6 +307,42 @@ pub struct Options {
     pub webhook_secrets: Option<Secrets>,
     /// What `user.deleted` does to the InstantDB user.
     pub user_deleted_policy: UserDeletedPolicy,
+    /// The rate limits and the trusted proxies (boxed: [`Mode::Dev`] holds options
+    /// inline).
+    pub rate_limits: Box<RateLimitSettings>,
+    /// The timers and the cap of client connections, and the shutdown deadline.
+    pub connections: ConnectionLimits,
+}
+
+/// How long a client connection may dawdle, how many are served at once, and how long
+/// a graceful shutdown waits for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time to send a request's headers, counted from the connection's start or, on a
+    /// kept-alive connection, from the next request's first byte
+    /// (`HEADER_READ_TIMEOUT_SECS`).
+    pub header_read_timeout: Duration,
+    /// Time a kept-alive connection may wait, with no request in flight, for its next
+    /// request (`IDLE_TIMEOUT_SECS`).
+    pub idle_timeout: Duration,
+    /// Connections served at once (`MAX_CONNECTIONS`); at the cap the server stops
+    /// accepting, so newcomers wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// How long a graceful shutdown lets requests in flight finish before it drops
+    /// their connections (`SHUTDOWN_TIMEOUT_SECS`).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    /// The flags' defaults: 10 s, 60 s, 1,024 connections, 15 s.
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(15),
+        }
+    }
 }
 
 /// A checked configuration for real services.
@@ -147,8 +355,22 @@ pub struct Settings {
 }
 
 impl ServerArgs {
-    /// Checks everything and decides the mode.
+    /// Checks everything and decides the mode, with no environment to look for
+    /// misnamed settings in (see [`ServerArgs::resolve_in`]).
     pub fn resolve(&self) -> Result<Mode, ConfigError> {
+        self.resolve_in(|_| None)
+    }
+
+    /// Checks everything and decides the mode: `--dev` runs the local stack (on
+    /// loopback, with no Clerk or InstantDB setting given); otherwise the settings must
+    /// be complete. A Clerk or InstantDB setting that is not given while a well-known
+    /// wrong name for it is set in the environment `lookup` reads
+    /// (`NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY`, …) is reported under both names. The
+    /// binary passes `std::env::var_os`.
+    pub fn resolve_in(
+        &self,
+        lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Mode, ConfigError> {
         let mut problems = Vec::new();
         let mut problem = |setting: &'static str, message: String| {
             problems.push(Problem { setting, message });
@@ -229,7 +451,6 @@ impl ServerArgs {
         let policy = self.user_deleted_policy.trim();
         let user_deleted_policy = match policy.parse::<UserDeletedPolicy>() {
             Ok(policy) => policy,
-            Err(_) if policy.is_empty() => UserDeletedPolicy::default(),
             Err(_) => {
                 problem(
                     "USER_DELETED_POLICY (--user-deleted-policy)",
@@ -241,6 +462,48 @@ impl ServerArgs {
                 UserDeletedPolicy::default()
             }
         };
+        // A day bounds the timers, so a deadline computed from one never overflows.
+        const DAY: u64 = 24 * 60 * 60;
+        for (setting, value, range, what) in [
+            (
+                "HEADER_READ_TIMEOUT_SECS (--header-read-timeout)",
+                self.header_read_timeout,
+                (1, DAY),
+                "the seconds a client has to send its request headers; 10 by default",
+            ),
+            (
+                "IDLE_TIMEOUT_SECS (--idle-timeout)",
+                self.idle_timeout,
+                (1, DAY),
+                "the seconds a kept-alive connection may wait for its next request; 60 by default",
+            ),
+            (
+                "MAX_CONNECTIONS (--max-connections)",
+                u64::try_from(self.max_connections).unwrap_or(u64::MAX),
+                (1, 1_000_000),
+                "the connections served at once; 1024 by default, kept below the open-file limit, ulimit -n",
+            ),
+            (
+                "SHUTDOWN_TIMEOUT_SECS (--shutdown-timeout)",
+                self.shutdown_timeout,
+                (1, DAY),
+                "the seconds a shutdown lets requests in flight finish; 15 by default",
+            ),
+        ] {
+            let (least, most) = range;
+            if !(least..=most).contains(&value) {
+                problem(
+                    setting,
+                    format!("must be between {least} and {most}, not {value} ({what})"),
+                );
+            }
+        }
+        let connections = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: self.max_connections,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+        };
         let options = Options {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8787))),
             json_logs,
@@ -251,20 +514,28 @@ impl ServerArgs {
             max_sessions: self.max_sessions,
             webhook_secrets,
             user_deleted_policy,
+            rate_limits: Box::new(self.rate_limits(&mut problem)),
+            connections,
         };
 
         let raw = &self.service;
-        // Without the local stack, no settings at all is one more bad configuration:
-        // resolving names each required setting.
-        #[cfg(feature = "local-stack")]
-        if raw.is_empty() {
-            return if problems.is_empty() {
-                Ok(Mode::Dev(options))
-            } else {
-                Err(ConfigError(problems))
-            };
+        if self.dev {
+            #[cfg(feature = "local-stack")]
+            {
+                self.check_dev(&options, &mut problems);
+                return if problems.is_empty() {
+                    Ok(Mode::Dev(options))
+                } else {
+                    Err(ConfigError(problems))
+                };
+            }
+            #[cfg(not(feature = "local-stack"))]
+            problems.push(Problem {
+                setting: DEV_SETTING,
+                message: "this server is built without the embedded local stack (cargo feature local-stack); give it the Clerk and InstantDB settings instead".to_owned(),
+            });
         }
-        match raw.resolve() {
+        match raw.resolve_in(lookup) {
             Ok(service) if problems.is_empty() => {
                 Ok(Mode::Configured(Box::new(Settings { options, service })))
             }
@@ -275,7 +546,38 @@ impl ServerArgs {
             }
         }
     }
+
+    /// Dev mode serves development secrets and a token-minting endpoint: on loopback
+    /// only, and never with real settings it would silently ignore.
+    #[cfg(feature = "local-stack")]
+    fn check_dev(&self, options: &Options, problems: &mut Vec<Problem>) {
+        let given = self.service.given();
+        if !given.is_empty() {
+            problems.push(Problem {
+                setting: DEV_SETTING,
+                message: format!(
+                    "runs the embedded local stack, which takes no Clerk or InstantDB setting, but {} {} given; unset {}, or drop --dev (and CLERK_INSTANT_DEV) to serve with the settings",
+                    given.join(", "),
+                    if given.len() == 1 { "is" } else { "are" },
+                    if given.len() == 1 { "it" } else { "them" },
+                ),
+            });
+        }
+        if self.listen.trim().parse::<SocketAddr>().is_ok() && !options.listen.ip().is_loopback() {
+            problems.push(Problem {
+                setting: "LISTEN_ADDR (--listen)",
+                message: format!(
+                    "{} is not a loopback address, and --dev (development secrets, a token-minting endpoint) listens on loopback only; use 127.0.0.1:{port} or [::1]:{port}",
+                    options.listen,
+                    port = options.listen.port()
+                ),
+            });
+        }
+    }
 }
+
+/// How `--dev` is named in problems.
+const DEV_SETTING: &str = "CLERK_INSTANT_DEV (--dev)";
 
 #[cfg(test)]
 mod tests {
@@ -283,6 +585,7 @@ mod tests {
 
     fn args(service: ServiceArgs) -> ServerArgs {
         ServerArgs {
+            dev: false,
             listen: "127.0.0.1:8787".into(),
             service,
             log_format: "text".into(),
@@ -293,6 +596,18 @@ mod tests {
             max_sessions: 100_000,
             clerk_webhook_signing_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
             user_deleted_policy: "delete-user".into(),
+            rate_limit_per_ip_per_sec: 100,
+            rate_limit_per_ip_burst: 500,
+            rate_limit_per_session_per_min: 10,
+            rate_limit_per_session_burst: 5,
+            rate_limit_bad_tokens_per_min: 60,
+            rate_limit_bad_tokens_burst: 100,
+            trusted_proxies: String::new(),
+            trusted_proxy_header: "x-forwarded-for".into(),
+            header_read_timeout: 10,
+            idle_timeout: 60,
+            max_connections: 1024,
+            shutdown_timeout: 15,
         }
     }
 
@@ -313,6 +628,114 @@ mod tests {
             assert!(!text.contains("aaaaaaaa-bbbb"), "{text}");
             assert!(!text.contains("MfKQ9r8"), "{text}");
         }
+    }
+
+    /// Settings for real services, changed by `tweak`.
+    fn configured(tweak: impl FnOnce(&mut ServerArgs)) -> ServerArgs {
+        let mut args = args(ServiceArgs {
+            clerk_publishable_key: Some("pk_test_Y2xlcmsuZXhhbXBsZS5jb20k".into()),
+            instant_app_id: Some("11111111-2222-4333-8444-555555555555".into()),
+            ..ServiceArgs::default()
+        });
+        tweak(&mut args);
+        args
+    }
+
+    /// The options, or the settings named by the problems.
+    fn options(args: &ServerArgs) -> Result<Options, Vec<&'static str>> {
+        match args.resolve() {
+            Ok(Mode::Configured(settings)) => Ok(settings.options),
+            #[cfg(feature = "local-stack")]
+            Ok(Mode::Dev(_)) => panic!("configured settings"),
+            Err(error) => Err(error.0.iter().map(|p| p.setting).collect()),
+        }
+    }
+
+    #[test]
+    fn the_rate_limits_default_on_and_a_rate_of_zero_turns_one_off() {
+        let limits = options(&configured(|_| {})).unwrap().rate_limits;
+        let second = Duration::from_secs(1);
+        let minute = Duration::from_secs(60);
+        assert_eq!(limits.per_ip, Quota::new(100, second, 500));
+        assert_eq!(limits.per_session, Quota::new(10, minute, 5));
+        assert_eq!(limits.bad_tokens, Quota::new(60, minute, 100));
+        assert!(limits.trusted_proxies.is_empty());
+        assert_eq!(limits.forwarded_header, ForwardedHeader::XForwardedFor);
+
+        let off = configured(|a| {
+            a.rate_limit_per_ip_per_sec = 0;
+            a.rate_limit_per_session_per_min = 0;
+            a.rate_limit_bad_tokens_per_min = 0;
+            // A burst of 0 is no problem while the limit is off.
+            a.rate_limit_per_ip_burst = 0;
+            a.trusted_proxies = "10.0.0.0/8, 192.0.2.1".into();
+            a.trusted_proxy_header = "Forwarded".into();
+        });
+        let limits = options(&off).unwrap().rate_limits;
+        assert_eq!(*limits, {
+            let mut expected = RateLimitSettings::off();
+            expected.trusted_proxies = "10.0.0.0/8,192.0.2.1".parse().unwrap();
+            expected.forwarded_header = ForwardedHeader::Forwarded;
+            expected
+        });
+    }
+
+    #[test]
+    fn bad_rate_limit_settings_are_named() {
+        let bad = configured(|a| {
+            a.rate_limit_per_ip_burst = 0;
+            a.rate_limit_per_session_burst = 0;
+            a.rate_limit_bad_tokens_burst = 0;
+            a.trusted_proxies = "10.0.0.0/8, proxy.internal".into();
+            a.trusted_proxy_header = "x-real-ip".into();
+        });
+        assert_eq!(
+            options(&bad).unwrap_err(),
+            [
+                "RATE_LIMIT_PER_IP_BURST (--rate-limit-per-ip-burst)",
+                "RATE_LIMIT_PER_SESSION_BURST (--rate-limit-per-session-burst)",
+                "RATE_LIMIT_BAD_TOKENS_BURST (--rate-limit-bad-tokens-burst)",
+                "TRUSTED_PROXIES (--trusted-proxies)",
+                "TRUSTED_PROXY_HEADER (--trusted-proxy-header)",
+            ]
+        );
+        let text = bad.resolve().unwrap_err().to_string();
+        assert!(
+            text.contains("\"proxy.internal\" is not an IP address"),
+            "{text}"
+        );
+        assert!(
+            text.contains("must be x-forwarded-for or forwarded"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_rate_limit_defaults_are_the_flags_defaults() {
+        let parsed = ServerArgs::try_parse_from(["clerk-instant-server"]).unwrap();
+        let ours = args(ServiceArgs::default());
+        assert_eq!(
+            parsed.rate_limit_per_ip_per_sec,
+            ours.rate_limit_per_ip_per_sec
+        );
+        assert_eq!(parsed.rate_limit_per_ip_burst, ours.rate_limit_per_ip_burst);
+        assert_eq!(
+            parsed.rate_limit_per_session_per_min,
+            ours.rate_limit_per_session_per_min
+        );
+        assert_eq!(
+            parsed.rate_limit_per_session_burst,
+            ours.rate_limit_per_session_burst
+        );
+        assert_eq!(
+            parsed.rate_limit_bad_tokens_per_min,
+            ours.rate_limit_bad_tokens_per_min
+        );
+        assert_eq!(
+            parsed.rate_limit_bad_tokens_burst,
+            ours.rate_limit_bad_tokens_burst
+        );
+        assert_eq!(parsed.trusted_proxy_header, ours.trusted_proxy_header);
     }
 
     #[cfg(not(feature = "local-stack"))]

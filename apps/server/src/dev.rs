@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use clerk_webhooks::{Secret, Secrets};
 use devstack::clerk::{WebhookEndpoint, WebhookOptions};
@@ -63,6 +64,13 @@ pub(crate) const DEV_WEBHOOK_RETRY_SCALE: f64 = 0.01;
 /// endpoint, signed with the first `CLERK_WEBHOOK_SIGNING_SECRET` or, without one, a
 /// generated secret (the banner prints it).
 pub(crate) async fn start(mut options: Options) -> anyhow::Result<Running> {
+    // Checked at start-up already ([`crate::config::ServerArgs::resolve`]); a `Mode`
+    // built by hand is held to the same rule.
+    anyhow::ensure!(
+        options.listen.ip().is_loopback(),
+        "dev mode listens on loopback only, not on {}",
+        options.listen
+    );
     let generated = options.webhook_secrets.is_none();
     let secrets = options
         .webhook_secrets
@@ -77,15 +85,9 @@ pub(crate) async fn start(mut options: Options) -> anyhow::Result<Running> {
         .await
         .context("starting the local stack")?;
     let settings = dev_settings(&stack, options)?;
-    // The token endpoint exists only in dev mode, and only on loopback.
-    let dev = settings
-        .options
-        .listen
-        .ip()
-        .is_loopback()
-        .then(|| DevTokens {
-            clerk: stack.clerk.backend(),
-        });
+    let dev = Some(DevTokens {
+        clerk: stack.clerk.backend(),
+    });
     let running = launch(&settings, dev, Some(stack)).await?;
     running
         .state
@@ -127,10 +129,37 @@ impl Shape for DevTokenBody {
     const SHAPE: &'static str = r#"{"email": "alice@example.com"}"#;
 }
 
+/// Whether a request's `Host` names this machine by a loopback name (`localhost`,
+/// `127.0.0.1` or `[::1]`, with any port). A page on another site that rebinds its DNS
+/// name to 127.0.0.1 still sends its own name, so it cannot reach `/dev/token`.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[::1]` or `[::1]:8787`.
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, rest)) if rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port) => {
+                return ip == "::1";
+            }
+            _ => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1"
+}
+
+/// `8787`.
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Development only, loopback only: a Clerk session token from the local Clerk.
 pub(crate) async fn dev_token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<DevTokenBody>,
 ) -> Result<Response, ApiError> {
     let Some(dev) = &state.inner.dev else {
@@ -140,6 +169,13 @@ pub(crate) async fn dev_token(
         return Err(ApiError::new(
             Code::DevLoopbackOnly,
             "the dev token endpoint answers loopback clients only",
+        ));
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if !host.is_some_and(loopback_host) {
+        return Err(ApiError::new(
+            Code::DevLoopbackOnly,
+            "the dev token endpoint answers requests addressed to localhost, 127.0.0.1 or [::1] only",
         ));
     }
     let email = body.email.trim();
@@ -174,7 +210,7 @@ pub fn dev_banner(running: &Running) -> String {
     };
     let url = running.url();
     let mut text = format!(
-        "clerk-instant-server: no CLERK_* or INSTANT_* settings, so it runs on the embedded local stack
+        "clerk-instant-server --dev: it runs on the embedded local stack
   (development only; InstantDB permissions are NOT evaluated by the emulator)
 
   local Clerk      {clerk}  (publishable key {pk})
@@ -209,9 +245,8 @@ pub fn dev_banner(running: &Running) -> String {
         sk = stack.clerk.secret_key().expose(),
         admin = stack.app.admin_token.expose(),
     ));
-    if running.addr.ip().is_loopback() {
-        text.push_str(&format!(
-            r#"
+    text.push_str(&format!(
+        r#"
 Sign a test user in:
   TOKEN=$(curl -s -X POST {url}/dev/token -H 'content-type: application/json' -d '{{"email":"alice@example.com"}}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
   curl -s -X POST {url}/v1/session -H "authorization: Bearer $TOKEN"
@@ -220,11 +255,41 @@ Sign a test user in:
   curl -s -X DELETE {url}/v1/session -H "authorization: Bearer $TOKEN"
 (tokens live 60 s: mint a new one when a call answers token-expired)
 "#
-        ));
-    } else {
-        text.push_str(
-            "\n(the /dev/token endpoint is off: the server does not listen on loopback)\n",
-        );
-    }
+    ));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_host;
+
+    #[test]
+    fn only_loopback_names_are_loopback_hosts() {
+        for host in [
+            "localhost",
+            "LocalHost:8787",
+            "127.0.0.1",
+            "127.0.0.1:8787",
+            "[::1]",
+            "[::1]:8787",
+        ] {
+            assert!(loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example.com",
+            "evil.example.com:8787",
+            "localhost.evil.example.com",
+            "127.0.0.1.nip.io",
+            "127.0.0.2:8787",
+            "0.0.0.0:8787",
+            "[::1]x",
+            "[::2]:8787",
+            "localhost:",
+            "localhost:87a",
+            "[::1]:",
+        ] {
+            assert!(!loopback_host(host), "{host}");
+        }
+    }
 }

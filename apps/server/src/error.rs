@@ -57,6 +57,9 @@ pub enum Code {
     /// 502: the local Clerk could not mint a token.
     #[cfg(feature = "local-stack")]
     DevClerkFailed,
+    /// 429: a rate limit refused the request; retry after `Retry-After`. The limit is
+    /// in the message and in `clerk_instant_rate_limited_total{limit}`.
+    RateLimited,
     /// A failure of the broker: `auth-core`'s code, answered with the status its kind
     /// calls for.
     Broker {
@@ -102,6 +105,7 @@ impl Code {
             Code::InvalidEmail => "invalid-email",
             #[cfg(feature = "local-stack")]
             Code::DevClerkFailed => "dev-clerk-failed",
+            Code::RateLimited => "rate-limited",
             Code::Broker { code, .. } => code.as_str(),
         }
     }
@@ -132,6 +136,7 @@ impl Code {
             Code::InvalidEmail => StatusCode::BAD_REQUEST,
             #[cfg(feature = "local-stack")]
             Code::DevClerkFailed => StatusCode::BAD_GATEWAY,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Broker { kind, .. } => match kind {
                 ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
                 ErrorKind::Forbidden => StatusCode::FORBIDDEN,
@@ -142,6 +147,21 @@ impl Code {
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
+    }
+}
+
+impl Code {
+    /// Whether this answers a Clerk token that failed verification: not a missing
+    /// token, nor a good token of a signed-out session. The rejected-token limit counts
+    /// these.
+    pub fn is_token_rejection(self) -> bool {
+        matches!(
+            self,
+            Code::Broker {
+                code: auth_core::Code::Token(_),
+                kind: ErrorKind::Unauthorized,
+            }
+        )
     }
 }
 
@@ -250,8 +270,13 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // Whole seconds, rounded up: a client waiting that long finds room.
         if let Some(wait) = self.retry_after
-            && let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
+            && let Ok(value) = HeaderValue::from_str(
+                &(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+                    .max(1)
+                    .to_string(),
+            )
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
@@ -284,6 +309,7 @@ mod tests {
             Code::WebhookRefused("webhook-bad-signature"),
             Code::WebhookInProgress,
             Code::WebhookRetryLater(auth_core::Code::InstantUnavailable),
+            Code::RateLimited,
         ];
         for code in codes {
             let text = code.as_str();
@@ -297,9 +323,52 @@ mod tests {
             );
         }
         assert_eq!(Code::TokenMissing.as_str(), "token-missing");
+        assert_eq!(Code::RateLimited.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(
             Code::SignOutIncomplete(Outage::Unavailable).status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    #[test]
+    fn only_a_token_that_failed_verification_is_a_token_rejection() {
+        let rejected = |reason| Code::Broker {
+            code: auth_core::Code::Token(reason),
+            kind: ErrorKind::Unauthorized,
+        };
+        assert!(rejected(clerk_jwt::Reason::TokenExpired).is_token_rejection());
+        assert!(rejected(clerk_jwt::Reason::TokenInvalidSignature).is_token_rejection());
+        for other in [
+            Code::TokenMissing,
+            Code::RateLimited,
+            Code::Broker {
+                code: auth_core::Code::SessionSignedOut,
+                kind: ErrorKind::Unauthorized,
+            },
+            Code::Broker {
+                code: auth_core::Code::EmailUnverified,
+                kind: ErrorKind::Unauthorized,
+            },
+            // The keys could not be fetched: not the client's fault.
+            Code::Broker {
+                code: auth_core::Code::Token(clerk_jwt::Reason::TokenExpired),
+                kind: ErrorKind::Unavailable,
+            },
+        ] {
+            assert!(!other.is_token_rejection(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        let answer = |wait| {
+            let mut error = ApiError::new(Code::RateLimited, "slow down");
+            error.retry_after = Some(wait);
+            error.into_response().headers()[header::RETRY_AFTER].clone()
+        };
+        assert_eq!(answer(Duration::from_millis(1500)), "2");
+        assert_eq!(answer(Duration::from_secs(7)), "7");
+        assert_eq!(answer(Duration::from_millis(1)), "1");
+        assert_eq!(answer(Duration::ZERO), "1");
     }
 }

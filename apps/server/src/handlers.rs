@@ -24,11 +24,32 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// The sign-in, query and transact handlers can mint an InstantDB refresh token (a
+/// query or transact signs in first): each runs in a detached task, so a client that
+/// goes away or a request timeout cannot drop it between the mint and the store.
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let token = state.token(&headers)?;
+    state
+        .detach(|state| async move { sign_in_to_the_end(&state, &headers).await })
+        .await
+}
+
+async fn sign_in_to_the_end(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let token = state.token(headers)?;
+    // Limited per Clerk session, so only once the token is verified (the verifier
+    // caches it, so signing in does not check the signature again).
+    let identity = state
+        .inner
+        .broker
+        .identify(token)
+        .await
+        .map_err(|e| state.fail(e))?;
+    state
+        .inner
+        .limits
+        .sign_in(&identity.session_id, std::time::Instant::now())?;
     let signed = state
         .inner
         .broker
@@ -205,8 +226,18 @@ pub(crate) async fn query(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let token = authenticate(&state, &headers).await?;
-    require_json(&headers)?;
+    state
+        .detach(|state| async move { query_to_the_end(&state, &headers, body).await })
+        .await
+}
+
+async fn query_to_the_end(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = authenticate(state, headers).await?;
+    require_json(headers)?;
     let body: QueryBody = parse(&body.map_err(|e| body_error(&e))?)?;
     if !body.query.is_object() {
         return Err(ApiError::new(
@@ -232,9 +263,19 @@ pub(crate) async fn transact(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let token = authenticate(&state, &headers).await?;
+    state
+        .detach(|state| async move { transact_to_the_end(&state, &headers, body).await })
+        .await
+}
+
+async fn transact_to_the_end(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = authenticate(state, headers).await?;
     let body = body.map_err(|e| body_error(&e))?;
-    require_json(&headers)?;
+    require_json(headers)?;
     let transaction = Transaction::from_json(&body).map_err(|e| match e {
         instant_client::Error::InvalidInput { detail, .. } => ApiError::new(
             Code::InvalidTransaction,

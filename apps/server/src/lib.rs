@@ -1,26 +1,32 @@
 //! The server behind the `clerk-instant-server` binary: configuration, the HTTP routes
 //! over `auth-core`'s broker, and (feature `local-stack`, on by default) the embedded
-//! local stack for running with no configuration. The binary (`main.rs`) only parses
+//! local stack that `--dev` runs on. The binary (`main.rs`) only parses
 //! flags, sets up logging, prints and waits for a signal; tests start [`Running`]
 //! servers in-process on 127.0.0.1.
 //!
 //! One concern per file: [`config`] (flags and checks), [`state`] (the broker and
 //! clients), `upstream` (latency of every upstream call), [`routes`] (the route table
 //! driving the router and the metric labels), `middleware` (request id, timeout,
-//! metrics, log line), `handlers` (the API), `ready` (the cached readiness check),
-//! [`body`] (JSON bodies), `webhooks` (Clerk's webhook deliveries), [`error`] (codes and their statuses), [`metrics`], and
-//! `dev` (the local stack, `/dev/token`, the banner).
+//! metrics, log line), [`ratelimit`] (per client, per session, rejected tokens),
+//! `handlers` (the API), `ready` (the cached readiness check), [`body`] (JSON bodies),
+//! `webhooks` (Clerk's webhook deliveries), [`error`] (codes and their statuses),
+//! [`metrics`], `serve` (the accept loop: connection timers, the connection cap, the
+//! shutdown deadline), `detached` (request work that ends even if its client goes
+//! away), and `dev` (the local stack, `/dev/token`, the banner).
 
 pub mod body;
 pub mod config;
+mod detached;
 #[cfg(feature = "local-stack")]
 mod dev;
 pub mod error;
 mod handlers;
 pub mod metrics;
 mod middleware;
+pub mod ratelimit;
 mod ready;
 pub mod routes;
+mod serve;
 pub mod state;
 mod upstream;
 mod webhooks;
@@ -34,7 +40,8 @@ use crate::config::{Mode, Settings};
 pub use crate::dev::{DevTokens, dev_banner, dev_settings};
 pub use crate::state::AppState;
 
-/// How long shutdown waits for the broker's background sign-outs.
+/// How long shutdown waits, once the connections are closed, for the sign-ins whose
+/// clients went away and the broker's background sign-outs.
 pub const SIGN_OUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A server listening in this process.
@@ -46,8 +53,8 @@ pub struct Running {
     /// The local stack, in dev mode.
     #[cfg(feature = "local-stack")]
     pub dev: Option<devstack::DevStack>,
-    shutdown: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
     sweeper: tokio::task::JoinHandle<()>,
 }
 
@@ -67,24 +74,24 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets requests in flight finish, waits (at most
-    /// [`SIGN_OUT_DRAIN`]) for the sign-outs the broker started in the background, then
-    /// stops the local stack.
+    /// Stops accepting, closes idle connections, lets requests in flight finish (at
+    /// most [`ConnectionLimits::shutdown_timeout`](config::ConnectionLimits), after
+    /// which the connections still open are dropped), waits (at most
+    /// [`SIGN_OUT_DRAIN`]) for the sign-ins whose clients went away and for the
+    /// sign-outs the broker started in the background, then stops the local stack.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(());
-        match self.task.await {
-            Ok(Err(error)) => tracing::warn!(%error, "the server stopped with an error"),
-            Err(error) => tracing::warn!(%error, "the server task failed"),
-            Ok(Ok(())) => {}
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::warn!(%error, "the server task failed");
         }
-        // The HTTP server has stopped: no new sign-out can start from here on, so wait
-        // (within a deadline) for the ones the broker started in the background.
+        // The HTTP server has stopped: no new request work or sign-out can start from
+        // here on, so wait (within a deadline) for those still running.
         self.sweeper.abort();
-        let unfinished = self.state.broker().drain(SIGN_OUT_DRAIN).await;
+        let unfinished = self.state.drain(SIGN_OUT_DRAIN).await;
         if unfinished > 0 {
             tracing::warn!(
                 unfinished,
-                "background InstantDB sign-outs did not finish before shutdown"
+                "sign-ins or background InstantDB sign-outs did not finish before shutdown"
             );
         }
         #[cfg(feature = "local-stack")]
@@ -95,7 +102,7 @@ impl Running {
 
     /// Waits until the server stops by itself (it does not, unless it fails).
     pub async fn wait(&mut self) -> anyhow::Result<()> {
-        (&mut self.task).await??;
+        (&mut self.task).await?;
         Ok(())
     }
 }
@@ -138,25 +145,20 @@ async fn launch(
         .await
         .with_context(|| format!("listening on {}", settings.options.listen))?;
     let addr = listener.local_addr()?;
-    let router = state.router();
-    let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = signal.await;
-        })
-        .await
-    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(serve::serve(
+        listener,
+        state.router(),
+        settings.options.connections,
+        stopped,
+    ));
     let sweeper = state.spawn_sweeper();
     Ok(Running {
         addr,
         state,
         #[cfg(feature = "local-stack")]
         dev: stack,
-        shutdown,
+        stop,
         task,
         sweeper,
     })

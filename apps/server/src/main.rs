@@ -1,30 +1,29 @@
 //! `clerk-instant-server`: Clerk session in, InstantDB session out, over HTTP.
 //!
-//! With no configuration it runs on the embedded local stack (feature `local-stack`;
-//! without it, no configuration is a configuration error). Exit codes: 0 after a clean
-//! shutdown (SIGINT/SIGTERM), 2 for bad configuration, 1 for any other failure.
+//! It serves real Clerk and InstantDB from its settings, or with `--dev`
+//! (`CLERK_INSTANT_DEV=1`) the embedded local stack (feature `local-stack`); with
+//! neither it stops and names both. Exit codes: 0 after a clean shutdown
+//! (SIGINT/SIGTERM), 2 for bad configuration, 1 for any other failure.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
 use clerk_instant_server::config::{Mode, ServerArgs};
+use service_config::AuthorizedParties;
 
 fn main() -> ExitCode {
     let args = ServerArgs::parse();
-    let mode = match args.resolve() {
+    let mode = match args.resolve_in(|name| std::env::var_os(name)) {
         Ok(mode) => mode,
         Err(error) => {
             let _ = writeln!(std::io::stderr(), "error: {error}");
             return ExitCode::from(2);
         }
     };
-    let options = match &mode {
-        #[cfg(feature = "local-stack")]
-        Mode::Dev(options) => options.clone(),
-        Mode::Configured(settings) => settings.options.clone(),
-    };
+    let options = mode.options();
     init_logging(options.json_logs, options.log_level);
+    warn_about(&mode);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,7 +37,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(mode)) {
+    let shutdown_timeout = options.connections.shutdown_timeout;
+    match runtime.block_on(run(mode, shutdown_timeout)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
@@ -47,7 +47,30 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(mode: Mode) -> anyhow::Result<()> {
+/// What the settings leave open, said once at start-up.
+fn warn_about(mode: &Mode) {
+    let parties = match mode {
+        Mode::Configured(settings) => &settings.service.authorized_parties,
+        // The local stack's tokens are its own.
+        #[cfg(feature = "local-stack")]
+        Mode::Dev(_) => return,
+    };
+    match parties {
+        AuthorizedParties::Unset => tracing::warn!(
+            "CLERK_AUTHORIZED_PARTIES is not set: a token's azp claim is not checked, so a token Clerk issued to any origin of this instance is accepted; list your app's origins (or set it to * to accept any on purpose)"
+        ),
+        AuthorizedParties::Any => {
+            tracing::info!("CLERK_AUTHORIZED_PARTIES is *: a token's azp claim is not checked")
+        }
+        AuthorizedParties::Only(_) => {}
+    }
+}
+
+async fn run(mode: Mode, shutdown_timeout: std::time::Duration) -> anyhow::Result<()> {
+    let name = mode.as_str();
+    // Caught from before the server listens: a signal that came earlier would take its
+    // default action and kill the process without a graceful shutdown.
+    let mut signals = Signals::install()?;
     #[cfg(feature = "local-stack")]
     let dev = matches!(mode, Mode::Dev(_));
     let mut running = clerk_instant_server::start(mode).await?;
@@ -55,35 +78,59 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
     if dev {
         let _ = std::io::stdout().write_all(clerk_instant_server::dev_banner(&running).as_bytes());
     }
-    tracing::info!(addr = %running.addr, "listening");
+    tracing::info!(addr = %running.addr, mode = name, "listening");
     tokio::select! {
-        () = shutdown_signal() => {
-            tracing::info!("shutting down");
-            running.shutdown().await;
+        () = signals.next() => {
+            tracing::info!(
+                shutdown_timeout_secs = shutdown_timeout.as_secs(),
+                "shutting down: requests in flight may finish (a second signal stops at once)"
+            );
+            tokio::select! {
+                () = running.shutdown() => {}
+                () = signals.next() => {
+                    tracing::warn!("a second signal: stopping without waiting for requests in flight");
+                }
+            }
             Ok(())
         }
         result = running.wait() => result,
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT (Ctrl-C) and SIGTERM.
+struct Signals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use anyhow::Context as _;
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt()).context("catching SIGINT")?,
+                terminate: signal(SignalKind::terminate()).context("catching SIGTERM")?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

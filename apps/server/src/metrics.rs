@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::ratelimit::Limit;
+
 /// Latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -38,6 +40,7 @@ pub struct Metrics {
     failures: Mutex<BTreeMap<&'static str, u64>>,
     upstream: Mutex<BTreeMap<(&'static str, &'static str, &'static str), Histogram>>,
     webhooks: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    rate_limited: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -87,6 +90,11 @@ impl Metrics {
             .filter(|((t, o), _)| *t == event_type && *o == outcome)
             .map(|(_, n)| *n)
             .sum()
+    }
+
+    /// Counts a request refused with 429 by `limit`.
+    pub fn rate_limited(&self, limit: Limit) {
+        *lock(&self.rate_limited).entry(limit.as_str()).or_default() += 1;
     }
 
     /// The Prometheus text exposition.
@@ -148,6 +156,20 @@ impl Metrics {
                 "clerk_instant_webhooks_total{{type=\"{event_type}\",outcome=\"{outcome}\"}} {n}"
             );
         }
+        out.push_str(
+            "# HELP clerk_instant_rate_limited_total Requests refused with 429, by the limit that refused them.\n",
+        );
+        out.push_str("# TYPE clerk_instant_rate_limited_total counter\n");
+        {
+            let counts = lock(&self.rate_limited);
+            for limit in Limit::ALL {
+                let n = counts.get(limit.as_str()).copied().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "clerk_instant_rate_limited_total{{limit=\"{limit}\"}} {n}"
+                );
+            }
+        }
         out.push_str("# HELP clerk_instant_sessions InstantDB sessions held for Clerk sessions.\n");
         out.push_str("# TYPE clerk_instant_sessions gauge\n");
         let _ = writeln!(out, "clerk_instant_sessions {sessions}");
@@ -168,7 +190,11 @@ mod tests {
         m.verification_failure("token-expired");
         m.webhook("session.revoked", "applied");
         m.upstream("instantdb", "sign-in", true, Duration::from_millis(3));
+        m.rate_limited(Limit::BadToken);
+        m.rate_limited(Limit::BadToken);
         let text = m.render(4);
+        assert!(text.contains("clerk_instant_rate_limited_total{limit=\"bad-token\"} 2"));
+        assert!(text.contains("clerk_instant_rate_limited_total{limit=\"ip\"} 0"));
         assert!(text.contains(
             "clerk_instant_requests_total{method=\"POST\",route=\"/v1/session\",status=\"200\"} 2"
         ));

@@ -1,5 +1,7 @@
-//! `/readyz`: signing keys loaded and InstantDB reachable, the answer cached for two
-//! seconds so probes cannot load either.
+//! `/readyz`: signing keys loaded and InstantDB reachable. Concurrent probes share one
+//! check and its answer is reused for two seconds, so probes cannot load either
+//! upstream; the public body names each dependency's state with a short stable reason,
+//! and the full error goes to the log.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -8,6 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use clerk_jwt::FetchError;
 use instant_client::RefreshToken;
 use serde_json::{Value, json};
 
@@ -16,13 +19,28 @@ use crate::state::AppState;
 /// How long a readiness answer is reused.
 const FRESH_FOR: Duration = Duration::from_secs(2);
 
-/// The last readiness answer and when it was found.
-#[derive(Default)]
+/// The metric label of the probe's InstantDB call: not one of the broker's calls, so
+/// probes never show up as `verify-refresh-token` errors.
+const PROBE_CALL: &str = "readiness-probe";
+
+/// The last readiness answer and when it was found, and the turn to find the next.
 pub(crate) struct Readiness {
     last: Mutex<Option<(Instant, bool, Value)>>,
+    /// Held while a check runs: concurrent probes wait for it and share its answer.
+    checking: tokio::sync::Mutex<()>,
+    /// The InstantDB client itself, not the metered one the broker uses.
+    instant: instant_client::Client,
 }
 
 impl Readiness {
+    pub(crate) fn new(instant: instant_client::Client) -> Readiness {
+        Readiness {
+            last: Mutex::new(None),
+            checking: tokio::sync::Mutex::new(()),
+            instant,
+        }
+    }
+
     fn fresh(&self) -> Option<(bool, Value)> {
         let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         match &*last {
@@ -37,11 +55,25 @@ impl Readiness {
     }
 }
 
-/// Keys loaded and InstantDB reachable; the answer is cached for two seconds.
+/// Keys loaded and InstantDB reachable. One check at a time, shared by every probe
+/// that arrives while it runs, and its answer reused for two seconds.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    if let Some((ok, body)) = state.inner.ready.fresh() {
+    let ready = &state.inner.ready;
+    if let Some((ok, body)) = ready.fresh() {
         return ready_response(ok, body);
     }
+    let _turn = ready.checking.lock().await;
+    // The check that held the turn has answered for this probe too.
+    if let Some((ok, body)) = ready.fresh() {
+        return ready_response(ok, body);
+    }
+    let (ok, body) = check(&state).await;
+    ready.remember(ok, body.clone());
+    ready_response(ok, body)
+}
+
+/// Runs the checks: the public body, and whether all passed.
+async fn check(state: &AppState) -> (bool, Value) {
     let keys = match &state.inner.keys {
         None => json!({"status": "ok", "source": "pem"}),
         Some(remote) => {
@@ -53,23 +85,66 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             };
             match loaded {
                 Ok(n) => json!({"status": "ok", "source": "jwks", "kids": n}),
-                Err(e) => {
-                    json!({"status": "failed", "message": format!("{:#}", anyhow::Error::new(e))})
+                Err(error) => {
+                    let reason = match &error {
+                        FetchError::Transport { .. } => "unreachable",
+                        FetchError::Unauthorized { .. } => "refused",
+                        FetchError::Status { .. } => "error-status",
+                        _ => "unusable",
+                    };
+                    tracing::warn!(
+                        dependency = "clerk_keys",
+                        reason,
+                        error = &error as &dyn std::error::Error,
+                        "not ready: the Clerk signing keys could not be loaded"
+                    );
+                    json!({"status": "failed", "source": "jwks", "reason": reason})
                 }
             }
         }
     };
     // Any answer from InstantDB to a made-up refresh token proves it is reachable.
     let probe = RefreshToken::new(uuid::Uuid::new_v4().to_string()).expect("a uuid is a token");
-    let instant = match state.inner.instant.verify_refresh_token(&probe).await {
-        Ok(_) => json!({"status": "ok"}),
-        Err(e) if e.is_rejected() => json!({"status": "ok"}),
-        Err(e) => json!({"status": "failed", "message": e.to_string()}),
+    let instant_client = &state.inner.ready.instant;
+    let start = Instant::now();
+    let answer = instant_client.verify_refresh_token(&probe).await;
+    let reachable = match &answer {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_rejected() => Ok(()),
+        Err(error) => Err(error),
+    };
+    state
+        .inner
+        .metrics
+        .upstream("instantdb", PROBE_CALL, reachable.is_ok(), start.elapsed());
+    let instant = match reachable {
+        Ok(()) => json!({"status": "ok"}),
+        Err(error) => {
+            let reason = if error.is_rate_limited() {
+                "rate-limited"
+            } else if error.is_unavailable() {
+                "unreachable"
+            } else if error.is_config() {
+                "configuration-refused"
+            } else {
+                "unexpected-answer"
+            };
+            tracing::warn!(
+                dependency = "instantdb",
+                reason,
+                error = error as &dyn std::error::Error,
+                "not ready: InstantDB did not answer as expected"
+            );
+            json!({"status": "failed", "reason": reason})
+        }
     };
     let ok = keys["status"] == "ok" && instant["status"] == "ok";
-    let body = json!({"ready": ok, "checks": {"clerk_keys": keys, "instantdb": instant}});
-    state.inner.ready.remember(ok, body.clone());
-    ready_response(ok, body)
+    let body = json!({
+        "ready": ok,
+        "mode": state.mode(),
+        "checks": {"clerk_keys": keys, "instantdb": instant},
+    });
+    (ok, body)
 }
 
 fn ready_response(ok: bool, body: Value) -> Response {

@@ -9,6 +9,7 @@ use axum::routing::{MethodRouter, delete, get, post};
 use crate::error::ApiError;
 use crate::handlers;
 use crate::middleware::observe;
+use crate::ratelimit::limit;
 use crate::ready::readyz;
 use crate::state::AppState;
 
@@ -72,6 +73,24 @@ impl Route {
         }
     }
 
+    /// Whether the per-client rate limit applies: every `/v1/*` route, not the probes,
+    /// the metrics or the dev endpoint.
+    pub const fn is_rate_limited(self) -> bool {
+        matches!(
+            self,
+            Route::Session | Route::Me | Route::Query | Route::Transact | Route::ClerkWebhooks
+        )
+    }
+
+    /// Whether the route takes a Clerk token, so a rejected one counts against the
+    /// client's rejected-token limit.
+    pub const fn takes_clerk_token(self) -> bool {
+        matches!(
+            self,
+            Route::Session | Route::Me | Route::Query | Route::Transact
+        )
+    }
+
     /// The handlers by method; any other method is 405.
     fn handlers(self) -> MethodRouter<AppState> {
         let methods = match self {
@@ -130,6 +149,7 @@ impl AppState {
         router
             .fallback(|| async { ApiError::not_found() })
             .layer(DefaultBodyLimit::max(self.inner.body_limit))
+            .layer(middleware::from_fn_with_state(self.clone(), limit))
             .layer(middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone())
     }
@@ -172,5 +192,21 @@ mod tests {
             assert!(seen.insert(path), "{path} twice");
             assert!(path.starts_with('/') && path != UNMATCHED, "{path}");
         }
+    }
+
+    #[test]
+    fn every_v1_route_and_only_those_are_rate_limited() {
+        for route in Route::ALL {
+            assert_eq!(
+                route.is_rate_limited(),
+                route.path().starts_with("/v1/"),
+                "{route:?}"
+            );
+            if route.takes_clerk_token() {
+                assert!(route.is_rate_limited(), "{route:?}");
+            }
+        }
+        assert!(!Route::ClerkWebhooks.takes_clerk_token());
+        assert!(Route::Session.takes_clerk_token());
     }
 }

@@ -27,13 +27,14 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) keys: Option<RemoteJwks>,
     pub(crate) verifier: Verifier,
-    pub(crate) instant: Arc<dyn InstantAuth>,
     pub(crate) ready: Readiness,
     #[cfg(feature = "local-stack")]
     pub(crate) dev: Option<crate::dev::DevTokens>,
     pub(crate) request_timeout: Duration,
     pub(crate) body_limit: usize,
     pub(crate) webhooks: crate::webhooks::Webhooks,
+    pub(crate) limits: crate::ratelimit::RateLimits,
+    pub(crate) detached: crate::detached::Detached,
 }
 
 impl std::fmt::Debug for AppState {
@@ -55,6 +56,7 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         let metrics = Arc::new(Metrics::default());
         let clients = settings.service.build_clients()?;
+        let ready = Readiness::new(clients.instant.clone());
         let instant: Arc<dyn InstantAuth> = Arc::new(TimedInstant {
             inner: clients.instant,
             metrics: Arc::clone(&metrics),
@@ -79,6 +81,7 @@ impl AppState {
                 StoreLimits::default().max_entries(options.max_sessions),
             )),
         );
+        let limits = crate::ratelimit::RateLimits::new(&options.rate_limits, Arc::clone(&metrics));
         Ok(AppState {
             inner: Arc::new(Inner {
                 broker,
@@ -86,8 +89,7 @@ impl AppState {
                 metrics,
                 keys,
                 verifier,
-                instant,
-                ready: Readiness::default(),
+                ready,
                 #[cfg(feature = "local-stack")]
                 dev,
                 request_timeout: options.request_timeout,
@@ -96,8 +98,19 @@ impl AppState {
                     options.webhook_secrets.clone(),
                     options.user_deleted_policy,
                 ),
+                limits,
+                detached: crate::detached::Detached::default(),
             }),
         })
+    }
+
+    /// `dev` when serving the embedded local stack (`--dev`), else `configured`.
+    pub fn mode(&self) -> &'static str {
+        #[cfg(feature = "local-stack")]
+        if self.inner.dev.is_some() {
+            return "dev";
+        }
+        "configured"
     }
 
     /// The metrics.

@@ -60,7 +60,7 @@ impl ServiceConfig {
         for issuer in &self.issuers {
             verifier = verifier.issuer(issuer);
         }
-        for party in &self.authorized_parties {
+        for party in self.authorized_parties.origins() {
             verifier = verifier.authorized_party(party);
         }
         let mut keys = None;

@@ -7,7 +7,8 @@
 //! Boundary: only the apps (`clerk-instant-server`, `clerk-instant`) depend on this
 //! crate. It names environment variables and flags so that the libraries below it
 //! (`auth-core`, `clerk-jwt`, `instant-client`, `clerk-backend`) never do; it reads the
-//! environment only through `clap` when an app parses its arguments.
+//! environment only through `clap` when an app parses its arguments, and through the
+//! lookup an app passes to [`ServiceArgs::resolve_in`] (to name misnamed settings).
 //!
 //! ```
 //! use clap::Parser as _;
@@ -37,7 +38,9 @@
 //! quote a secret.
 
 mod clients;
+mod origin;
 mod settings;
 
 pub use clients::{BuildError, Clients, HTTP_TIMEOUT, VERIFIED_TOKENS, http_client};
+pub use origin::{ANY_AUTHORIZED_PARTY, AuthorizedParties, OriginError, normalize_origin};
 pub use settings::{DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig};

@@ -1,10 +1,13 @@
 //! The settings as flags and environment names, their checks, and the checked result.
 
+use std::ffi::OsString;
 use std::fmt;
 
 use auth_core::Strategy;
 use clerk_jwt::{PublishableKey, SecretKey, VerifyingKey};
 use instant_client::{AdminToken, Uuid};
+
+use crate::AuthorizedParties;
 
 /// The default InstantDB API.
 pub const DEFAULT_INSTANT_API: &str = "https://api.instantdb.com";
@@ -25,13 +28,16 @@ pub struct ServiceArgs {
     /// Clerk publishable key (pk_test_… / pk_live_…): gives the issuer and JWKS URL.
     #[arg(long, env = "CLERK_PUBLISHABLE_KEY")]
     pub clerk_publishable_key: Option<String>,
-    /// Clerk secret key (sk_…): revokes Clerk sessions on sign-out.
+    /// Clerk secret key (sk_…): revokes Clerk sessions on sign-out. Prefer the
+    /// environment variable: a flag's value is visible in `ps`.
     #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
     pub clerk_secret_key: Option<String>,
     /// Clerk's PEM public key ("JWT public key"): verify without fetching the JWKS.
     #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
     pub clerk_jwt_key: Option<String>,
-    /// Origins allowed in the token's azp claim (comma-separated). Recommended.
+    /// Origins allowed in the token's azp claim (comma-separated; a trailing / is
+    /// dropped, a path refused), or * to accept any. Required with a pk_live_ key;
+    /// without it azp is not checked.
     #[arg(
         long = "clerk-authorized-party",
         env = "CLERK_AUTHORIZED_PARTIES",
@@ -47,7 +53,8 @@ pub struct ServiceArgs {
     /// InstantDB app id.
     #[arg(long, env = "INSTANT_APP_ID")]
     pub instant_app_id: Option<String>,
-    /// InstantDB admin token (needed by the admin strategy).
+    /// InstantDB admin token (needed by the admin strategy). Prefer the environment
+    /// variable: a flag's value is visible in `ps`.
     #[arg(long, env = "INSTANT_APP_ADMIN_TOKEN", hide_env_values = true)]
     pub instant_admin_token: Option<String>,
     /// InstantDB API base URL, for self-hosted servers (default: the hosted api.instantdb.com).
@@ -95,8 +102,8 @@ pub struct ServiceConfig {
     pub secret_key: Option<SecretKey>,
     /// Networkless verification key.
     pub jwt_key: Option<VerifyingKey>,
-    /// Required `azp` values.
-    pub authorized_parties: Vec<String>,
+    /// Whether and against which origins `azp` is checked.
+    pub authorized_parties: AuthorizedParties,
     /// Extra issuers.
     pub issuers: Vec<String>,
     /// Clerk Backend API base URL (default `https://api.clerk.com`).
@@ -116,6 +123,59 @@ fn text(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// The message for a setting given with no value (`CLERK_PUBLISHABLE_KEY=`, as a
+/// compose file's `${X}` with `X` unset gives): a mistake, not "not set".
+const EMPTY: &str = "is set but empty; give it a value, or unset it";
+
+/// The name a setting is read from, and its label in problems.
+struct Name {
+    env: &'static str,
+    label: &'static str,
+}
+
+const PUBLISHABLE_KEY: Name = Name {
+    env: "CLERK_PUBLISHABLE_KEY",
+    label: "CLERK_PUBLISHABLE_KEY (--clerk-publishable-key)",
+};
+const APP_ID: Name = Name {
+    env: "INSTANT_APP_ID",
+    label: "INSTANT_APP_ID (--instant-app-id)",
+};
+const ADMIN_TOKEN: Name = Name {
+    env: "INSTANT_APP_ADMIN_TOKEN",
+    label: "INSTANT_APP_ADMIN_TOKEN (--instant-admin-token)",
+};
+const SECRET_KEY: Name = Name {
+    env: "CLERK_SECRET_KEY",
+    label: "CLERK_SECRET_KEY (--clerk-secret-key)",
+};
+const AUTHORIZED_PARTIES: &str = "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party)";
+
+/// Prefixes front-end tool chains put on the variables they expose to the browser
+/// (Next.js, Vite, Create React App, Expo, SvelteKit/Astro, Nuxt). A server reads none
+/// of them; finding one while the real name is unset is a misnamed setting.
+const BROWSER_PREFIXES: [&str; 6] = [
+    "NEXT_PUBLIC_",
+    "VITE_",
+    "REACT_APP_",
+    "EXPO_PUBLIC_",
+    "PUBLIC_",
+    "NUXT_PUBLIC_",
+];
+
+/// The settings whose misnamings are looked for: (the name found, the setting meant).
+fn misnamings() -> Vec<(String, &'static Name)> {
+    let mut names = Vec::new();
+    for setting in [&PUBLISHABLE_KEY, &APP_ID] {
+        for prefix in BROWSER_PREFIXES {
+            names.push((format!("{prefix}{}", setting.env), setting));
+        }
+    }
+    names.push(("INSTANT_ADMIN_TOKEN".to_owned(), &ADMIN_TOKEN));
+    names.push(("CLERK_API_KEY".to_owned(), &SECRET_KEY));
+    names
+}
+
 /// An `http://` or `https://` URL with something after the scheme and no whitespace.
 fn is_http_url(text: &str) -> bool {
     text.strip_prefix("https://")
@@ -124,36 +184,136 @@ fn is_http_url(text: &str) -> bool {
 }
 
 impl ServiceArgs {
-    /// Whether no Clerk or InstantDB setting is given at all.
-    pub fn is_empty(&self) -> bool {
+    /// Each setting's label and whether it is given (a blank value counts as given:
+    /// it is a mistake [`ServiceArgs::resolve`] reports).
+    fn given_settings(&self) -> [(&'static str, bool); 11] {
         [
-            &self.clerk_publishable_key,
-            &self.clerk_secret_key,
-            &self.clerk_jwt_key,
-            &self.clerk_api_url,
-            &self.instant_app_id,
-            &self.instant_admin_token,
-            &self.instant_api_uri,
-            &self.instant_client_name,
-            &self.strategy,
+            (PUBLISHABLE_KEY.label, self.clerk_publishable_key.is_some()),
+            (SECRET_KEY.label, self.clerk_secret_key.is_some()),
+            (
+                "CLERK_JWT_KEY (--clerk-jwt-key)",
+                self.clerk_jwt_key.is_some(),
+            ),
+            (
+                AUTHORIZED_PARTIES,
+                !self.clerk_authorized_parties.is_empty(),
+            ),
+            (
+                "CLERK_ISSUERS (--clerk-issuer)",
+                !self.clerk_issuers.is_empty(),
+            ),
+            (
+                "CLERK_API_URL (--clerk-api-url)",
+                self.clerk_api_url.is_some(),
+            ),
+            (APP_ID.label, self.instant_app_id.is_some()),
+            (ADMIN_TOKEN.label, self.instant_admin_token.is_some()),
+            (
+                "INSTANT_API_URI (--instant-api-uri)",
+                self.instant_api_uri.is_some(),
+            ),
+            (
+                "INSTANT_CLERK_CLIENT_NAME (--instant-client-name)",
+                self.instant_client_name.is_some(),
+            ),
+            ("SIGN_IN_STRATEGY (--strategy)", self.strategy.is_some()),
         ]
-        .into_iter()
-        .all(|v| text(v).is_none())
-            && self
-                .clerk_authorized_parties
-                .iter()
-                .all(|p| p.trim().is_empty())
-            && self.clerk_issuers.iter().all(|p| p.trim().is_empty())
+    }
+
+    /// The settings given, as their labels (`CLERK_PUBLISHABLE_KEY
+    /// (--clerk-publishable-key)`); a setting given with an empty value counts.
+    pub fn given(&self) -> Vec<&'static str> {
+        self.given_settings()
+            .into_iter()
+            .filter(|(_, given)| *given)
+            .map(|(label, _)| label)
+            .collect()
+    }
+
+    /// Whether no Clerk or InstantDB setting is given at all (a setting given with an
+    /// empty value counts as given).
+    pub fn is_empty(&self) -> bool {
+        self.given().is_empty()
+    }
+
+    /// Settings that are not given while a well-known wrong name for them is set in
+    /// the environment `lookup` reads (`NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY`, `VITE_…`,
+    /// `NEXT_PUBLIC_INSTANT_APP_ID`, `INSTANT_ADMIN_TOKEN`, …): one problem each,
+    /// naming both. The apps pass a lookup of their process environment.
+    pub fn misnamed(&self, lookup: impl Fn(&str) -> Option<OsString>) -> Vec<Problem> {
+        let given = self.given();
+        let mut problems: Vec<Problem> = Vec::new();
+        for (found, meant) in misnamings() {
+            let set = lookup(&found).is_some_and(|value| !value.is_empty());
+            let reported = problems.iter().any(|p| p.setting == meant.label);
+            if set && !reported && !given.contains(&meant.label) {
+                problems.push(Problem {
+                    setting: meant.label,
+                    message: format!(
+                        "is not set, but {found} is: that name is not read here; set {} to the same value",
+                        meant.env
+                    ),
+                });
+            }
+        }
+        problems
+    }
+
+    /// [`ServiceArgs::resolve`], with [`ServiceArgs::misnamed`] settings reported in
+    /// place of their "is not set" problems.
+    pub fn resolve_in(
+        &self,
+        lookup: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<ServiceConfig, Vec<Problem>> {
+        self.resolve().map_err(|mut problems| {
+            let misnamed = self.misnamed(lookup);
+            problems.retain(|p| !misnamed.iter().any(|m| m.setting == p.setting));
+            problems.extend(misnamed);
+            problems
+        })
     }
 
     /// Checks every setting; returns every problem found.
     pub fn resolve(&self) -> Result<ServiceConfig, Vec<Problem>> {
         let mut problems = Vec::new();
+        // A setting given with an empty value is a mistake (an unset variable in a
+        // compose file, a typo), never the same as not giving it.
+        let blank = |value: &Option<String>| value.as_deref().is_some_and(|v| v.trim().is_empty());
+        let strings = [
+            (PUBLISHABLE_KEY.label, &self.clerk_publishable_key),
+            (SECRET_KEY.label, &self.clerk_secret_key),
+            ("CLERK_JWT_KEY (--clerk-jwt-key)", &self.clerk_jwt_key),
+            ("CLERK_API_URL (--clerk-api-url)", &self.clerk_api_url),
+            (APP_ID.label, &self.instant_app_id),
+            (ADMIN_TOKEN.label, &self.instant_admin_token),
+            ("INSTANT_API_URI (--instant-api-uri)", &self.instant_api_uri),
+            (
+                "INSTANT_CLERK_CLIENT_NAME (--instant-client-name)",
+                &self.instant_client_name,
+            ),
+            ("SIGN_IN_STRATEGY (--strategy)", &self.strategy),
+        ];
+        for (setting, value) in strings {
+            if blank(value) {
+                problems.push(Problem {
+                    setting,
+                    message: EMPTY.to_owned(),
+                });
+            }
+        }
+        if !self.clerk_issuers.is_empty() && self.clerk_issuers.iter().all(|i| i.trim().is_empty())
+        {
+            problems.push(Problem {
+                setting: "CLERK_ISSUERS (--clerk-issuer)",
+                message: EMPTY.to_owned(),
+            });
+        }
         let mut problem = |setting: &'static str, message: String| {
             problems.push(Problem { setting, message });
         };
 
         let publishable_key = match text(&self.clerk_publishable_key) {
+            None if blank(&self.clerk_publishable_key) => None,
             None => {
                 problem(
                     "CLERK_PUBLISHABLE_KEY (--clerk-publishable-key)",
@@ -211,21 +371,30 @@ impl ServiceArgs {
                 }
             },
         };
-        let authorized_parties: Vec<String> = self
-            .clerk_authorized_parties
-            .iter()
-            .map(|p| p.trim().trim_end_matches('/').to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
-        for party in &authorized_parties {
-            if !is_http_url(party) {
-                problem(
-                    "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party)",
-                    format!(
-                        "{party:?} is not an origin; list origins like https://app.example.com"
-                    ),
-                );
+        let authorized_parties = match AuthorizedParties::parse(&self.clerk_authorized_parties) {
+            Ok(parties) => parties,
+            Err(messages) => {
+                for message in messages {
+                    problem(AUTHORIZED_PARTIES, message);
+                }
+                AuthorizedParties::Any
             }
+        };
+        // A live instance can have several apps (and Clerk's own account portal) whose
+        // tokens this server would otherwise accept: it says which origins are its own,
+        // or opts out explicitly.
+        if authorized_parties == AuthorizedParties::Unset
+            && publishable_key
+                .as_ref()
+                .is_some_and(|pk| pk.kind() == clerk_jwt::InstanceKind::Production)
+        {
+            problem(
+                AUTHORIZED_PARTIES,
+                format!(
+                    "is required with a live publishable key (pk_live_…): list your app's origins, e.g. https://app.example.com, so that a token Clerk issued to another origin is refused; or set it to {} to accept any (azp not checked)",
+                    crate::ANY_AUTHORIZED_PARTY
+                ),
+            );
         }
         let issuers: Vec<String> = self
             .clerk_issuers
@@ -254,6 +423,7 @@ impl ServiceArgs {
         }
 
         let instant_app_id = match text(&self.instant_app_id) {
+            None if blank(&self.instant_app_id) => None,
             None => {
                 problem(
                     "INSTANT_APP_ID (--instant-app-id)",
@@ -404,15 +574,122 @@ mod tests {
     }
 
     #[test]
-    fn blank_settings_are_no_settings() {
+    fn a_setting_given_empty_is_a_problem_not_an_absence() {
         assert!(ServiceArgs::default().is_empty());
         let blank = ServiceArgs {
             clerk_publishable_key: Some("  ".into()),
             clerk_issuers: vec![String::new()],
+            clerk_authorized_parties: vec![String::new()],
             ..ServiceArgs::default()
         };
-        assert!(blank.is_empty());
+        assert!(!blank.is_empty(), "an empty value is given");
+        assert_eq!(
+            blank.given(),
+            [
+                "CLERK_PUBLISHABLE_KEY (--clerk-publishable-key)",
+                "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party)",
+                "CLERK_ISSUERS (--clerk-issuer)",
+            ]
+        );
+        let problems = blank.resolve().unwrap_err();
+        let found: Vec<_> = problems
+            .iter()
+            .map(|p| (p.setting, p.message.starts_with("is set but empty")))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("CLERK_PUBLISHABLE_KEY (--clerk-publishable-key)", true),
+                ("CLERK_ISSUERS (--clerk-issuer)", true),
+                ("CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party)", true),
+                ("INSTANT_APP_ID (--instant-app-id)", false),
+            ],
+            "{problems:#?}"
+        );
         assert!(!with_secrets().is_empty());
+    }
+
+    #[test]
+    fn an_empty_value_arrives_as_given_and_empty() {
+        // clap hands an empty flag value (and an empty environment variable: the
+        // server's binary test sets real ones) over as `Some("")`, which resolve
+        // refuses; this process's environment is left alone.
+        let cli =
+            Cli::try_parse_from(["x", "--clerk-publishable-key=", "--clerk-issuer="]).unwrap();
+        assert_eq!(cli.service.clerk_publishable_key.as_deref(), Some(""));
+        assert_eq!(cli.service.clerk_issuers, [""]);
+    }
+
+    #[test]
+    fn a_browser_name_for_a_setting_is_named_in_its_place() {
+        let env = |name: &str| {
+            matches!(
+                name,
+                "NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY"
+                    | "VITE_INSTANT_APP_ID"
+                    | "VITE_CLERK_PUBLISHABLE_KEY"
+            )
+            .then(|| OsString::from("value"))
+        };
+        let problems = ServiceArgs::default().resolve_in(env).unwrap_err();
+        let text: Vec<_> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.setting, p.message))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "CLERK_PUBLISHABLE_KEY (--clerk-publishable-key): is not set, but NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY is: that name is not read here; set CLERK_PUBLISHABLE_KEY to the same value",
+                "INSTANT_APP_ID (--instant-app-id): is not set, but VITE_INSTANT_APP_ID is: that name is not read here; set INSTANT_APP_ID to the same value",
+            ]
+        );
+        // The real name given: the other one does not matter.
+        let given = ServiceArgs {
+            clerk_publishable_key: Some(PK_TEST.into()),
+            instant_app_id: Some(APP.into()),
+            ..ServiceArgs::default()
+        };
+        assert!(given.misnamed(env).is_empty());
+        // An empty wrong name is no hint.
+        let empty = |name: &str| (name == "INSTANT_ADMIN_TOKEN").then(OsString::new);
+        assert!(ServiceArgs::default().misnamed(empty).is_empty());
+    }
+
+    #[test]
+    fn a_live_key_needs_its_authorized_parties_or_an_explicit_opt_out() {
+        let live = |parties: &[&str]| ServiceArgs {
+            clerk_publishable_key: Some("pk_live_Y2xlcmsuZXhhbXBsZS5jb20k".into()),
+            instant_app_id: Some(APP.into()),
+            clerk_authorized_parties: parties.iter().map(|p| (*p).to_owned()).collect(),
+            ..ServiceArgs::default()
+        };
+        let problems = live(&[]).resolve().unwrap_err();
+        assert_eq!(
+            problems[0].setting,
+            "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party)"
+        );
+        assert!(problems[0].message.contains("pk_live_"), "{problems:?}");
+        assert_eq!(
+            live(&["*"]).resolve().unwrap().authorized_parties,
+            AuthorizedParties::Any
+        );
+        assert_eq!(
+            live(&["https://App.example.com/"])
+                .resolve()
+                .unwrap()
+                .authorized_parties
+                .origins(),
+            ["https://app.example.com"]
+        );
+        let path = live(&["https://app.example.com/dashboard"])
+            .resolve()
+            .unwrap_err();
+        assert!(path[0].message.contains("can never match"), "{path:?}");
+        // A test key may leave it unset (the server warns).
+        assert_eq!(
+            with_secrets().resolve().unwrap().authorized_parties,
+            AuthorizedParties::Unset
+        );
     }
 
     #[test]

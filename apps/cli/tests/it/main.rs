@@ -273,3 +273,42 @@ fn token_verify_fetches_the_jwks_named_by_a_publishable_key() {
         "GET /.well-known/jwks.json HTTP/1.1"
     );
 }
+
+#[test]
+fn authorized_parties_are_read_as_the_server_reads_them() {
+    let jwks = jwks_file();
+    let token = session().claim("azp", "https://app.example.com").sign();
+    let verify = |party: &str| {
+        stack::run(
+            &[
+                "token",
+                "verify",
+                "--jwks-file",
+                &jwks,
+                "--issuer",
+                ISSUER,
+                "--at",
+                AT,
+                "--authorized-party",
+                party,
+                &token,
+            ],
+            &[],
+            None,
+        )
+    };
+    // A trailing slash, as origins are often pasted, and the host's case.
+    for party in ["https://app.example.com/", "https://App.Example.com"] {
+        let out = verify(party);
+        assert_eq!(out.code, 0, "{party}: {}", out.transcript());
+    }
+    assert_eq!(verify("*").code, 0);
+    // A path can never match an origin: a usage error, not a rejected token.
+    let out = verify("https://app.example.com/dashboard");
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    assert!(
+        out.stderr.contains("can never match"),
+        "{}",
+        out.transcript()
+    );
+}

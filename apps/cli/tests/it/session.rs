@@ -296,3 +296,101 @@ async fn the_admin_strategy_signs_in_by_verified_email() {
     assert_eq!(out.json()["error"]["code"], "email-unverified");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_the_environment_a_file_or_stdin_not_only_arguments() {
+    let stack = Stack::start().await;
+    let secret_key = stack.stack.clerk.secret_key().expose().to_owned();
+    let without_secret = with(stack.settings(), "CLERK_SECRET_KEY", None);
+    let sign_in = |token: &str| {
+        run(&["sign-in", token, "--json"], &stack.settings(), None).json()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let dir = std::env::temp_dir().join(format!("clerk-instant-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{text}\n")).unwrap();
+        path.display().to_string()
+    };
+
+    // The refresh token from INSTANT_REFRESH_TOKEN, the secret key from a file.
+    let (session_id, token) = stack.sign_in("erin@example.com");
+    let refresh_token = sign_in(&token);
+    let key_file = file("sk", &secret_key);
+    let out = run(
+        &["sign-out", &token, "--clerk-secret-key-file", &key_file],
+        &with(
+            without_secret.clone(),
+            "INSTANT_REFRESH_TOKEN",
+            Some(&refresh_token),
+        ),
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert_eq!(stack.refresh_tokens(), 0);
+    assert_eq!(stack.clerk_session_status(&session_id), "revoked");
+
+    // The refresh token from a file, the secret key from stdin.
+    let (session_id, token) = stack.sign_in("frank@example.com");
+    let refresh_token = sign_in(&token);
+    let refresh_file = file("rt", &refresh_token);
+    let out = run(
+        &[
+            "sign-out",
+            &token,
+            "--refresh-token-file",
+            &refresh_file,
+            "--clerk-secret-key-file",
+            "-",
+        ],
+        &without_secret,
+        Some(&secret_key),
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert_eq!(stack.refresh_tokens(), 0);
+    assert_eq!(stack.clerk_session_status(&session_id), "revoked");
+    assert!(!out.transcript().contains(&secret_key));
+
+    // stdin serves one value only; a file and the flag for one secret conflict.
+    let out = run(
+        &["sign-out", "-", "--clerk-secret-key-file", "-"],
+        &without_secret,
+        Some("x"),
+    );
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    assert!(
+        out.stderr.contains("only one value can be read from stdin"),
+        "{}",
+        out.transcript()
+    );
+    let out = run(
+        &[
+            "sign-out",
+            &token,
+            "--refresh-token",
+            "x",
+            "--refresh-token-file",
+            &refresh_file,
+        ],
+        &without_secret,
+        None,
+    );
+    assert_eq!(out.code, 2, "{}", out.transcript());
+
+    // --help says where each secret can come from.
+    let help = run(&["sign-out", "--help"], &[], None).stdout;
+    for said in [
+        "--refresh-token-file",
+        "INSTANT_REFRESH_TOKEN",
+        "--clerk-secret-key-file",
+        "--instant-admin-token-file",
+        "visible in `ps`",
+    ] {
+        assert!(help.contains(said), "{said} in {help}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    stack.shutdown().await;
+}

@@ -15,6 +15,11 @@ fn base() -> ServerArgs {
         request_timeout: 10,
         session_revalidate: 60,
         max_sessions: 100_000,
+        header_read_timeout: 10,
+        idle_timeout: 60,
+        max_connections: 1024,
+        shutdown_timeout: 15,
+        user_deleted_policy: "delete-user".into(),
         ..ServerArgs::default()
     }
 }
@@ -23,6 +28,7 @@ fn configured() -> ServerArgs {
     with(ServiceArgs {
         clerk_publishable_key: Some(PK_LIVE.into()),
         instant_app_id: Some(APP.into()),
+        clerk_authorized_parties: vec!["https://app.example.com".into()],
         ..ServiceArgs::default()
     })
 }
@@ -40,8 +46,13 @@ fn configured_with(tweak: impl FnOnce(&mut ServiceArgs)) -> ServerArgs {
 }
 
 #[test]
-fn no_settings_means_the_local_stack_and_full_settings_mean_real_services() {
-    assert!(matches!(base().resolve(), Ok(Mode::Dev(_))));
+fn dev_means_the_local_stack_and_full_settings_mean_real_services() {
+    let dev = ServerArgs {
+        dev: true,
+        ..base()
+    };
+    assert!(matches!(dev.resolve(), Ok(Mode::Dev(_))));
+    assert_eq!(dev.resolve().unwrap().as_str(), "dev");
     let Ok(Mode::Configured(settings)) = configured().resolve() else {
         panic!("a publishable key and an app id are enough");
     };
@@ -51,6 +62,11 @@ fn no_settings_means_the_local_stack_and_full_settings_mean_real_services() {
     );
     assert_eq!(settings.service.strategy.as_str(), "id-token");
     assert!(settings.service.secret_key.is_none());
+    assert_eq!(
+        Mode::Configured(settings).as_str(),
+        "configured",
+        "the start-up log and /readyz say so"
+    );
 }
 
 #[test]
@@ -86,6 +102,58 @@ fn each_bad_setting_is_named_with_its_fix() {
                 s.instant_api_uri = Some("api.instantdb.com".into());
             }),
         ),
+        ("no settings at all, and no --dev", base()),
+        (
+            "settings given empty (a compose file's ${X} with X unset)",
+            with(ServiceArgs {
+                clerk_publishable_key: Some(String::new()),
+                instant_app_id: Some(" ".into()),
+                clerk_authorized_parties: vec![String::new()],
+                ..ServiceArgs::default()
+            }),
+        ),
+        (
+            "--dev with Clerk and InstantDB settings",
+            ServerArgs {
+                dev: true,
+                ..configured()
+            },
+        ),
+        (
+            "--dev on every address",
+            ServerArgs {
+                dev: true,
+                listen: "0.0.0.0:8787".into(),
+                ..base()
+            },
+        ),
+        (
+            "--dev on a LAN address",
+            ServerArgs {
+                dev: true,
+                listen: "192.168.1.20:8787".into(),
+                ..base()
+            },
+        ),
+        (
+            "a live key with no authorized parties",
+            configured_with(|s| s.clerk_authorized_parties.clear()),
+        ),
+        (
+            "authorized parties with a path or a query",
+            configured_with(|s| {
+                s.clerk_authorized_parties = vec![
+                    "https://app.example.com/dashboard".into(),
+                    "https://app.example.com/?from=mail".into(),
+                ];
+            }),
+        ),
+        (
+            "* among origins",
+            configured_with(|s| {
+                s.clerk_authorized_parties = vec!["*".into(), "https://app.example.com".into()];
+            }),
+        ),
         (
             "a private key as the JWT key, and an authorized party that is not an origin",
             configured_with(|s| {
@@ -95,11 +163,12 @@ fn each_bad_setting_is_named_with_its_fix() {
             }),
         ),
         (
-            "listen address, log format, timeout",
+            "listen address, log format, timeout, an empty user-deleted policy",
             ServerArgs {
                 listen: "localhost".into(),
                 log_format: "xml".into(),
                 request_timeout: 0,
+                user_deleted_policy: String::new(),
                 ..configured()
             },
         ),

@@ -1,7 +1,11 @@
 //! The server over real HTTP on 127.0.0.1, against the local stack.
 
 mod config;
+mod connections;
+mod dev;
 mod failures;
 mod flow;
+mod ratelimit;
+mod ready;
 mod support;
 mod webhooks;

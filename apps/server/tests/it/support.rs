@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use auth_core::Strategy;
-use clerk_instant_server::config::{Options, Settings};
+
+use clerk_instant_server::config::{ConnectionLimits, Options, Settings};
+use clerk_instant_server::ratelimit::RateLimitSettings;
 use clerk_instant_server::{Running, dev_settings, serve};
 use devstack::{DevStack, DevStackConfig};
 use reqwest::StatusCode;
@@ -28,6 +30,9 @@ pub(crate) fn options() -> Options {
         max_sessions: 1000,
         webhook_secrets: None,
         user_deleted_policy: auth_core::UserDeletedPolicy::default(),
+        // Off, so that no other test depends on them; tests/it/ratelimit.rs turns them on.
+        rate_limits: Box::new(RateLimitSettings::off()),
+        connections: ConnectionLimits::default(),
     }
 }
 
