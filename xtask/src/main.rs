@@ -6,9 +6,15 @@
 //!   `target/bench/*.json`, with a summary against the targets.
 //! - `fuzz [--seconds N] [TARGET…]`: every fuzz target of `fuzz/Cargo.toml` (or the
 //!   ones named) for N seconds each (needs cargo-fuzz and nightly).
+//! - `soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N]
+//!   [--no-abandon]`:
+//!   the fault soak (`soak.rs`), writing `target/bench/soak.json`; `ci` runs a short
+//!   one.
 //!
 //! Hygiene checks ("tidy") are ordinary tests in `tidy.rs`, so `cargo test` runs them.
-//! xtask depends on no project crate: it shells out to cargo.
+//! xtask shells out to cargo; its one project dependency is `devstack`, the local
+//! stack the soak runs the server against (in this process, so faults are injected
+//! and the emulator reconciled directly).
 
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
@@ -18,6 +24,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
+mod soak;
 #[cfg(test)]
 mod tidy;
 
@@ -27,9 +34,11 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(args.get(1).map_or("all", String::as_str)),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("soak") => soak::parse(&args[1..]).and_then(|options| soak::run(&options)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N] [TARGET…]>"
+                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N] [TARGET…] | soak …>\n  {}",
+                soak::USAGE
             );
             return ExitCode::from(2);
         }
@@ -98,6 +107,16 @@ fn has_nextest() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The soak `ci` runs: short, on the debug binary the test step built.
+const CI_SOAK: soak::Options = soak::Options {
+    duration: std::time::Duration::from_secs(20),
+    profile: soak::Profile::Debug,
+    users: 50,
+    clients: 8,
+    build: false,
+    abandon: true,
+};
+
 fn ci() -> anyhow::Result<()> {
     let start = Instant::now();
     let mut fmt = cargo();
@@ -130,6 +149,11 @@ fn ci() -> anyhow::Result<()> {
         tests.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
     }
     step("tests", tests)?;
+
+    // The test step built the debug server binary (the server's tests run it).
+    let soak_start = Instant::now();
+    soak::run(&CI_SOAK)?;
+    eprintln!("==> soak: ok ({:.0} s)", soak_start.elapsed().as_secs_f64());
 
     let mut doctests = cargo();
     doctests.args(["test", "--doc", "--workspace", "--locked"]);

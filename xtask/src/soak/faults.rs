@@ -1,0 +1,352 @@
+//! The fault schedule: one window at a time, each kind in turn, during which every
+//! matching call to the emulator or the local Clerk fails, with quiet time between
+//! windows; and the timeline of those windows.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use devstack::{DevStack, Fault, Faults};
+use serde_json::{Value, json};
+
+use super::report::{Blame, GRACE_MS, JWKS_GRACE_MS, Span};
+
+/// Which server a fault is injected into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upstream {
+    Instant,
+    Clerk,
+}
+
+impl Upstream {
+    fn name(self) -> &'static str {
+        match self {
+            Upstream::Instant => "instantdb-emulator",
+            Upstream::Clerk => "local-clerk",
+        }
+    }
+
+    fn faults(self, stack: &DevStack) -> &Faults {
+        match self {
+            Upstream::Instant => stack.instant.faults(),
+            Upstream::Clerk => stack.clerk.faults(),
+        }
+    }
+}
+
+/// Every InstantDB route the server calls (`*` is one path segment).
+const INSTANT_ROUTES: &[&str] = &["/runtime/*", "/runtime/*/*", "/admin/*"];
+/// The local Clerk's JWKS.
+const JWKS_ROUTES: &[&str] = &["GET /.well-known/jwks.json"];
+/// The local Clerk's Backend API.
+const CLERK_API_ROUTES: &[&str] = &["/v1/*", "/v1/*/*", "/v1/*/*/*"];
+
+/// How long the `instant-slow` fault holds each call: well below the server's upstream
+/// timeout (10 s), so it is slowness, not a timeout.
+pub(crate) const SLOW: Duration = Duration::from_secs(2);
+
+/// One kind of fault: where and what.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kind {
+    pub(crate) name: &'static str,
+    pub(crate) upstream: Upstream,
+    pub(crate) routes: &'static [&'static str],
+    /// What the server sees, in words (for the report).
+    pub(crate) what: &'static str,
+    /// How long after the window a 5xx is still blamed on it.
+    pub(crate) grace_ms: u64,
+    fault: fn() -> Fault,
+}
+
+/// Every fault the soak injects, in the order the windows open (then again). The
+/// first, the JWKS down, opens before any traffic: the JWKS is cached for an hour, so
+/// JWKS windows bite when a key fetch is due (the emulator's first fetch, a server
+/// starting) or an unknown `kid` arrives, not on every call.
+pub(crate) const SCHEDULE: &[Kind] = &[
+    Kind {
+        name: "jwks-down",
+        upstream: Upstream::Clerk,
+        routes: JWKS_ROUTES,
+        what: "the JWKS answers 503",
+        grace_ms: JWKS_GRACE_MS,
+        fault: || Fault::status(503),
+    },
+    Kind {
+        name: "instant-5xx",
+        upstream: Upstream::Instant,
+        routes: INSTANT_ROUTES,
+        what: "every InstantDB call answers 500",
+        grace_ms: GRACE_MS,
+        fault: || Fault::status(500),
+    },
+    Kind {
+        name: "clerk-api-down",
+        upstream: Upstream::Clerk,
+        routes: CLERK_API_ROUTES,
+        what: "the Clerk Backend API answers 503",
+        grace_ms: GRACE_MS,
+        fault: || Fault::status(503),
+    },
+    Kind {
+        name: "instant-429",
+        upstream: Upstream::Instant,
+        routes: INSTANT_ROUTES,
+        what: "every InstantDB call answers 429 with Retry-After: 1",
+        grace_ms: GRACE_MS,
+        fault: || Fault::status(429).with_header("retry-after", "1"),
+    },
+    Kind {
+        name: "instant-slow",
+        upstream: Upstream::Instant,
+        routes: INSTANT_ROUTES,
+        what: "every InstantDB call is held 2 s, then answered",
+        grace_ms: GRACE_MS,
+        fault: || Fault::delay(SLOW),
+    },
+    Kind {
+        name: "jwks-garbage",
+        upstream: Upstream::Clerk,
+        routes: JWKS_ROUTES,
+        what: "the JWKS answers 200 with an unusable key (empty modulus)",
+        grace_ms: JWKS_GRACE_MS,
+        fault: || {
+            Fault::status(200).with_body(json!({
+                "keys": [{"kty": "RSA", "kid": "soak-garbage", "use": "sig", "alg": "RS256", "n": "", "e": "AQAB"}]
+            }))
+        },
+    },
+    Kind {
+        name: "instant-drop",
+        upstream: Upstream::Instant,
+        routes: INSTANT_ROUTES,
+        what: "every InstantDB connection is closed without an answer",
+        grace_ms: GRACE_MS,
+        fault: Fault::drop_connection,
+    },
+];
+
+/// One window of the timeline.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    pub(crate) kind: Kind,
+    pub(crate) span: Span,
+    /// Calls that reached the faulted routes during the window.
+    pub(crate) hits: u64,
+}
+
+impl Window {
+    pub(crate) fn blame(&self) -> Blame {
+        Blame {
+            window: self.span,
+            grace_ms: self.kind.grace_ms,
+        }
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "fault": self.kind.name,
+            "upstream": self.kind.upstream.name(),
+            "routes": self.kind.routes,
+            "what": self.kind.what,
+            "start_ms": self.span.start_ms,
+            "end_ms": self.span.end_ms,
+            "grace_ms": self.kind.grace_ms,
+            "calls_faulted": self.hits,
+        })
+    }
+}
+
+/// How long a window stays open for a soak of `total`: a twelfth of it, between 2 and
+/// 4 s; the quiet gap after each is twice as long, so most of the run is outside
+/// every window and its grace, where a 5xx counts.
+pub(crate) fn window_length(total: Duration) -> Duration {
+    (total / 12).clamp(Duration::from_secs(2), Duration::from_secs(4))
+}
+
+/// The timeline of closed windows.
+pub(crate) type Timeline = Arc<Mutex<Vec<Window>>>;
+
+/// Milliseconds since `origin`.
+pub(crate) fn since(origin: Instant) -> u64 {
+    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Makes every call to the kind's routes fail until [`close`]; returns how many calls
+/// those routes had seen.
+pub(crate) fn open(stack: &DevStack, kind: &Kind) -> u64 {
+    let faults = kind.upstream.faults(stack);
+    for route in kind.routes {
+        // The patterns are constants, checked by a test.
+        let _ = faults.inject(route, (kind.fault)(), u32::MAX);
+    }
+    kind.routes.iter().map(|r| faults.hits(r)).sum()
+}
+
+/// Ends every fault of the kind's upstream; returns how many calls its routes have
+/// seen.
+pub(crate) fn close(stack: &DevStack, kind: &Kind) -> u64 {
+    let faults = kind.upstream.faults(stack);
+    faults.clear();
+    kind.routes.iter().map(|r| faults.hits(r)).sum()
+}
+
+/// A window opened and not yet closed.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    kind: Kind,
+    start_ms: u64,
+    hits_before: u64,
+}
+
+/// Opens the schedule's first window now, before any traffic starts.
+pub(crate) fn open_first(stack: &DevStack, origin: Instant) -> Opened {
+    let kind = SCHEDULE[0];
+    Opened {
+        kind,
+        start_ms: since(origin),
+        hits_before: open(stack, &kind),
+    }
+}
+
+/// Runs the schedule until `deadline`, `first` already open: each window stays open
+/// for `window`, then two windows' length of quiet; no window opens that would outlast
+/// the deadline.
+pub(crate) async fn run(
+    stack: Arc<DevStack>,
+    first: Opened,
+    window: Duration,
+    origin: Instant,
+    deadline: Instant,
+    timeline: Timeline,
+) {
+    let mut opened = first;
+    let mut next = SCHEDULE.iter().cycle().skip(1);
+    loop {
+        tokio::time::sleep(window).await;
+        let after = close(&stack, &opened.kind);
+        timeline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Window {
+                kind: opened.kind,
+                span: Span {
+                    start_ms: opened.start_ms,
+                    end_ms: since(origin),
+                },
+                hits: after.saturating_sub(opened.hits_before),
+            });
+        let Some(kind) = next.next() else { break };
+        if Instant::now() + window * 3 > deadline {
+            break;
+        }
+        tokio::time::sleep(window * 2).await;
+        opened = Opened {
+            kind: *kind,
+            start_ms: since(origin),
+            hits_before: open(&stack, kind),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn status(method: reqwest::Method, url: String) -> u16 {
+        reqwest::Client::new()
+            .request(method, url)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// The InstantDB routes the server calls, and the Backend API routes it and the
+    /// soak call: each must fall inside its fault's patterns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_fault_reaches_every_route_it_names_and_no_other() {
+        let stack = DevStack::start(devstack::DevStackConfig::default())
+            .await
+            .unwrap();
+        let instant = [
+            "/runtime/oauth/id_token",
+            "/runtime/signout",
+            "/runtime/auth/verify_refresh_token",
+            "/admin/query",
+            "/admin/transact",
+            "/admin/refresh_tokens",
+            "/admin/sign_out",
+            "/admin/users",
+        ];
+        let clerk_api = [
+            (reqwest::Method::GET, "/v1/sessions/sess_x"),
+            (reqwest::Method::POST, "/v1/sessions/sess_x/revoke"),
+            (reqwest::Method::POST, "/v1/sessions/sess_x/tokens"),
+            (reqwest::Method::DELETE, "/v1/users/user_x"),
+            (reqwest::Method::GET, "/v1/users"),
+        ];
+        let jwks = format!("{}/.well-known/jwks.json", stack.clerk.url());
+
+        let kind = |name: &str| SCHEDULE.iter().find(|k| k.name == name).unwrap();
+        let five_xx = kind("instant-5xx");
+        open(&stack, five_xx);
+        for path in instant {
+            let url = format!("{}{path}", stack.instant.url());
+            assert_eq!(status(reqwest::Method::POST, url).await, 500, "{path}");
+        }
+        assert_eq!(status(reqwest::Method::GET, jwks.clone()).await, 200);
+        close(&stack, five_xx);
+        let url = format!("{}/admin/query", stack.instant.url());
+        assert_ne!(status(reqwest::Method::POST, url).await, 500, "closed");
+
+        let api_down = kind("clerk-api-down");
+        let before = open(&stack, api_down);
+        for (method, path) in &clerk_api {
+            let url = format!("{}{path}", stack.clerk.url());
+            assert_eq!(status(method.clone(), url).await, 503, "{method} {path}");
+        }
+        assert_eq!(status(reqwest::Method::GET, jwks.clone()).await, 200);
+        assert_eq!(close(&stack, api_down) - before, 5);
+
+        for name in ["jwks-down", "jwks-garbage"] {
+            let kind = kind(name);
+            open(&stack, kind);
+            let answer = reqwest::get(&jwks).await.unwrap();
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            assert!(
+                status == 503 || body["keys"][0]["n"] == "",
+                "{name}: {status} {body}"
+            );
+            close(&stack, kind);
+        }
+        stack.shutdown().await;
+    }
+
+    #[test]
+    fn windows_are_a_twelfth_of_the_run_within_bounds() {
+        assert_eq!(
+            window_length(Duration::from_secs(20)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            window_length(Duration::from_secs(36)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            window_length(Duration::from_secs(600)),
+            Duration::from_secs(4)
+        );
+    }
+
+    #[test]
+    fn the_schedule_starts_with_the_jwks_down_and_names_each_kind_once() {
+        assert_eq!(SCHEDULE[0].name, "jwks-down");
+        let mut names: Vec<&str> = SCHEDULE.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SCHEDULE.len());
+    }
+}
