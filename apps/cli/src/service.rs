@@ -45,6 +45,9 @@ pub(crate) struct Service {
     /// The broker, over the servers' store when SESSION_STORE_URL is set, else an
     /// in-memory store that lives as long as the command.
     pub(crate) broker: SessionBroker,
+    /// Whether the store is the servers' (shared): sessions signed in here are theirs
+    /// too, so a one-shot command keeps them.
+    pub(crate) shared_store: bool,
 }
 
 impl ServiceArgs {
@@ -98,6 +101,7 @@ impl ServiceArgs {
             config,
             clients,
             broker,
+            shared_store: !matches!(store, service_config::StoreChoice::Memory),
         })
     }
 }

@@ -1,9 +1,12 @@
 //! `clerk-instant sign-in`, `sign-out`, `query` and `transact`: a user's Clerk session
 //! token in; their InstantDB session, or what they can read and write, out.
 //!
-//! A command is one process with no session store, so `query` and `transact` sign in,
-//! act as the user through their fresh refresh token, and sign that token out again:
-//! InstantDB refresh tokens never expire, and one-shot commands must not pile them up.
+//! Without `SESSION_STORE_URL` a command is one process with no session store, so
+//! `query` and `transact` sign in, act as the user through their fresh refresh token,
+//! and sign that token out again: InstantDB refresh tokens never expire, and one-shot
+//! commands must not pile them up. With the servers' shared store they use (and keep)
+//! the session stored there, as a server replica would: signing it out would sign the
+//! user's browser out too.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -290,19 +293,24 @@ pub(crate) async fn sign_out(args: &SignOutArgs) -> Result<Report, Failure> {
     Ok(Report::success(json, text))
 }
 
-/// How signing out a one-shot command's session went.
-struct OneShot(Result<(), instant_client::Error>);
+/// How signing out a one-shot command's session went (`None`: kept, because it lives
+/// in the servers' shared store).
+struct OneShot(Option<Result<(), instant_client::Error>>);
 
 impl OneShot {
     fn json(&self) -> Value {
         match &self.0 {
-            Ok(()) => json!({"status": "done"}),
-            Err(e) => json!({"status": "failed", "message": describe(e)}),
+            None => json!({
+                "status": "skipped",
+                "message": "the session is kept in the shared session store (SESSION_STORE_URL), where the servers reuse it",
+            }),
+            Some(Ok(())) => json!({"status": "done"}),
+            Some(Err(e)) => json!({"status": "failed", "message": describe(e)}),
         }
     }
 
     fn warning(&self) -> Option<String> {
-        self.0.as_ref().err().map(|e| {
+        self.0.as_ref().and_then(|r| r.as_ref().err()).map(|e| {
             format!(
                 "the InstantDB session opened for this command could not be signed out: {}",
                 describe(e)
@@ -330,7 +338,11 @@ where
         .map_err(|e| Failure::broker(&e))?;
     let instant = &service.clients.instant;
     let result = call(instant.as_refresh_token(signed.refresh_token.clone())).await;
-    let signed_out = OneShot(instant.sign_out(&signed.refresh_token).await);
+    let signed_out = if service.shared_store {
+        OneShot(None)
+    } else {
+        OneShot(Some(instant.sign_out(&signed.refresh_token).await))
+    };
     match result {
         Ok(value) => Ok((signed, value, signed_out)),
         Err(source) => Err(

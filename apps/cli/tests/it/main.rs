@@ -3,6 +3,7 @@
 mod doctor;
 mod output;
 mod session;
+mod shared_store;
 mod stack;
 mod webhook;
 
