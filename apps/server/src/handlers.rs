@@ -50,6 +50,16 @@ async fn sign_in_to_the_end(state: &AppState, headers: &HeaderMap) -> Result<Res
         .inner
         .limits
         .sign_in(&identity.session_id, std::time::Instant::now())?;
+    if let Some(actor) = &identity.actor {
+        // Impersonation (Clerk dashboard's "Impersonate user") leaves a trace: who
+        // acted as whom. `CLERK_REJECT_IMPERSONATION` refuses such tokens instead.
+        tracing::info!(
+            actor = %actor.sub,
+            user = %identity.user_id,
+            session = %identity.session_id,
+            "impersonated session signing in"
+        );
+    }
     let signed = state
         .inner
         .broker

@@ -69,6 +69,10 @@ pub struct ClerkIdentity {
     /// until then.
     #[serde(skip)]
     pub expires_at: i64,
+    /// `act`: who is impersonating the user (Clerk dashboard's "Impersonate user"),
+    /// when someone is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<clerk_jwt::Actor>,
 }
 
 impl From<&SessionClaims> for ClerkIdentity {
@@ -79,6 +83,7 @@ impl From<&SessionClaims> for ClerkIdentity {
             email: claims.email.clone(),
             email_verified: claims.email_verified,
             expires_at: claims.exp,
+            actor: claims.actor.clone(),
         }
     }
 }

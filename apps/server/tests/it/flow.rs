@@ -337,3 +337,50 @@ async fn readiness_fails_while_instantdb_does_not_answer() {
     assert_eq!(body["checks"]["clerk_keys"]["status"], "ok");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_impersonated_session_shows_its_actor_and_can_be_refused() {
+    let h = Harness::start().await;
+    let signed_in = h.stack.clerk.sign_in("victim@example.com").unwrap();
+    let impersonated = h
+        .stack
+        .clerk
+        .token_builder(&signed_in.session.id, &devstack::MintOptions::default())
+        .unwrap()
+        .claim(
+            "act",
+            json!({"sub": "user_2SupportAgent", "type": "impersonation"}),
+        )
+        .sign();
+    let (status, body) = h.sign_in(&impersonated).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, me) = h
+        .call(Method::GET, "/v1/me", Some(&impersonated), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["clerk"]["actor"]["sub"], "user_2SupportAgent", "{me}");
+    // A token of the user's own session carries no actor.
+    let own = h.stack.clerk.mint(&signed_in.session.id).unwrap();
+    let (_, me) = h.call(Method::GET, "/v1/me", Some(&own), None).await;
+    assert!(me["clerk"].get("actor").is_none(), "{me}");
+    h.shutdown().await;
+
+    // CLERK_REJECT_IMPERSONATION refuses it before InstantDB is asked.
+    let h = Harness::start_with(|s| {
+        let verifier = &mut s.service.verifier;
+        verifier.reject_impersonation = true;
+    })
+    .await;
+    let signed_in = h.stack.clerk.sign_in("victim@example.com").unwrap();
+    let impersonated = h
+        .stack
+        .clerk
+        .token_builder(&signed_in.session.id, &devstack::MintOptions::default())
+        .unwrap()
+        .claim("act", json!({"sub": "user_2SupportAgent"}))
+        .sign();
+    let (status, body) = h.sign_in(&impersonated).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(code(&body), "session-impersonated");
+    h.shutdown().await;
+}
