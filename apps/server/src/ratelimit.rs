@@ -21,7 +21,7 @@
 //!
 //! Hand-written rather than `governor`: the bad-token gate must ask whether a key has
 //! room without taking it, which `governor` does not offer, and the whole algorithm is
-//! the few lines of [`Bucket`].
+//! the few lines of `Bucket`.
 
 use std::collections::HashMap;
 use std::fmt;

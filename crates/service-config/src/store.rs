@@ -23,8 +23,8 @@ const PLAINTEXT: &str = "SESSION_STORE_ALLOW_PLAINTEXT (--session-store-allow-pl
 pub struct StoreArgs {
     /// Where the InstantDB sessions, sign-outs and webhook deliveries are kept so that
     /// several replicas (and the CLI) share them: a Redis URL,
-    /// redis://[user:password@]host:port[/db], or rediss:// for TLS. Unset: in this
-    /// process's memory, lost at a restart.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. Unset: in
+    /// this process's memory, lost at a restart.
     #[arg(long, env = "SESSION_STORE_URL", hide_env_values = true)]
     pub session_store_url: Option<String>,
     /// The prefix of every Redis key (several deployments can share one Redis).
