@@ -196,7 +196,7 @@ const BENCHES: &[Bench] = &[
         target: "verify",
         report: "verify.json",
         ratio_field: "ratio",
-        target_ratio: 0.85,
+        target_ratio: 0.90,
         below: &[],
         at_least: &[],
     },

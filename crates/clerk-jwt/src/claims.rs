@@ -1,5 +1,6 @@
 //! The typed claims of a Clerk session token, versions 1 and 2.
 
+mod fva;
 mod org;
 mod raw;
 
@@ -249,8 +250,19 @@ pub(crate) fn is_email_address(text: &str) -> bool {
         && !domain.contains('@')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !has_space_or_control(text)
         && !text.contains("{{")
+}
+
+/// Whether `text` holds whitespace or a control character. ASCII text (every real
+/// address) is checked byte by byte: there, every whitespace character but the space is
+/// a control character.
+fn has_space_or_control(text: &str) -> bool {
+    if text.is_ascii() {
+        text.bytes().any(|b| b == b' ' || b.is_ascii_control())
+    } else {
+        text.chars().any(|c| c.is_whitespace() || c.is_control())
+    }
 }
 
 #[cfg(test)]
@@ -346,9 +358,111 @@ mod tests {
         assert!(parse(json!({"sub": "u", "exp": 1, "email_verified": 1})).is_err());
     }
 
+    fn claim_error(value: Value) -> String {
+        match parse(value) {
+            Ok(_) => panic!("accepted"),
+            Err(detail) => detail,
+        }
+    }
+
+    #[test]
+    fn fva_pairs_and_every_other_shape() {
+        let fva = |value: Value| parse(json!({"sub": "u", "exp": 1, "fva": value}));
+        let age = |first, second| Some(FactorAge { first, second });
+        assert_eq!(
+            fva(json!([5, -1])).unwrap().claims.factor_age,
+            age(Some(5), None)
+        );
+        assert_eq!(
+            fva(json!([-1, 7])).unwrap().claims.factor_age,
+            age(None, Some(7))
+        );
+        assert_eq!(fva(json!(null)).unwrap().claims.factor_age, None);
+        let expected = "claim fva must be an array of two integers, found";
+        for (value, found) in [
+            (json!([1, 2, 3]), "(an array)"),
+            (json!([1]), "(an array)"),
+            (json!([]), "(an array)"),
+            (json!([1, "2"]), "(an array)"),
+            (json!([1.5, 2]), "(an array)"),
+            (json!([u64::MAX, 2]), "(an array)"),
+            (json!({"a": 1}), "(an object)"),
+            (json!("1,2"), "\"1,2\""),
+            (json!(3), "3"),
+            (json!(true), "true"),
+        ] {
+            assert_eq!(
+                claim_error(json!({"sub": "u", "exp": 1, "fva": value.clone()})),
+                format!("{expected} {found}"),
+                "{value}"
+            );
+        }
+        // Arrays in fva are as strict as any other JSON: duplicate keys are refused.
+        let bytes = br#"{"sub":"u","exp":1,"fva":[{"k":1,"k":2},2]}"#;
+        let mut raw = RawClaims::default();
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let err = DeserializeSeed::deserialize(&mut raw, &mut de).unwrap_err();
+        assert!(err.to_string().contains("duplicate key"), "{err}");
+        let bytes = br#"{"sub":"u","exp":1,"fva":[1,2],"fva":[1,2]}"#;
+        let mut raw = RawClaims::default();
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let err = DeserializeSeed::deserialize(&mut raw, &mut de).unwrap_err();
+        assert!(err.to_string().contains("duplicate key"), "{err}");
+    }
+
+    #[test]
+    fn session_status_role_and_fpm_read_in_place() {
+        let claims = |extra: Value| {
+            let mut base = json!({"sub": "u", "exp": 1, "v": 2});
+            base.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().cloned().unwrap());
+            parse(base)
+        };
+        for (sts, want) in [
+            ("active", SessionStatus::Active),
+            ("pending", SessionStatus::Pending),
+            ("revoked", SessionStatus::Other("revoked".into())),
+        ] {
+            let parsed = claims(json!({"sts": sts})).unwrap();
+            assert_eq!(parsed.claims.status, Some(want));
+        }
+        assert_eq!(claims(json!({"sts": null})).unwrap().claims.status, None);
+        assert_eq!(
+            claims(json!({"sts": 1})).err().unwrap(),
+            "claim sts must be a string, found 1"
+        );
+        let org = |o: Value| claims(json!({"o": o}));
+        let parsed = org(json!({"id": "org_1", "rol": "org:admin", "fpm": " 1 ,2"})).unwrap();
+        let organization = parsed.claims.organization.unwrap();
+        assert_eq!(organization.role.as_deref(), Some("org:admin"));
+        assert_eq!(organization.feature_permission_map, [1, 2]);
+        let parsed = org(json!({"id": "org_1", "rol": null, "fpm": null})).unwrap();
+        let organization = parsed.claims.organization.unwrap();
+        assert_eq!(organization.role, None);
+        assert!(organization.feature_permission_map.is_empty());
+        assert_eq!(
+            org(json!({"id": "org_1", "rol": 1})).err().unwrap(),
+            "claim o.rol must be a string, found 1"
+        );
+        assert_eq!(
+            org(json!({"id": "org_1", "fpm": [1]})).err().unwrap(),
+            "claim o.fpm must be a string, found (an array)"
+        );
+        assert_eq!(
+            org(json!({"id": "org_1", "fpm": "1,x"})).err().unwrap(),
+            "claim o.fpm must be comma-separated integers, found \"1,x\""
+        );
+    }
+
     #[test]
     fn email_addresses() {
-        for ok in ["a@b.co", "alice+x@example.com", "u@localhost"] {
+        for ok in [
+            "a@b.co",
+            "alice+x@example.com",
+            "u@localhost",
+            "\u{e9}t\u{e9}@b.co",
+        ] {
             assert!(is_email_address(ok), "{ok}");
         }
         for bad in [
@@ -360,6 +474,11 @@ mod tests {
             "a b@c.d",
             "a@.com",
             "{{user.primary_email_address}}",
+            "a\tb@c.d",
+            "a@c.d\u{b}",
+            "a@c.d\u{7f}",
+            "\u{e9}t\u{e9}\u{a0}@c.d",
+            "\u{e9}@c.d\u{85}",
         ] {
             assert!(!is_email_address(bad), "{bad}");
         }

@@ -82,6 +82,11 @@ pub(crate) struct Parts<'a> {
 
 impl<'a> Parts<'a> {
     /// The first rule group, part one: size and three parts.
+    ///
+    /// The header ends at the first dot and the signature starts after the last, so
+    /// the long payload is not scanned here: a dot inside it (more than three parts)
+    /// cannot pass base64url decoding, and every error path asks [`Parts::check`]
+    /// first, so such a token is refused for its parts, as before anything else.
     pub(crate) fn split(token: &'a str) -> Result<Self, DecodeError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(DecodeError::invalid(format!(
@@ -89,31 +94,45 @@ impl<'a> Parts<'a> {
                 token.len()
             )));
         }
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(DecodeError::invalid(
-                "token must have three dot-separated parts (header.payload.signature)",
-            ));
+        let (Some(first), Some(last)) = (token.find('.'), token.rfind('.')) else {
+            return Err(not_three_parts());
         };
-        if header.is_empty() || payload.is_empty() {
-            return Err(DecodeError::invalid("token has an empty header or payload"));
+        if first == last {
+            return Err(not_three_parts());
         }
-        if signature.len() > MAX_SIGNATURE_BYTES * 4 / 3 + 4 {
-            return Err(DecodeError::invalid("signature is too long"));
+        let parts = Parts {
+            header: &token[..first],
+            payload: &token[first + 1..last],
+            signature: &token[last + 1..],
+            signing_input: &token.as_bytes()[..last],
+        };
+        if parts.header.is_empty() || parts.payload.is_empty() {
+            return Err(parts.check("token has an empty header or payload"));
         }
-        Ok(Parts {
-            header,
-            payload,
-            signature,
-            signing_input: &token.as_bytes()[..header.len() + 1 + payload.len()],
-        })
+        if parts.signature.len() > MAX_SIGNATURE_BYTES * 4 / 3 + 4 {
+            return Err(parts.check("signature is too long"));
+        }
+        Ok(parts)
+    }
+
+    /// The error to report instead of `detail`: more than three parts comes first.
+    #[cold]
+    fn check(&self, detail: impl Into<String>) -> DecodeError {
+        if self.payload.contains('.') {
+            not_three_parts()
+        } else {
+            DecodeError::invalid(detail)
+        }
     }
 
     /// Part two: base64url. The header is skipped when `with_header` is false (its
     /// exact bytes were seen, decoded and checked before).
     pub(crate) fn decode(self, with_header: bool) -> Result<Decoded<'a>, DecodeError> {
+        self.decode_parts(with_header)
+            .map_err(|e| self.check(e.detail))
+    }
+
+    fn decode_parts(self, with_header: bool) -> Result<Decoded<'a>, DecodeError> {
         // One allocation for all three parts (base64 shrinks by a quarter).
         let mut bytes = Vec::with_capacity((self.signing_input.len() / 4 + 1) * 3 + 400);
         if with_header {
@@ -123,6 +142,7 @@ impl<'a> Parts<'a> {
             debug_assert!(!self.header.is_empty());
         }
         let header_end = bytes.len();
+        // A payload that decodes holds no dot: the token has exactly three parts.
         decode_part(self.payload, "payload", &mut bytes)?;
         let payload_end = bytes.len();
         decode_part(self.signature, "signature", &mut bytes)?;
@@ -190,6 +210,11 @@ impl<'a> Decoded<'a> {
     pub(crate) fn signature(&self) -> &[u8] {
         &self.bytes[self.payload_end..]
     }
+}
+
+#[cold]
+fn not_three_parts() -> DecodeError {
+    DecodeError::invalid("token must have three dot-separated parts (header.payload.signature)")
 }
 
 fn utf8<'b>(bytes: &'b [u8], name: &str) -> Result<&'b str, DecodeError> {
@@ -421,6 +446,55 @@ mod tests {
         assert_eq!(at_limit.len(), MAX_TOKEN_BYTES);
         let err = parse(&at_limit).unwrap_err();
         assert!(!err.detail.contains("bytes, more than"), "{}", err.detail);
+    }
+
+    #[test]
+    fn more_than_three_parts_is_named_before_any_other_fault() {
+        let h = b64(r#"{"alg":"RS256"}"#);
+        let p = b64("{}");
+        let long_sig = "A".repeat(MAX_SIGNATURE_BYTES * 2);
+        for case in [
+            format!("{h}.{p}.{p}.sig"),
+            format!("{h}.{p}.sig.sig"),
+            format!("{h}..{p}.sig"),
+            format!("{h}.{p}..sig"),
+            format!("{h}.{p}.."),
+            format!("x.{p}.{p}.sig"),
+            format!("{h}.{p}.{p}.{long_sig}"),
+            format!("{h}.{p}.x+y.sig"),
+            "...".into(),
+            "a.b.c.d.e".into(),
+        ] {
+            for with_header in [true, false] {
+                let err = Parts::split(&case)
+                    .and_then(|parts| parts.decode(with_header))
+                    .map(|_| ())
+                    .expect_err(&case);
+                assert_eq!(err.reason, Reason::TokenInvalid, "{case}");
+                assert_eq!(
+                    err.detail,
+                    "token must have three dot-separated parts (header.payload.signature)",
+                    "{case}"
+                );
+            }
+        }
+        // Three parts with faults of their own keep their own texts.
+        for (case, detail) in [
+            (format!(".{p}.sig"), "token has an empty header or payload"),
+            (format!("{h}..sig"), "token has an empty header or payload"),
+            (format!("{h}.{p}.{long_sig}"), "signature is too long"),
+        ] {
+            let err = Parts::split(&case).map(|_| ()).unwrap_err();
+            assert_eq!(err.detail, detail, "{case}");
+        }
+        let err = Decoded::split(&format!("{h}.{p}.s+g"))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            err.detail.starts_with("signature is not base64url"),
+            "{}",
+            err.detail
+        );
     }
 
     #[test]

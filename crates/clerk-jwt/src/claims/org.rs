@@ -123,9 +123,11 @@ pub(super) fn parse_org_v2(slot: OrgSlot<'_>) -> Result<Option<Organization>, Cl
         return Err("claim o.id is missing".into());
     };
     let permissions = CommaList(string("o.per", o.per)?.unwrap_or_default());
-    let feature_permission_map = match string("o.fpm", o.fpm)? {
-        None => Vec::new(),
-        Some(text) => text
+    // `fpm` and `rol` are read where they lie in the payload: only what is kept is
+    // allocated (the bitmasks, the role with its prefix).
+    let feature_permission_map = match o.fpm {
+        None | Some(Scalar::Null) => Vec::new(),
+        Some(Scalar::Str(text)) => text
             .split(',')
             .map(|n| {
                 n.trim().parse::<u64>().map_err(|_| {
@@ -136,20 +138,24 @@ pub(super) fn parse_org_v2(slot: OrgSlot<'_>) -> Result<Option<Organization>, Cl
                 })
             })
             .collect::<Result<_, _>>()?,
+        Some(other) => return Err(wrong_scalar("o.fpm", "a string", &other)),
+    };
+    let slug = string("o.slg", o.slg)?;
+    let role = match o.rol {
+        None | Some(Scalar::Null) => None,
+        Some(Scalar::Str(r)) if r.starts_with("org:") => Some(r.into_owned()),
+        Some(Scalar::Str(r)) => {
+            let mut key = String::with_capacity(4 + r.len());
+            key.push_str("org:");
+            key.push_str(&r);
+            Some(key)
+        }
+        Some(other) => return Err(wrong_scalar("o.rol", "a string", &other)),
     };
     Ok(Some(Organization {
         id,
-        slug: string("o.slg", o.slg)?,
-        role: string("o.rol", o.rol)?.map(|r| {
-            if r.starts_with("org:") {
-                r
-            } else {
-                let mut key = String::with_capacity(4 + r.len());
-                key.push_str("org:");
-                key.push_str(&r);
-                key
-            }
-        }),
+        slug,
+        role,
         permissions,
         feature_permission_map,
     }))

@@ -4,6 +4,8 @@
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+
+use super::fva::FvaSlot;
 use serde_json::{Map, Value};
 
 use super::org::{OrgSlot, parse_org_v1, parse_org_v2};
@@ -106,7 +108,7 @@ pub(crate) struct RawClaims<'a> {
     aud: Option<Scalar<'a>>,
     v: Option<Scalar<'a>>,
     sts: Option<Scalar<'a>>,
-    fva: Option<Scalar<'a>>,
+    fva: Option<FvaSlot<'a>>,
     fea: Option<Scalar<'a>>,
     pla: Option<Scalar<'a>>,
     act: Option<Scalar<'a>>,
@@ -147,7 +149,13 @@ impl<'de> DeserializeSeed<'de> for &mut RawClaims<'de> {
                         "aud" => &mut c.aud,
                         "v" => &mut c.v,
                         "sts" => &mut c.sts,
-                        "fva" => &mut c.fva,
+                        "fva" => {
+                            if c.fva.is_some() {
+                                return Err(duplicate(&key));
+                            }
+                            c.fva = Some(access.next_value()?);
+                            continue;
+                        }
                         "fea" => &mut c.fea,
                         "pla" => &mut c.pla,
                         "act" => &mut c.act,
@@ -217,12 +225,23 @@ impl RawClaims<'_> {
             }
             Some(other) => return Err(wrong_scalar("v", "a small positive integer", &other)),
         };
-        let status = string("sts", c.sts.take())?.map(|s| match s.as_str() {
-            "active" => SessionStatus::Active,
-            "pending" => SessionStatus::Pending,
-            _ => SessionStatus::Other(s),
-        });
-        let factor_age = nested(c.fva.take()).map(|v| parse_fva(&v)).transpose()?;
+        // The two statuses Clerk sends are matched where they lie in the payload: no
+        // string is allocated for them.
+        let status = match c.sts.take() {
+            Some(Scalar::Str(s)) if s == "active" => Some(SessionStatus::Active),
+            Some(Scalar::Str(s)) if s == "pending" => Some(SessionStatus::Pending),
+            other => string("sts", other)?.map(SessionStatus::Other),
+        };
+        let factor_age = match c.fva.take() {
+            None => None,
+            Some(FvaSlot::Pair(first, second)) => Some(FactorAge {
+                first: minutes(first),
+                second: minutes(second),
+            }),
+            Some(FvaSlot::Other(other)) => {
+                nested(Some(other)).map(|v| parse_fva(&v)).transpose()?
+            }
+        };
         let features = CommaList(string("fea", c.fea.take())?.unwrap_or_default());
         let plan = string("pla", c.pla.take())?;
         let actor = nested(c.act.take()).map(parse_actor).transpose()?;
@@ -299,6 +318,11 @@ impl RawClaims<'_> {
     }
 }
 
+/// `fva` minutes: `-1` means the factor was never verified.
+fn minutes(m: i64) -> Option<i64> {
+    (m != -1).then_some(m)
+}
+
 fn parse_fva(value: &Value) -> Result<FactorAge, ClaimError> {
     let expected = "an array of two integers";
     let Value::Array(items) = value else {
@@ -306,8 +330,7 @@ fn parse_fva(value: &Value) -> Result<FactorAge, ClaimError> {
     };
     let minutes = |item: Option<&Value>| -> Result<Option<i64>, ClaimError> {
         match item.and_then(Value::as_i64) {
-            Some(-1) => Ok(None),
-            Some(m) => Ok(Some(m)),
+            Some(m) => Ok(minutes(m)),
             None => Err(wrong("fva", expected, value)),
         }
     };
