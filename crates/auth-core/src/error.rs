@@ -289,18 +289,22 @@ fn instant_kind(op: InstantOp, source: &instant_client::Error) -> ErrorKind {
     }
 }
 
-/// Whether InstantDB said a refresh token is unknown or dead (as opposed to an unknown
-/// OAuth client or admin token, which are configuration problems).
+/// Whether InstantDB said a refresh token is unknown or dead: 400 `record-not-found`
+/// naming `app-user`, what it answers for a refresh token it does not know (sign-in
+/// with a stale `refresh_token`, `verify_refresh_token`, `as-token` calls). Any other
+/// missing record (the app, its OAuth client, the admin token) is not a dead session
+/// and must not make the broker drop a stored token and sign in again.
 pub(crate) fn is_dead_refresh_token(error: &instant_client::Error) -> bool {
     match error {
         instant_client::Error::Rejected { rejection, .. } => {
-            rejection.error_type == ErrorType::RecordNotFound
-                && !rejection.is_record_not_found("app-oauth-client")
-                && !rejection.is_record_not_found("app-admin-token")
+            rejection.is_record_not_found(UNKNOWN_REFRESH_TOKEN_RECORD)
         }
         _ => false,
     }
 }
+
+/// The record type InstantDB names when a refresh token is unknown.
+const UNKNOWN_REFRESH_TOKEN_RECORD: &str = "app-user";
 
 #[cfg(test)]
 mod code_tests {
@@ -355,6 +359,36 @@ mod code_tests {
         }
         for reason in clerk_jwt::Reason::ALL {
             assert_eq!(Code::Token(reason).as_str(), reason.as_str());
+        }
+    }
+}
+
+#[cfg(test)]
+mod dead_token_tests {
+    use instant_client::{Endpoint, ErrorType, Rejection};
+
+    use super::is_dead_refresh_token;
+
+    fn not_found(message: &str) -> instant_client::Error {
+        instant_client::Error::Rejected {
+            endpoint: Endpoint::VerifyRefreshToken,
+            status: 400,
+            rejection: Box::new(Rejection::new(ErrorType::RecordNotFound, Some(message))),
+        }
+    }
+
+    #[test]
+    fn only_an_unknown_user_token_is_a_dead_session() {
+        assert!(is_dead_refresh_token(&not_found(
+            "Record not found: app-user"
+        )));
+        for other in [
+            "Record not found: app",
+            "Record not found: app-oauth-client",
+            "Record not found: app-admin-token",
+            "Record not found: something-new",
+        ] {
+            assert!(!is_dead_refresh_token(&not_found(other)), "{other}");
         }
     }
 }
