@@ -351,6 +351,9 @@ impl Server {
             .env("RATE_LIMIT_PER_IP_PER_SEC", "0")
             .env("RATE_LIMIT_PER_SESSION_PER_MIN", "0")
             .env("RATE_LIMIT_BAD_TOKENS_PER_MIN", "0")
+            // Room for the 100,000 sessions and the few signed in before them: a full
+            // memory store sheds new sign-ins (503 store-full).
+            .env("MAX_SESSIONS", (SESSIONS + 1_000).to_string())
             .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

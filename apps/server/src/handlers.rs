@@ -38,14 +38,15 @@ pub(crate) async fn sign_in(
 
 async fn sign_in_to_the_end(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
     let token = state.token(headers)?;
-    // Limited per Clerk session, so only once the token is verified (the verifier
-    // caches it, so signing in does not check the signature again).
-    let identity = state
+    // Limited per Clerk session, so only once the token is verified (once: the
+    // verified token is handed to the sign-in).
+    let verified = state
         .inner
         .broker
-        .identify(token)
+        .authenticate(token)
         .await
         .map_err(|e| state.fail(e))?;
+    let identity = verified.identity();
     state
         .inner
         .limits
@@ -63,7 +64,7 @@ async fn sign_in_to_the_end(state: &AppState, headers: &HeaderMap) -> Result<Res
     let signed = state
         .inner
         .broker
-        .sign_in(token)
+        .sign_in_authenticated(&verified)
         .await
         .map_err(|e| state.fail(e))?;
     // A borrowed struct: serialized straight to bytes, no intermediate JSON tree.

@@ -14,7 +14,7 @@ use crate::ports::{ClerkSessions, InstantAuth, TokenVerifier};
 use crate::session::{
     BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy, Verified,
 };
-use crate::store::{Refused, SessionStore, StoreError, StoredSession, UserLink};
+use crate::store::{Lookup, Refused, SessionStore, StoreError, StoredSession, UserLink};
 
 pub(crate) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
@@ -194,17 +194,39 @@ impl SessionBroker {
     /// as is; otherwise, holding the Clerk session's sign-in lock (so one InstantDB call
     /// is made per Clerk session at a time, across replicas), the stored session
     /// confirmed or a new one.
+    /// [`sign_in`](Self::sign_in) for a token [`authenticate`](Self::authenticate)
+    /// verified.
+    pub async fn sign_in_authenticated(&self, token: &Verified<'_>) -> Result<SignIn, Error> {
+        self.sign_in_verified(token.token, token.identity.clone())
+            .await
+    }
+
     async fn sign_in_verified(
         &self,
         token: &str,
         identity: ClerkIdentity,
     ) -> Result<SignIn, Error> {
         let now = self.clock.now();
-        if self.is_refused(&identity, now).await? {
-            return Err(Error::SessionSignedOut);
-        }
-        if let Some(ready) = self.usable_as_is(&identity, now).await? {
-            return Ok(ready);
+        // One round trip to the store on the common path: refused, or the stored
+        // session as is.
+        match self
+            .store
+            .lookup(&identity.session_id, &refusals(&identity), now)
+            .await?
+        {
+            Lookup::Refused => return Err(Error::SessionSignedOut),
+            Lookup::Found(Some(stored))
+                if self.judge(&identity, &stored, now) == Judgement::Fresh =>
+            {
+                return Ok(SignIn {
+                    clerk: identity,
+                    user: stored.user,
+                    refresh_token: stored.refresh_token,
+                    created: false,
+                    reused: true,
+                });
+            }
+            Lookup::Found(_) => {}
         }
         let holder = LockHolder::new();
         if let Some(ready) = self.lock_sign_in(&identity, &holder).await? {
@@ -449,16 +471,7 @@ impl SessionBroker {
 
     /// Whether this Clerk session or user is refused (signed out, ended, deleted).
     async fn is_refused(&self, identity: &ClerkIdentity, now: i64) -> Result<bool, Error> {
-        Ok(self
-            .store
-            .is_refused(
-                &[
-                    Refused::Session(identity.session_id.clone()),
-                    Refused::User(identity.user_id.clone()),
-                ],
-                now,
-            )
-            .await?)
+        Ok(self.store.is_refused(&refusals(identity), now).await?)
     }
 
     /// A sign-in that passed the refusal check before a revocation or deletion landed
@@ -798,6 +811,14 @@ impl SessionBroker {
             tracing::warn!("no runtime to sign out displaced InstantDB sessions");
         }
     }
+}
+
+/// The refusals that stop a token: its Clerk session's and its user's.
+fn refusals(identity: &ClerkIdentity) -> [Refused; 2] {
+    [
+        Refused::Session(identity.session_id.clone()),
+        Refused::User(identity.user_id.clone()),
+    ]
 }
 
 fn id_token(token: &str) -> Result<IdToken, Error> {

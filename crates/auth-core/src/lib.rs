@@ -64,8 +64,8 @@ pub use session::{
     BrokerConfig, ClerkIdentity, Half, HalfError, SignIn, SignOut, Strategy, Verified,
 };
 pub use store::{
-    Inserted, MemorySessionStore, MessageClaim, Refused, SessionStore, StoreError, StoreLimits,
-    StoreResult, StoredSession, UserLink,
+    Inserted, Lookup, MemorySessionStore, MessageClaim, Refused, SessionStore, StoreError,
+    StoreLimits, StoreResult, StoredSession, UserLink,
 };
 
 /// The crate's result type.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use auth_core::{
-    Inserted, MessageClaim, Refused, SessionStore, StoreError, StoreResult, StoredSession, UserLink,
+    Inserted, Lookup, MessageClaim, Refused, SessionStore, StoreError, StoreResult, StoredSession,
+    UserLink,
 };
 use instant_client::{RefreshToken, User, Uuid};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -672,6 +673,48 @@ impl SessionStore for RedisStore {
             .iter()
             .flatten()
             .any(|until| until.parse::<i64>().is_ok_and(|until| until > now)))
+    }
+
+    async fn lookup(&self, session_id: &str, who: &[Refused], now: i64) -> StoreResult<Lookup> {
+        // The refusals and the session in one round trip (a pipeline of two reads).
+        let key = self.inner.keys.session(session_id);
+        let refused: Vec<String> = who.iter().map(|w| self.inner.keys.refused(w)).collect();
+        let mut pipe = redis::pipe();
+        if !refused.is_empty() {
+            pipe.cmd("MGET").arg(&refused);
+        }
+        pipe.cmd("HMGET").arg(&key).arg("exp").arg("v");
+        let (untils, (exp, blob)): (Vec<Option<String>>, (Option<i64>, Option<Vec<u8>>)) =
+            if refused.is_empty() {
+                let (found,): ((Option<i64>, Option<Vec<u8>>),) = self
+                    .run("lookup", Rerun::Safe, |mut c| {
+                        let pipe = &pipe;
+                        async move { pipe.query_async(&mut c).await }
+                    })
+                    .await?;
+                (Vec::new(), found)
+            } else {
+                self.run("lookup", Rerun::Safe, |mut c| {
+                    let pipe = &pipe;
+                    async move { pipe.query_async(&mut c).await }
+                })
+                .await?
+            };
+        if untils
+            .iter()
+            .flatten()
+            .any(|until| until.parse::<i64>().is_ok_and(|until| until > now))
+        {
+            return Ok(Lookup::Refused);
+        }
+        let session = match (exp, blob) {
+            (Some(exp), Some(blob)) if exp > now => self
+                .open_session(session_id, &key, &blob)
+                .await?
+                .filter(|s| s.expires_at > now),
+            _ => None,
+        };
+        Ok(Lookup::Found(session))
     }
 
     async fn claim_message(

@@ -132,6 +132,16 @@ pub enum MessageClaim {
     Done,
 }
 
+/// What [`SessionStore::lookup`] found.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Lookup {
+    /// One of the Clerk sessions or users asked about is refused.
+    Refused,
+    /// Nothing is refused; the live session stored, if any.
+    Found(Option<StoredSession>),
+}
+
 /// Why the store could not do what was asked. Nothing was changed unless the variant
 /// says so.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -227,6 +237,16 @@ pub trait SessionStore: Send + Sync {
     /// Whether any of these Clerk sessions or users is refused at `now` (one round
     /// trip for the session and the user of a token).
     async fn is_refused(&self, who: &[Refused], now: i64) -> StoreResult<bool>;
+
+    /// [`is_refused`](Self::is_refused) and, when nothing is refused,
+    /// [`get`](Self::get): what every sign-in asks first. A shared store answers both
+    /// in one round trip; the default asks them in turn.
+    async fn lookup(&self, session_id: &str, who: &[Refused], now: i64) -> StoreResult<Lookup> {
+        if self.is_refused(who, now).await? {
+            return Ok(Lookup::Refused);
+        }
+        Ok(Lookup::Found(self.get(session_id, now).await?))
+    }
 
     /// Claims a webhook message id atomically: of two deliveries racing, one gets
     /// [`MessageClaim::Claimed`]. A claim not completed or released lapses at

@@ -1,7 +1,7 @@
 //! The store contract, as `MemorySessionStore`'s tests check it, on Redis; and every
 //! key carries a TTL.
 
-use auth_core::{MessageClaim, Refused, SessionStore, UserLink};
+use auth_core::{Lookup, MessageClaim, Refused, SessionStore, UserLink};
 use instant_client::Uuid;
 
 use crate::support::{PREFIX, all_keys, clerk_user, now, raw, redis, session, store, token};
@@ -455,4 +455,45 @@ async fn every_key_is_under_the_prefix_and_has_a_ttl() {
     assert!((25..=30).contains(&ttl("msg:msg_1").await));
     assert!(ttl("msg:msg_2").await > 86_000);
     assert!((5..=10).contains(&ttl("lock:sess_a").await));
+}
+
+#[tokio::test]
+async fn lookup_answers_the_refusals_and_the_session_in_one_call() {
+    let redis = redis().await;
+    let store = store(&redis);
+    let t = now();
+    let who = [
+        Refused::Session("sess_a".into()),
+        Refused::User(clerk_user(1)),
+    ];
+    assert_eq!(
+        store.lookup("sess_a", &who, t).await.unwrap(),
+        Lookup::Found(None)
+    );
+    let stored = session(1, 1, t, 600);
+    store.insert("sess_a", stored.clone(), t).await.unwrap();
+    assert_eq!(
+        store.lookup("sess_a", &who, t).await.unwrap(),
+        Lookup::Found(Some(stored.clone()))
+    );
+    // Expired: absent, as `get` says.
+    assert_eq!(
+        store.lookup("sess_a", &who, t + 600).await.unwrap(),
+        Lookup::Found(None)
+    );
+    // The user refused: refused, whatever is stored.
+    store.refuse(&who[1], t, t + 90).await.unwrap();
+    assert_eq!(
+        store.lookup("sess_a", &who, t).await.unwrap(),
+        Lookup::Refused
+    );
+    assert_eq!(
+        store.lookup("sess_a", &who, t + 90).await.unwrap(),
+        Lookup::Found(Some(stored))
+    );
+    // No refusal asked about: only the session.
+    assert!(matches!(
+        store.lookup("sess_b", &[], t).await.unwrap(),
+        Lookup::Found(None)
+    ));
 }
