@@ -196,6 +196,80 @@ mod tests {
         assert_eq!(ops["nothing"], json!([]));
     }
 
+    /// `{"goals": {"todos": {"goals": {"todos": …}}}}`, `levels` namespaces deep.
+    fn nested(levels: usize) -> Value {
+        let mut node = json!({});
+        for level in (0..levels).rev() {
+            let label = if level % 2 == 0 { "goals" } else { "todos" };
+            node = json!({ label: node });
+        }
+        node
+    }
+
+    #[test]
+    fn an_answer_that_nesting_multiplies_is_refused_not_built() {
+        // G1 links T1 and T2 and each links back: every two levels double the rows
+        // (40 levels took 25 s and 256 MB before the limit; 60 would take hours).
+        let db = seeded();
+        let fine = db.query(&nested(20)).unwrap();
+        assert_eq!(fine["goals"][0]["todos"][1]["goals"][0]["id"], G1);
+        let err = db.query(&nested(60)).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert_eq!(
+            err.body["hint"]["errors"][0]["message"],
+            format!(
+                "the answer is too large: the emulator returns at most {} rows per query",
+                query::MAX_ANSWER_ROWS
+            )
+        );
+    }
+
+    #[test]
+    fn a_where_path_round_a_cycle_stays_the_size_of_the_store() {
+        // 200 hops between G1 and its two todos: 2^100 paths before, 3 entities now.
+        let db = seeded();
+        let path = ["todos.goals"; 100].join(".") + ".title";
+        let result = db
+            .query(&json!({"goals": {"$": {"where": {path: "Get fit"}}}}))
+            .unwrap();
+        assert_eq!(result["goals"][0]["id"], G1);
+    }
+
+    #[test]
+    fn the_deepest_query_json_allows_runs_on_a_server_thread_stack() {
+        // serde_json refuses more than 128 levels of nesting: this body is the deepest
+        // it reads, and over a cycle of single links the evaluator recurses once per
+        // level. Tokio's workers have 2 MiB of stack.
+        const LEVELS: usize = 125;
+        let mut db = Db::new();
+        db.transact(
+            &json!([
+                ["update", "goals", G1, {"title": "Get fit"}],
+                ["update", "todos", T1, {"title": "run"}],
+                ["link", "goals", G1, {"todos": T1}],
+            ]),
+            false,
+            1,
+        )
+        .unwrap();
+        let body = format!(
+            "{{\"query\": {}}}",
+            serde_json::to_string(&nested(LEVELS)).unwrap()
+        );
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let answer = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || db.query(&body["query"]).map(|v| v.to_string().len()))
+            .unwrap()
+            .join()
+            .unwrap();
+        let len = answer.unwrap();
+        assert!(
+            len > LEVELS * 40,
+            "{len} bytes: the links were not followed"
+        );
+    }
+
     #[test]
     fn merge_is_deep_and_unlink_and_delete_remove_links() {
         let mut db = seeded();

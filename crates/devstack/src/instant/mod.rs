@@ -8,6 +8,7 @@
 mod auth;
 mod db;
 mod error;
+mod fuzzing;
 mod routes;
 
 use std::collections::HashMap;
@@ -17,6 +18,9 @@ use std::time::Duration;
 
 use clerk_jwt::{Clock, PublishableKey, SystemClock};
 use serde_json::{Map, Value, json};
+
+#[doc(hidden)]
+pub use self::fuzzing::QueryStore;
 
 use self::auth::{ClientRuntime, UserInfo};
 use self::db::{Db, USERS};

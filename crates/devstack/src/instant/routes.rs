@@ -54,7 +54,16 @@ fn body_map(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Api
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-    if !is_json || body.iter().all(u8::is_ascii_whitespace) {
+    if !is_json {
+        return Ok(Map::new());
+    }
+    json_map(body)
+}
+
+/// A JSON request body as the emulator reads it: blank or not an object, an empty
+/// map; not JSON, `param-malformed`.
+pub(super) fn json_map(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice(body) {
@@ -370,10 +379,7 @@ async fn query(
 ) -> Response {
     respond((|| {
         let body = body_map(&headers, &body)?;
-        let query = present(&body, "query", &["body", "query"])?;
-        if !query.is_object() {
-            return Err(ApiError::param_malformed(&["body", "query"], query));
-        }
+        let query = query_param(&body)?;
         let app_id = perms(&state, &headers, &params)?;
         let apps = state.apps();
         let app = apps
@@ -381,6 +387,15 @@ async fn query(
             .ok_or_else(|| apps_not_found("app", json!({"id": app_id})))?;
         app.db.query(query)
     })())
+}
+
+/// The `query` of a `/admin/query` body: present and an object.
+pub(super) fn query_param(body: &Map<String, Value>) -> Result<&Value, ApiError> {
+    let query = present(body, "query", &["body", "query"])?;
+    if !query.is_object() {
+        return Err(ApiError::param_malformed(&["body", "query"], query));
+    }
+    Ok(query)
 }
 
 /// Runs steps on an app and returns the tx id.

@@ -2,11 +2,18 @@
 //! operators), nested links, `limit`, `offset`, `order` and `fields`.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
 use super::{Db, Entity};
 use crate::instant::error::ApiError;
+
+/// The most rows (entities, nested ones included) one answer may hold. Nested links
+/// multiply: `{"goals": {"todos": {"goals": …}}}` over linked entities grows
+/// exponentially with the depth, and the emulator refuses that rather than spend
+/// minutes and gigabytes building it.
+pub(crate) const MAX_ANSWER_ROWS: usize = 10_000;
 
 fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
@@ -31,6 +38,7 @@ impl Db {
             return Err(ApiError::param_malformed(&["body", "query"], query));
         };
         let mut out = Map::new();
+        let mut budget = MAX_ANSWER_ROWS;
         for (ns, node) in map {
             if ns.starts_with("$$") {
                 continue;
@@ -45,7 +53,7 @@ impl Db {
                 .collect();
             out.insert(
                 ns.clone(),
-                Value::Array(self.query_node(ns, node, ids, query)?),
+                Value::Array(self.query_node(ns, node, ids, query, &mut budget)?),
             );
         }
         Ok(Value::Object(out))
@@ -57,6 +65,7 @@ impl Db {
         node: &Map<String, Value>,
         ids: Vec<String>,
         query: &Value,
+        budget: &mut usize,
     ) -> Result<Vec<Value>, ApiError> {
         let options = match node.get("$") {
             None | Some(Value::Null) => Map::new(),
@@ -125,6 +134,14 @@ impl Db {
             .skip(offset)
             .take(limit.unwrap_or(usize::MAX))
         {
+            *budget = budget.checked_sub(1).ok_or_else(|| {
+                query_error(
+                    query,
+                    &format!(
+                        "the answer is too large: the emulator returns at most {MAX_ANSWER_ROWS} rows per query"
+                    ),
+                )
+            })?;
             let mut object = Map::new();
             object.insert("id".into(), Value::String(id.clone()));
             for (key, value) in &entity.attrs {
@@ -140,7 +157,9 @@ impl Db {
                     return Err(query_error(query, &format!("{label} must be an object")));
                 };
                 let children = match self.linked(ns, &id, label) {
-                    Some((target_ns, ids)) => self.query_node(&target_ns, child, ids, query)?,
+                    Some((target_ns, ids)) => {
+                        self.query_node(&target_ns, child, ids, query, budget)?
+                    }
                     None => Vec::new(),
                 };
                 object.insert(label.clone(), Value::Array(children));
@@ -151,12 +170,15 @@ impl Db {
     }
 
     /// The values at a where path (`title`, `id`, `todos`, `todos.title`, `owner.id`).
+    /// Each hop reaches a set of entities, as in InstantDB: a path that goes round a
+    /// cycle of links (`todos.goals.todos…`) stays as large as the store, not
+    /// exponential in its length.
     fn path_values(&self, ns: &str, id: &str, path: &str) -> Vec<Value> {
         let segments: Vec<&str> = path.split('.').collect();
         let Some((last, hops)) = segments.split_last() else {
             return Vec::new();
         };
-        let mut current = vec![(ns.to_owned(), id.to_owned())];
+        let mut current = BTreeSet::from([(ns.to_owned(), id.to_owned())]);
         for hop in hops {
             current = current
                 .iter()
