@@ -218,13 +218,7 @@ impl SessionBroker {
             Lookup::Found(Some(stored))
                 if self.judge(&identity, &stored, now) == Judgement::Fresh =>
             {
-                return Ok(SignIn {
-                    clerk: identity,
-                    user: stored.user,
-                    refresh_token: stored.refresh_token,
-                    created: false,
-                    reused: true,
-                });
+                return Ok(reused(identity, stored));
             }
             Lookup::Found(_) => {}
         }
@@ -257,15 +251,8 @@ impl SessionBroker {
         let Some(stored) = self.store.get(&identity.session_id, now).await? else {
             return Ok(None);
         };
-        Ok(
-            (self.judge(identity, &stored, now) == Judgement::Fresh).then(|| SignIn {
-                clerk: identity.clone(),
-                user: stored.user,
-                refresh_token: stored.refresh_token,
-                created: false,
-                reused: true,
-            }),
-        )
+        Ok((self.judge(identity, &stored, now) == Judgement::Fresh)
+            .then(|| reused(identity.clone(), stored)))
     }
 
     /// What a stored session is good for, for this token.
@@ -331,13 +318,7 @@ impl SessionBroker {
         if let Some(stored) = self.store.get(sid, now).await? {
             match self.judge(identity, &stored, now) {
                 Judgement::Fresh => {
-                    return Ok(SignIn {
-                        clerk: identity.clone(),
-                        user: stored.user,
-                        refresh_token: stored.refresh_token,
-                        created: false,
-                        reused: true,
-                    });
+                    return Ok(reused(identity.clone(), stored));
                 }
                 Judgement::Drop => {
                     if let Some(stale) = self.store.remove(sid).await? {
@@ -438,13 +419,7 @@ impl SessionBroker {
                         now,
                     )]);
                 }
-                Ok(SignIn {
-                    clerk: identity.clone(),
-                    user: existing.user,
-                    refresh_token: existing.refresh_token,
-                    created: false,
-                    reused: true,
-                })
+                Ok(reused(identity.clone(), existing))
             }
         }
     }
@@ -810,6 +785,17 @@ impl SessionBroker {
         if !self.background.spawn(task) {
             tracing::warn!("no runtime to sign out displaced InstantDB sessions");
         }
+    }
+}
+
+/// A stored session handed back as it is.
+fn reused(clerk: ClerkIdentity, stored: StoredSession) -> SignIn {
+    SignIn {
+        clerk,
+        user: stored.user,
+        refresh_token: stored.refresh_token,
+        created: false,
+        reused: true,
     }
 }
 

@@ -363,6 +363,24 @@ impl RedisStore {
         }
     }
 
+    /// The session read as `HMGET exp v`, if it is live at `now`.
+    async fn live_session(
+        &self,
+        session_id: &str,
+        key: &str,
+        exp: Option<i64>,
+        blob: Option<Vec<u8>>,
+        now: i64,
+    ) -> StoreResult<Option<StoredSession>> {
+        match (exp, blob) {
+            (Some(exp), Some(blob)) if exp > now => Ok(self
+                .open_session(session_id, key, &blob)
+                .await?
+                .filter(|s| s.expires_at > now)),
+            _ => Ok(None),
+        }
+    }
+
     /// Opens a session's value, or logs why not (never the value) and returns `None`.
     fn decode_session(&self, key: &str, blob: &[u8]) -> Option<StoredSession> {
         let plain = match self.inner.sealing.open(key.as_bytes(), blob) {
@@ -444,13 +462,7 @@ impl SessionStore for RedisStore {
         let (exp, blob): (Option<i64>, Option<Vec<u8>>) = self
             .query("get", redis::cmd("HMGET").arg(&key).arg("exp").arg("v"))
             .await?;
-        match (exp, blob) {
-            (Some(exp), Some(blob)) if exp > now => self
-                .open_session(session_id, &key, &blob)
-                .await
-                .map(|s| s.filter(|s| s.expires_at > now)),
-            _ => Ok(None),
-        }
+        self.live_session(session_id, &key, exp, blob, now).await
     }
 
     async fn insert(
@@ -669,52 +681,31 @@ impl SessionStore for RedisStore {
         let untils: Vec<Option<String>> = self
             .query("is_refused", redis::cmd("MGET").arg(keys))
             .await?;
-        Ok(untils
-            .iter()
-            .flatten()
-            .any(|until| until.parse::<i64>().is_ok_and(|until| until > now)))
+        Ok(any_refused(&untils, now))
     }
 
     async fn lookup(&self, session_id: &str, who: &[Refused], now: i64) -> StoreResult<Lookup> {
+        if who.is_empty() {
+            return Ok(Lookup::Found(self.get(session_id, now).await?));
+        }
         // The refusals and the session in one round trip (a pipeline of two reads).
         let key = self.inner.keys.session(session_id);
         let refused: Vec<String> = who.iter().map(|w| self.inner.keys.refused(w)).collect();
         let mut pipe = redis::pipe();
-        if !refused.is_empty() {
-            pipe.cmd("MGET").arg(&refused);
-        }
+        pipe.cmd("MGET").arg(&refused);
         pipe.cmd("HMGET").arg(&key).arg("exp").arg("v");
-        let (untils, (exp, blob)): (Vec<Option<String>>, (Option<i64>, Option<Vec<u8>>)) =
-            if refused.is_empty() {
-                let (found,): ((Option<i64>, Option<Vec<u8>>),) = self
-                    .run("lookup", Rerun::Safe, |mut c| {
-                        let pipe = &pipe;
-                        async move { pipe.query_async(&mut c).await }
-                    })
-                    .await?;
-                (Vec::new(), found)
-            } else {
-                self.run("lookup", Rerun::Safe, |mut c| {
-                    let pipe = &pipe;
-                    async move { pipe.query_async(&mut c).await }
-                })
-                .await?
-            };
-        if untils
-            .iter()
-            .flatten()
-            .any(|until| until.parse::<i64>().is_ok_and(|until| until > now))
-        {
+        let (untils, (exp, blob)): (Vec<Option<String>>, (Option<i64>, Option<Vec<u8>>)) = self
+            .run("lookup", Rerun::Safe, |mut c| {
+                let pipe = &pipe;
+                async move { pipe.query_async(&mut c).await }
+            })
+            .await?;
+        if any_refused(&untils, now) {
             return Ok(Lookup::Refused);
         }
-        let session = match (exp, blob) {
-            (Some(exp), Some(blob)) if exp > now => self
-                .open_session(session_id, &key, &blob)
-                .await?
-                .filter(|s| s.expires_at > now),
-            _ => None,
-        };
-        Ok(Lookup::Found(session))
+        Ok(Lookup::Found(
+            self.live_session(session_id, &key, exp, blob, now).await?,
+        ))
     }
 
     async fn claim_message(
@@ -802,4 +793,12 @@ impl SessionStore for RedisStore {
     fn kind(&self) -> &'static str {
         "redis"
     }
+}
+
+/// Whether any refusal read as `MGET` still holds at `now`.
+fn any_refused(untils: &[Option<String>], now: i64) -> bool {
+    untils
+        .iter()
+        .flatten()
+        .any(|until| until.parse::<i64>().is_ok_and(|until| until > now))
 }

@@ -19,11 +19,16 @@ use crate::store::{
 use crate::{Code, ErrorKind, InstantAuth, SessionBroker, SessionStore};
 
 /// InstantDB whose id-token sign-in takes a while (so sign-ins overlap) and counts its
-/// calls; each call mints another refresh token, as InstantDB does without one.
+/// calls; each call mints another refresh token, as InstantDB does without one. Its
+/// sign-out fails while `down` is set, and, given a store, records whether the test
+/// session was stored while it ran (what a webhook racing a sign-out would see).
 #[derive(Default)]
 struct CountingInstant {
     sign_ins: AtomicUsize,
     sign_outs: AtomicUsize,
+    down: std::sync::atomic::AtomicBool,
+    watched: Option<Arc<crate::MemorySessionStore>>,
+    stored_during_sign_out: std::sync::Mutex<Vec<bool>>,
 }
 
 #[async_trait]
@@ -48,6 +53,13 @@ impl InstantAuth for CountingInstant {
     }
 
     async fn sign_out(&self, _: &RefreshToken) -> Result<(), instant_client::Error> {
+        if let Some(store) = &self.watched {
+            let stored = store.get(TEST_SESSION_ID, NOW).await.unwrap().is_some();
+            self.stored_during_sign_out.lock().unwrap().push(stored);
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return Err(down());
+        }
         self.sign_outs.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -92,8 +104,7 @@ async fn concurrent_sign_ins_of_one_session_make_one_instantdb_call() {
     let instant = Arc::new(CountingInstant::default());
     let broker = broker_over(&f, Arc::clone(&instant), id_token());
     let token = f.token();
-    let sign_ins = (0..8).map(|_| broker.sign_in(&token));
-    let results = futures_join_all(sign_ins).await;
+    let results = at_once(&broker, &token, 8).await;
     assert_eq!(
         instant.sign_ins.load(Ordering::SeqCst),
         1,
@@ -112,7 +123,7 @@ async fn concurrent_sign_ins_of_one_session_make_one_instantdb_call() {
     // Past the reuse window too: the confirmations are single-flighted.
     f.clock.advance(61);
     let token = f.token();
-    let results = futures_join_all((0..8).map(|_| broker.sign_in(&token))).await;
+    let results = at_once(&broker, &token, 8).await;
     assert_eq!(
         instant.sign_ins.load(Ordering::SeqCst),
         2,
@@ -123,32 +134,18 @@ async fn concurrent_sign_ins_of_one_session_make_one_instantdb_call() {
     }
 }
 
-/// Joins futures on this task (no extra dependency).
-async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = handles.iter().map(|_| None).collect();
-    let mut handles: Vec<_> = handles.into_iter().map(Some).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (slot, output) in handles.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => {
-                        *output = Some(value);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().map(Option::unwrap).collect()
+/// `n` sign-ins of one token, all in flight at once.
+async fn at_once(
+    broker: &SessionBroker,
+    token: &str,
+    n: usize,
+) -> Vec<Result<crate::SignIn, crate::Error>> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (broker, token) = (broker.clone(), token.to_owned());
+        set.spawn(async move { broker.sign_in(&token).await });
+    }
+    set.join_all().await
 }
 
 #[tokio::test(start_paused = true)]
@@ -346,90 +343,18 @@ async fn a_long_lived_token_stays_refused_after_sign_out_until_it_expires() {
     }
 }
 
-/// InstantDB whose sign-out fails while `down` is set, and which looks into the store
-/// while it signs out (what a webhook racing the sign-out would see).
-struct WatchingInstant {
-    store: Arc<crate::MemorySessionStore>,
-    down: std::sync::atomic::AtomicBool,
-    stored_during_sign_out: std::sync::Mutex<Vec<bool>>,
-    sign_outs: AtomicUsize,
-}
-
-#[async_trait]
-impl InstantAuth for WatchingInstant {
-    async fn sign_in_with_id_token(
-        &self,
-        _: &IdToken,
-        _: &str,
-        _: Option<RefreshToken>,
-    ) -> Result<SignedIn, instant_client::Error> {
-        Ok(signed(1, true))
-    }
-
-    async fn create_token_for_email(&self, _: &str) -> Result<SignedIn, instant_client::Error> {
-        Err(down())
-    }
-
-    async fn sign_out(&self, _: &RefreshToken) -> Result<(), instant_client::Error> {
-        let stored = self
-            .store
-            .get(TEST_SESSION_ID, NOW)
-            .await
-            .unwrap()
-            .is_some();
-        self.stored_during_sign_out.lock().unwrap().push(stored);
-        if self.down.load(Ordering::SeqCst) {
-            return Err(down());
-        }
-        self.sign_outs.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
-    async fn verify_refresh_token(&self, _: &RefreshToken) -> Result<User, instant_client::Error> {
-        Err(down())
-    }
-
-    async fn query_as(&self, _: &RefreshToken, _: &Query) -> Result<Value, instant_client::Error> {
-        Err(down())
-    }
-
-    async fn transact_as(
-        &self,
-        _: &RefreshToken,
-        _: &Transaction,
-    ) -> Result<TxId, instant_client::Error> {
-        Err(down())
-    }
-
-    async fn sign_out_user(&self, _: Uuid) -> Result<(), instant_client::Error> {
-        Err(down())
-    }
-
-    async fn delete_user(&self, _: Uuid) -> Result<bool, instant_client::Error> {
-        Err(down())
-    }
-}
-
 #[tokio::test]
 async fn a_sign_out_keeps_the_session_stored_until_instantdb_has_ended_it() {
     // Found by the fault soak: the sign-out used to drop the session before calling
     // InstantDB and store it again when InstantDB failed; a `session.revoked` webhook
     // landing in between found nothing, was acknowledged, and the token leaked.
     let f = Fixture::new();
-    let instant = Arc::new(WatchingInstant {
-        store: f.store.clone(),
+    let instant = Arc::new(CountingInstant {
         down: std::sync::atomic::AtomicBool::new(true),
-        stored_during_sign_out: std::sync::Mutex::default(),
-        sign_outs: AtomicUsize::new(0),
+        watched: Some(f.store.clone()),
+        ..CountingInstant::default()
     });
-    let broker = SessionBroker::new(
-        id_token(),
-        f.verifier.clone(),
-        Arc::clone(&instant) as Arc<dyn InstantAuth>,
-        None,
-        f.store.clone(),
-    )
-    .with_clock(f.clock.clone());
+    let broker = broker_over(&f, Arc::clone(&instant), id_token());
     let token = f.token();
     broker.sign_in(&token).await.unwrap();
     let out = broker.sign_out(&token, None).await.unwrap();
