@@ -25,21 +25,16 @@ fn no_store(mut response: Response) -> Response {
 }
 
 /// The sign-in, query and transact handlers can mint an InstantDB refresh token (a
-/// query or transact signs in first): each runs in a detached task, so a client that
-/// goes away or a request timeout cannot drop it between the mint and the store.
+/// query or transact signs in first): that work runs in a detached task, so a client
+/// that goes away or a request timeout cannot drop it between the mint and the store.
+/// A sign-in the stored session answers as is (the common case) mints nothing and is
+/// answered without one.
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state
-        .detach(|state| async move { sign_in_to_the_end(&state, &headers).await })
-        .await
-}
-
-async fn sign_in_to_the_end(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let token = state.token(headers)?;
-    // Limited per Clerk session, so only once the token is verified (once: the
-    // verified token is handed to the sign-in).
+    let token = state.token(&headers)?;
+    // Limited per Clerk session, so only once the token is verified.
     let verified = state
         .inner
         .broker
@@ -61,12 +56,36 @@ async fn sign_in_to_the_end(state: &AppState, headers: &HeaderMap) -> Result<Res
             "impersonated session signing in"
         );
     }
-    let signed = state
+    let stored = state
         .inner
         .broker
-        .sign_in_authenticated(&verified)
+        .stored_sign_in(&verified)
         .await
         .map_err(|e| state.fail(e))?;
+    let signed = match stored {
+        Some(signed) => signed,
+        None => {
+            state
+                .detach(|state| async move {
+                    // Verified again inside the task, which must own what it uses (the
+                    // verified-token cache answers).
+                    let token = state.token(&headers)?;
+                    let broker = &state.inner.broker;
+                    let verified = broker.authenticate(token).await;
+                    let verified = verified.map_err(|e| state.fail(e))?;
+                    broker
+                        .sign_in_authenticated(&verified)
+                        .await
+                        .map_err(|e| state.fail(e))
+                })
+                .await?
+        }
+    };
+    Ok(signed_in(&signed))
+}
+
+/// The sign-in answer: it carries a refresh token, so no cache keeps it.
+fn signed_in(signed: &auth_core::SignIn) -> Response {
     // A borrowed struct: serialized straight to bytes, no intermediate JSON tree.
     #[derive(serde::Serialize)]
     struct Body<'a> {
@@ -76,7 +95,7 @@ async fn sign_in_to_the_end(state: &AppState, headers: &HeaderMap) -> Result<Res
         reused: bool,
         user: &'a User,
     }
-    Ok(no_store(
+    no_store(
         Json(Body {
             clerk: &signed.clerk,
             created: signed.created,
@@ -85,7 +104,7 @@ async fn sign_in_to_the_end(state: &AppState, headers: &HeaderMap) -> Result<Res
             user: &signed.user,
         })
         .into_response(),
-    ))
+    )
 }
 
 #[derive(Deserialize)]

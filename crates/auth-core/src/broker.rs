@@ -201,27 +201,50 @@ impl SessionBroker {
             .await
     }
 
-    async fn sign_in_verified(
+    /// The sign-in's common path alone: the stored session when it can be used as is
+    /// (one round trip to the store, no InstantDB call, nothing written), `None` when
+    /// InstantDB must be asked ([`sign_in_authenticated`](Self::sign_in_authenticated)
+    /// does that); [`Error::SessionSignedOut`] when the session or its user is refused.
+    /// Nothing is minted here, so a caller that is dropped midway loses nothing: a
+    /// server can answer most sign-ins with this alone and save the detached task the
+    /// full sign-in needs.
+    pub async fn stored_sign_in(&self, token: &Verified<'_>) -> Result<Option<SignIn>, Error> {
+        Ok(self.reusable(token.identity.clone()).await?.ok())
+    }
+
+    /// See [`stored_sign_in`](Self::stored_sign_in); hands the identity back when
+    /// InstantDB must be asked.
+    async fn reusable(
         &self,
-        token: &str,
         identity: ClerkIdentity,
-    ) -> Result<SignIn, Error> {
+    ) -> Result<Result<SignIn, ClerkIdentity>, Error> {
         let now = self.clock.now();
-        // One round trip to the store on the common path: refused, or the stored
-        // session as is.
         match self
             .store
             .lookup(&identity.session_id, &refusals(&identity), now)
             .await?
         {
-            Lookup::Refused => return Err(Error::SessionSignedOut),
+            Lookup::Refused => Err(Error::SessionSignedOut),
             Lookup::Found(Some(stored))
                 if self.judge(&identity, &stored, now) == Judgement::Fresh =>
             {
-                return Ok(reused(identity, stored));
+                Ok(Ok(reused(identity, stored)))
             }
-            Lookup::Found(_) => {}
+            Lookup::Found(_) => Ok(Err(identity)),
         }
+    }
+
+    async fn sign_in_verified(
+        &self,
+        token: &str,
+        identity: ClerkIdentity,
+    ) -> Result<SignIn, Error> {
+        // One round trip to the store on the common path: refused, or the stored
+        // session as is.
+        let identity = match self.reusable(identity).await? {
+            Ok(ready) => return Ok(ready),
+            Err(identity) => identity,
+        };
         let holder = LockHolder::new();
         if let Some(ready) = self.lock_sign_in(&identity, &holder).await? {
             return Ok(ready);

@@ -113,6 +113,37 @@ struct Inner {
     sealing: Sealing,
     timeouts: Timeouts,
     scripts: Scripts,
+    /// Sessions opened lately (see [`Opened`]).
+    opened: Mutex<Opened>,
+}
+
+/// How many opened sessions are kept; when full, the whole set is dropped (it fills
+/// again with the sessions in use).
+const OPENED_CAPACITY: usize = 4096;
+
+/// Sessions opened lately, by key, each with the sealed bytes it was opened from. The
+/// same bytes open to the same session (they were authenticated when opened), so a
+/// session read again unchanged (every reused sign-in) is not decrypted and parsed
+/// again; a value that changed in any byte is opened afresh. Holds what the memory
+/// store holds, for the sessions this replica serves.
+#[derive(Default)]
+struct Opened(std::collections::HashMap<String, (Box<[u8]>, StoredSession)>);
+
+impl Opened {
+    fn get(&self, key: &str, blob: &[u8]) -> Option<StoredSession> {
+        self.0
+            .get(key)
+            .filter(|(sealed, _)| **sealed == *blob)
+            .map(|(_, session)| session.clone())
+    }
+
+    fn put(&mut self, key: &str, blob: &[u8], session: &StoredSession) {
+        if self.0.len() >= OPENED_CAPACITY && !self.0.contains_key(key) {
+            self.0.clear();
+        }
+        self.0
+            .insert(key.to_owned(), (blob.into(), session.clone()));
+    }
 }
 
 /// A [`SessionStore`] on Redis, shared by every replica pointed at the same Redis and
@@ -193,6 +224,7 @@ impl RedisStore {
                 sealing: config.sealing,
                 timeouts: config.timeouts,
                 scripts: Scripts::new(),
+                opened: Mutex::default(),
             }),
         })
     }
@@ -381,8 +413,25 @@ impl RedisStore {
         }
     }
 
-    /// Opens a session's value, or logs why not (never the value) and returns `None`.
+    /// Opens a session's value (or finds it opened already), or logs why not (never
+    /// the value) and returns `None`.
     fn decode_session(&self, key: &str, blob: &[u8]) -> Option<StoredSession> {
+        let opened = || {
+            self.inner
+                .opened
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(session) = opened().get(key, blob) {
+            return Some(session);
+        }
+        let session = self.open_sealed(key, blob)?;
+        opened().put(key, blob, &session);
+        Some(session)
+    }
+
+    /// Decrypts and parses a session's value.
+    fn open_sealed(&self, key: &str, blob: &[u8]) -> Option<StoredSession> {
         let plain = match self.inner.sealing.open(key.as_bytes(), blob) {
             Ok(plain) => plain,
             Err(reason) => {

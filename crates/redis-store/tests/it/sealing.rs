@@ -73,6 +73,12 @@ async fn a_tampered_session_is_absent_and_removed() {
         .insert("sess_a", session(1, 1, t, 600), t)
         .await
         .unwrap();
+    // Read once: the store keeps it opened, and must not serve that once the value
+    // changed.
+    assert_eq!(
+        store.get("sess_a", t).await.unwrap(),
+        Some(session(1, 1, t, 600))
+    );
     let key = format!("{PREFIX}s:sess_a");
     let mut blob: Vec<u8> = redis::cmd("HGET")
         .arg(&key)
