@@ -39,11 +39,13 @@
 //! quote a secret.
 
 mod clients;
+mod listen;
 mod origin;
 mod settings;
 mod store;
 
 pub use clients::{BuildError, Clients, HTTP_TIMEOUT, VERIFIED_TOKENS, http_client};
+pub use listen::{ListenAddrError, resolve_listen_addr};
 pub use origin::{ANY_AUTHORIZED_PARTY, AuthorizedParties, OriginError, normalize_origin};
 pub use settings::{
     DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig, VerifierArgs, VerifierSettings,

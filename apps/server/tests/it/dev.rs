@@ -80,7 +80,7 @@ fn browser_names_for_the_settings_are_pointed_out() {
 #[test]
 fn dev_mode_refuses_other_than_loopback_and_real_settings() {
     for (args, env) in [
-        (vec!["--dev", "--listen", "0.0.0.0:8787"], vec![]),
+        (vec!["--dev", "--listen-addr", "0.0.0.0:8787"], vec![]),
         (
             vec![],
             vec![
@@ -93,7 +93,7 @@ fn dev_mode_refuses_other_than_loopback_and_real_settings() {
         let (code, stderr) = refused(&args, &env);
         assert_eq!(code, Some(2), "{args:?} {env:?}: {stderr}");
         assert!(
-            stderr.contains("LISTEN_ADDR (--listen)") && stderr.contains("loopback only"),
+            stderr.contains("LISTEN_ADDR (--listen-addr)") && stderr.contains("loopback only"),
             "{args:?} {env:?}: {stderr}"
         );
     }
