@@ -1032,22 +1032,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(format!("{new:?}"), format!("{old:?}"));
-        // Every flag of the server's own settings is its environment name in
-        // kebab-case (the Clerk and InstantDB ones are service-config's; `--dev` is
-        // CLERK_INSTANT_DEV).
+        // Every flag is its environment name in kebab-case, but `--dev`
+        // (CLERK_INSTANT_DEV).
         let command = <ServerArgs as clap::CommandFactory>::command();
-        let service = <ServiceArgs as clap::Args>::augment_args(clap::Command::new("service"));
-        let store = <StoreArgs as clap::Args>::augment_args(clap::Command::new("store"));
-        let theirs: Vec<_> = service
-            .get_arguments()
-            .chain(store.get_arguments())
-            .map(clap::Arg::get_id)
-            .collect();
         for arg in command.get_arguments() {
             let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
                 continue;
             };
-            if theirs.contains(&arg.get_id()) || long == "dev" {
+            if long == "dev" {
                 continue;
             }
             let env = env.to_string_lossy().to_ascii_lowercase().replace('_', "-");

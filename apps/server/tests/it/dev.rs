@@ -51,7 +51,7 @@ fn a_setting_set_to_nothing_is_refused_not_taken_as_absent() {
     for setting in [
         "CLERK_PUBLISHABLE_KEY (--clerk-publishable-key): is set but empty",
         "INSTANT_APP_ID (--instant-app-id): is set but empty",
-        "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party): is set but empty",
+        "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-parties): is set but empty",
     ] {
         assert!(stderr.contains(setting), "{setting} in {stderr}");
     }
