@@ -39,7 +39,12 @@ pub struct ServerArgs {
     pub dev: bool,
     /// Address to listen on: host:port, the host an IP address or a name
     /// (localhost:8787). Default: 127.0.0.1:8787, or the PORT below.
-    #[arg(long = "listen-addr", alias = "listen", env = "LISTEN_ADDR")]
+    #[arg(
+        long = "listen-addr",
+        alias = "listen",
+        env = "LISTEN_ADDR",
+        value_name = "HOST:PORT"
+    )]
     pub listen: Option<String>,
     /// The port platforms set (Heroku, Cloud Run, Render…): used when LISTEN_ADDR is
     /// not set, on 0.0.0.0 (every interface), or on 127.0.0.1 with --dev.
@@ -48,7 +53,7 @@ pub struct ServerArgs {
     /// A second address serving only /metrics, /readyz and /healthz, so that the
     /// metrics need not be public: with it the main address no longer serves /metrics
     /// (its /readyz and /healthz stay, for load balancers probing the main port).
-    #[arg(long, env = "METRICS_LISTEN_ADDR")]
+    #[arg(long, env = "METRICS_LISTEN_ADDR", value_name = "HOST:PORT")]
     pub metrics_listen_addr: Option<String>,
     /// The Clerk and InstantDB settings (shared with the `clerk-instant` CLI).
     #[command(flatten)]
@@ -61,13 +66,14 @@ pub struct ServerArgs {
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
     /// Largest accepted request body, in bytes.
-    #[arg(long = "body-limit-bytes", alias = "body-limit", env = "BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long = "body-limit-bytes", alias = "body-limit", env = "BODY_LIMIT_BYTES", value_name = "BYTES", default_value_t = 64 * 1024)]
     pub body_limit: usize,
     /// Per-request timeout, in seconds.
     #[arg(
         long = "request-timeout-secs",
         alias = "request-timeout",
         env = "REQUEST_TIMEOUT_SECS",
+        value_name = "SECS",
         default_value_t = 10
     )]
     pub request_timeout: u64,
@@ -76,6 +82,7 @@ pub struct ServerArgs {
         long = "session-revalidate-secs",
         alias = "session-revalidate",
         env = "SESSION_REVALIDATE_SECS",
+        value_name = "SECS",
         default_value_t = 60
     )]
     pub session_revalidate: u64,
@@ -94,6 +101,7 @@ pub struct ServerArgs {
         long = "sign-in-lock-secs",
         alias = "sign-in-lock",
         env = "SIGN_IN_LOCK_SECS",
+        value_name = "SECS",
         default_value_t = 15
     )]
     pub sign_in_lock: u64,
@@ -146,6 +154,7 @@ pub struct ServerArgs {
         long = "header-read-timeout-secs",
         alias = "header-read-timeout",
         env = "HEADER_READ_TIMEOUT_SECS",
+        value_name = "SECS",
         default_value_t = 10
     )]
     pub header_read_timeout: u64,
@@ -155,6 +164,7 @@ pub struct ServerArgs {
         long = "idle-timeout-secs",
         alias = "idle-timeout",
         env = "IDLE_TIMEOUT_SECS",
+        value_name = "SECS",
         default_value_t = 60
     )]
     pub idle_timeout: u64,
@@ -168,6 +178,7 @@ pub struct ServerArgs {
         long = "shutdown-timeout-secs",
         alias = "shutdown-timeout",
         env = "SHUTDOWN_TIMEOUT_SECS",
+        value_name = "SECS",
         default_value_t = 15
     )]
     pub shutdown_timeout: u64,

@@ -10,8 +10,9 @@
 //! metrics, log line), [`ratelimit`] (per client, per session, rejected tokens),
 //! `handlers` (the API), `ready` (the cached readiness check), [`body`] (JSON bodies),
 //! `webhooks` (Clerk's webhook deliveries), [`error`] (codes and their statuses),
-//! [`metrics`], `serve` (the accept loop: connection timers, the connection cap, the
-//! shutdown deadline), `detached` (request work that ends even if its client goes
+//! [`metrics`] (request and upstream latency, the build, the process), `serve` (the
+//! accept loop of each listener, the main one and the optional `METRICS_LISTEN_ADDR`
+//! one: connection timers, the connection cap, the shutdown deadline), `detached` (request work that ends even if its client goes
 //! away), and `dev` (the local stack, `/dev/token`, the banner).
 
 pub mod body;

@@ -78,7 +78,12 @@ async fn run(mode: Mode, shutdown_timeout: std::time::Duration) -> anyhow::Resul
     if dev {
         let _ = std::io::stdout().write_all(clerk_instant_server::dev_banner(&running).as_bytes());
     }
-    tracing::info!(addr = %running.addr, mode = name, "listening");
+    tracing::info!(
+        addr = %running.addr,
+        metrics_addr = running.metrics_addr.map(tracing::field::display),
+        mode = name,
+        "listening"
+    );
     tokio::select! {
         () = signals.next() => {
             tracing::info!(

@@ -3,7 +3,8 @@
 //! own arguments), the checks with their fixes ([`ServiceArgs::resolve`] reports every
 //! problem at once, each naming the setting), and the clients built from the checked
 //! settings ([`ServiceConfig::clients`]); and where the session store lives
-//! ([`StoreArgs`]: in memory, or in Redis shared by every replica and the CLI).
+//! ([`StoreArgs`]: in memory, or in Redis shared by every replica and the CLI); and
+//! where a server listens ([`resolve_listen_addr`]: `host:port`, host names included).
 //!
 //! Boundary: only the apps (`clerk-instant-server`, `clerk-instant`) depend on this
 //! crate. It names environment variables and flags so that the libraries below it

@@ -66,6 +66,7 @@ pub struct ServiceArgs {
         long = "instant-app-admin-token",
         alias = "instant-admin-token",
         env = "INSTANT_APP_ADMIN_TOKEN",
+        value_name = "TOKEN",
         hide_env_values = true
     )]
     pub instant_admin_token: Option<String>,
@@ -76,7 +77,8 @@ pub struct ServiceArgs {
     #[arg(
         long = "instant-clerk-client-name",
         alias = "instant-client-name",
-        env = "INSTANT_CLERK_CLIENT_NAME"
+        env = "INSTANT_CLERK_CLIENT_NAME",
+        value_name = "NAME"
     )]
     pub instant_client_name: Option<String>,
     /// How InstantDB sessions are obtained: id-token (default) or admin.
