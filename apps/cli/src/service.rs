@@ -26,7 +26,7 @@ pub(crate) struct ServiceArgs {
     #[arg(long, value_name = "FILE|-", conflicts_with = "clerk_secret_key")]
     clerk_secret_key_file: Option<PathBuf>,
     /// Read the InstantDB admin token from FILE, or from stdin with -, instead of
-    /// INSTANT_APP_ADMIN_TOKEN (a value given as --instant-admin-token is visible in
+    /// INSTANT_APP_ADMIN_TOKEN (a value given as --instant-app-admin-token is visible in
     /// `ps` and shell history).
     #[arg(long, value_name = "FILE|-", conflicts_with = "instant_admin_token")]
     instant_admin_token_file: Option<PathBuf>,

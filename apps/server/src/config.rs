@@ -9,7 +9,9 @@ use auth_core::UserDeletedPolicy;
 use clap::Parser;
 use clerk_webhooks::Secrets;
 pub use service_config::Problem;
-use service_config::{ServiceArgs, ServiceConfig, StoreArgs, StoreChoice};
+use service_config::{
+    AuthorizedParties, ServiceArgs, ServiceConfig, StoreArgs, StoreChoice, resolve_listen_addr,
+};
 
 use crate::ratelimit::{ForwardedHeader, Quota, RateLimitSettings, TrustedProxies};
 
@@ -35,26 +37,54 @@ pub struct ServerArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub dev: bool,
-    /// Address to listen on.
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8787")]
-    pub listen: String,
+    /// Address to listen on: host:port, the host an IP address or a name
+    /// (localhost:8787). Default: 127.0.0.1:8787, or the PORT below.
+    #[arg(
+        long = "listen-addr",
+        alias = "listen",
+        env = "LISTEN_ADDR",
+        value_name = "HOST:PORT"
+    )]
+    pub listen: Option<String>,
+    /// The port platforms set (Heroku, Cloud Run, Render…): used when LISTEN_ADDR is
+    /// not set, on 0.0.0.0 (every interface), or on 127.0.0.1 with --dev.
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+    /// A second address serving only /metrics, /readyz and /healthz, so that the
+    /// metrics need not be public: with it the main address no longer serves /metrics
+    /// (its /readyz and /healthz stay, for load balancers probing the main port).
+    #[arg(long, env = "METRICS_LISTEN_ADDR", value_name = "HOST:PORT")]
+    pub metrics_listen_addr: Option<String>,
     /// The Clerk and InstantDB settings (shared with the `clerk-instant` CLI).
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// Log format: text or json.
+    /// Log format: text or json (in any case). Text logs are coloured only when
+    /// standard error is a terminal and NO_COLOR is not set.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
-    /// Log level: error, warn, info, debug or trace.
+    /// Log level: error, warn, info, debug or trace (in any case).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long = "body-limit-bytes", alias = "body-limit", env = "BODY_LIMIT_BYTES", value_name = "BYTES", default_value_t = 64 * 1024)]
     pub body_limit: usize,
     /// Per-request timeout, in seconds.
-    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(
+        long = "request-timeout-secs",
+        alias = "request-timeout",
+        env = "REQUEST_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value_t = 10
+    )]
     pub request_timeout: u64,
     /// Seconds a stored InstantDB session is reused without asking InstantDB.
-    #[arg(long, env = "SESSION_REVALIDATE_SECS", default_value_t = 60)]
+    #[arg(
+        long = "session-revalidate-secs",
+        alias = "session-revalidate",
+        env = "SESSION_REVALIDATE_SECS",
+        value_name = "SECS",
+        default_value_t = 60
+    )]
     pub session_revalidate: u64,
     /// The most sessions kept by the memory store; when it is full, new sign-ins get
     /// 503 store-full (no live session is ever evicted). The Redis store is bounded by
@@ -67,7 +97,13 @@ pub struct ServerArgs {
     /// The longest, in seconds, one sign-in holds its Clerk session's lock (other
     /// sign-ins of that session, on any replica, wait for it); a replica that dies
     /// mid-sign-in blocks the session this long at most.
-    #[arg(long, env = "SIGN_IN_LOCK_SECS", default_value_t = 15)]
+    #[arg(
+        long = "sign-in-lock-secs",
+        alias = "sign-in-lock",
+        env = "SIGN_IN_LOCK_SECS",
+        value_name = "SECS",
+        default_value_t = 15
+    )]
     pub sign_in_lock: u64,
     /// Clerk webhook signing secret(s) (`whsec_…`, from the Clerk dashboard's webhook
     /// endpoint); several, separated by whitespace or commas, across a rotation.
@@ -114,11 +150,23 @@ pub struct ServerArgs {
     pub trusted_proxy_header: String,
     /// Seconds a client has to send a request's headers, from its connection's start
     /// or its first byte after an idle spell; a connection that is slower is closed.
-    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(
+        long = "header-read-timeout-secs",
+        alias = "header-read-timeout",
+        env = "HEADER_READ_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value_t = 10
+    )]
     pub header_read_timeout: u64,
     /// Seconds a keep-alive connection may wait for its next request before it is
     /// closed.
-    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    #[arg(
+        long = "idle-timeout-secs",
+        alias = "idle-timeout",
+        env = "IDLE_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value_t = 60
+    )]
     pub idle_timeout: u64,
     /// The most connections served at once; past it, new ones wait in the kernel's
     /// listen backlog until one closes.
@@ -126,7 +174,13 @@ pub struct ServerArgs {
     pub max_connections: usize,
     /// Seconds a graceful shutdown (SIGTERM, Ctrl-C) lets requests in flight finish
     /// before it closes their connections.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 15)]
+    #[arg(
+        long = "shutdown-timeout-secs",
+        alias = "shutdown-timeout",
+        env = "SHUTDOWN_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value_t = 15
+    )]
     pub shutdown_timeout: u64,
 }
 
@@ -135,6 +189,8 @@ impl fmt::Debug for ServerArgs {
         f.debug_struct("ServerArgs")
             .field("dev", &self.dev)
             .field("listen", &self.listen)
+            .field("port", &self.port)
+            .field("metrics_listen_addr", &self.metrics_listen_addr)
             .field("service", &self.service)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
@@ -269,6 +325,12 @@ const HOW_ELSE: &str = "(this server is built without the embedded local stack: 
 
 /// How the server runs.
 #[derive(Debug)]
+// Built once at start-up and moved a few times: its size does not matter, and boxing
+// the options would only change every place that builds one.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once at start-up; only the dev variant is large"
+)]
 pub enum Mode {
     /// `--dev`: run the local stack in-process, on loopback.
     #[cfg(feature = "local-stack")]
@@ -302,6 +364,9 @@ impl Mode {
 pub struct Options {
     /// Where to listen.
     pub listen: SocketAddr,
+    /// Where to serve `/metrics`, `/readyz` and `/healthz` alone; with it the main
+    /// listener no longer serves `/metrics` (`METRICS_LISTEN_ADDR`).
+    pub metrics_listen: Option<SocketAddr>,
     /// JSON logs.
     pub json_logs: bool,
     /// Log level.
@@ -370,6 +435,77 @@ pub struct Settings {
     pub service: ServiceConfig,
 }
 
+impl Settings {
+    /// Logs one record (`message` = `configuration`) that says what the server is
+    /// configured for: `mode`, the addresses it listens on (`listen`,
+    /// `metrics_listen`: as bound), the Clerk instance, InstantDB, the strategy, which
+    /// secrets are set (never their values), the authorized parties, the store (its
+    /// URL without the password) and the limits.
+    pub fn log_summary(
+        &self,
+        mode: &'static str,
+        listen: SocketAddr,
+        metrics_listen: Option<SocketAddr>,
+    ) {
+        let service = &self.service;
+        let options = &self.options;
+        let authorized_parties = match &service.authorized_parties {
+            AuthorizedParties::Unset => "unset (azp is not checked)".to_owned(),
+            AuthorizedParties::Any => "* (azp is not checked)".to_owned(),
+            AuthorizedParties::Only(origins) => origins.join(","),
+        };
+        let (store, store_url, store_prefix, store_encryption_key_set) = match &options.store {
+            StoreChoice::Memory => ("memory", None, None, false),
+            // The URL's Display drops its password.
+            StoreChoice::Redis(redis) => (
+                "redis",
+                Some(redis.url().to_string()),
+                Some(redis.prefix().to_owned()),
+                redis.is_encrypted(),
+            ),
+        };
+        let limits = &options.rate_limits;
+        tracing::info!(
+            mode,
+            %listen,
+            metrics_listen = metrics_listen.map(tracing::field::display),
+            clerk_instance = service.publishable_key.frontend_api(),
+            clerk_api_url = service.clerk_api_url.as_deref(),
+            instant_app_id = %service.instant_app_id,
+            instant_api = %service.instant_api_uri,
+            strategy = service.strategy.as_str(),
+            clerk_secret_key_set = service.secret_key.is_some(),
+            clerk_jwt_key_set = service.jwt_key.is_some(),
+            instant_admin_token_set = service.instant_admin_token.is_some(),
+            webhook_signing_secret_set = options.webhook_secrets.is_some(),
+            authorized_parties,
+            // Hook for the allowed-origins setting (CORS): log it here as
+            // `cors_origins` once it exists.
+            store,
+            store_url,
+            store_prefix,
+            store_encryption_key_set,
+            max_sessions = options.max_sessions,
+            body_limit_bytes = options.body_limit,
+            request_timeout_secs = options.request_timeout.as_secs(),
+            max_connections = options.connections.max_connections,
+            rate_limit_per_ip = %quota(limits.per_ip),
+            rate_limit_per_session = %quota(limits.per_session),
+            rate_limit_bad_tokens = %quota(limits.bad_tokens),
+            trusted_proxies_set = !limits.trusted_proxies.is_empty(),
+            "configuration"
+        );
+    }
+}
+
+/// A rate limit as the summary says it: `off`, or `1 per 10ms, burst 500`.
+fn quota(quota: Option<Quota>) -> String {
+    quota.map_or_else(
+        || "off".to_owned(),
+        |q| format!("1 per {:?}, burst {}", q.every, q.burst),
+    )
+}
+
 impl ServerArgs {
     /// Checks everything and decides the mode, with no environment to look for
     /// misnamed settings in (see [`ServerArgs::resolve_in`]).
@@ -399,24 +535,51 @@ impl ServerArgs {
             problems.push(Problem { setting, message });
         };
 
-        let listen = self
-            .listen
-            .trim()
-            .parse::<SocketAddr>()
-            .map_err(|_| ())
-            .ok();
-        if listen.is_none() {
+        let listen = match (&self.listen, self.port) {
+            (Some(text), _) => resolve_listen_addr(text)
+                .map_err(|error| {
+                    problem(
+                        LISTEN_SETTING,
+                        format!("{error}; use e.g. 127.0.0.1:8787 or localhost:8787"),
+                    );
+                })
+                .ok(),
+            // What platforms set: every interface, or loopback for the local stack
+            // (which refuses any other address).
+            (None, Some(port)) => Some(if self.dev {
+                SocketAddr::from(([127, 0, 0, 1], port))
+            } else {
+                SocketAddr::from(([0, 0, 0, 0], port))
+            }),
+            (None, None) => Some(DEFAULT_LISTEN),
+        };
+        let metrics_listen = self.metrics_listen_addr.as_deref().and_then(|text| {
+            resolve_listen_addr(text)
+                .map_err(|error| {
+                    problem(
+                        METRICS_LISTEN_SETTING,
+                        format!(
+                            "{error}; use e.g. 0.0.0.0:9090, a port the metrics scraper reaches, or unset it to serve /metrics on LISTEN_ADDR"
+                        ),
+                    );
+                })
+                .ok()
+        });
+        if let (Some(main), Some(metrics)) = (listen, metrics_listen)
+            && main == metrics
+            && main.port() != 0
+        {
             problem(
-                "LISTEN_ADDR (--listen)",
+                METRICS_LISTEN_SETTING,
                 format!(
-                    "{:?} is not an address and port; use e.g. 127.0.0.1:8787",
-                    self.listen
+                    "is {metrics}, the address the server listens on already; give it another port, or unset it"
                 ),
             );
         }
-        let json_logs = match self.log_format.trim() {
-            "text" => false,
-            "json" => true,
+        let format = self.log_format.trim();
+        let json_logs = match format {
+            _ if format.eq_ignore_ascii_case("text") => false,
+            _ if format.eq_ignore_ascii_case("json") => true,
             other => {
                 problem(
                     "LOG_FORMAT (--log-format)",
@@ -425,9 +588,20 @@ impl ServerArgs {
                 false
             }
         };
-        let log_level = match self.log_level.trim().parse::<tracing::Level>() {
-            Ok(level) => level,
-            Err(_) => {
+        // By name only, in any case (`tracing`'s own parser also takes 1 to 5).
+        let level = self.log_level.trim();
+        let log_level = match [
+            tracing::Level::ERROR,
+            tracing::Level::WARN,
+            tracing::Level::INFO,
+            tracing::Level::DEBUG,
+            tracing::Level::TRACE,
+        ]
+        .into_iter()
+        .find(|known| known.as_str().eq_ignore_ascii_case(level))
+        {
+            Some(level) => level,
+            None => {
                 problem(
                     "LOG_LEVEL (--log-level)",
                     format!(
@@ -440,13 +614,13 @@ impl ServerArgs {
         };
         if self.body_limit < 1024 {
             problem(
-                "BODY_LIMIT_BYTES (--body-limit)",
+                "BODY_LIMIT_BYTES (--body-limit-bytes)",
                 "must be at least 1024 bytes (a Clerk token alone can be 4 KB)".to_owned(),
             );
         }
         if self.request_timeout == 0 {
             problem(
-                "REQUEST_TIMEOUT_SECS (--request-timeout)",
+                "REQUEST_TIMEOUT_SECS (--request-timeout-secs)",
                 "must be at least 1 second".to_owned(),
             );
         }
@@ -458,7 +632,7 @@ impl ServerArgs {
         }
         if !(1..=300).contains(&self.sign_in_lock) {
             problem(
-                "SIGN_IN_LOCK_SECS (--sign-in-lock)",
+                "SIGN_IN_LOCK_SECS (--sign-in-lock-secs)",
                 "must be between 1 and 300 seconds (longer than an InstantDB sign-in takes)"
                     .to_owned(),
             );
@@ -497,13 +671,13 @@ impl ServerArgs {
         const DAY: u64 = 24 * 60 * 60;
         for (setting, value, range, what) in [
             (
-                "HEADER_READ_TIMEOUT_SECS (--header-read-timeout)",
+                "HEADER_READ_TIMEOUT_SECS (--header-read-timeout-secs)",
                 self.header_read_timeout,
                 (1, DAY),
                 "the seconds a client has to send its request headers; 10 by default",
             ),
             (
-                "IDLE_TIMEOUT_SECS (--idle-timeout)",
+                "IDLE_TIMEOUT_SECS (--idle-timeout-secs)",
                 self.idle_timeout,
                 (1, DAY),
                 "the seconds a kept-alive connection may wait for its next request; 60 by default",
@@ -515,7 +689,7 @@ impl ServerArgs {
                 "the connections served at once; 1024 by default, kept below the open-file limit, ulimit -n",
             ),
             (
-                "SHUTDOWN_TIMEOUT_SECS (--shutdown-timeout)",
+                "SHUTDOWN_TIMEOUT_SECS (--shutdown-timeout-secs)",
                 self.shutdown_timeout,
                 (1, DAY),
                 "the seconds a shutdown lets requests in flight finish; 15 by default",
@@ -536,7 +710,8 @@ impl ServerArgs {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
         };
         let options = Options {
-            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8787))),
+            listen: listen.unwrap_or(DEFAULT_LISTEN),
+            metrics_listen,
             json_logs,
             log_level,
             body_limit: self.body_limit,
@@ -596,9 +771,11 @@ impl ServerArgs {
                 ),
             });
         }
-        if self.listen.trim().parse::<SocketAddr>().is_ok() && !options.listen.ip().is_loopback() {
+        if problems.iter().all(|p| p.setting != LISTEN_SETTING)
+            && !options.listen.ip().is_loopback()
+        {
             problems.push(Problem {
-                setting: "LISTEN_ADDR (--listen)",
+                setting: LISTEN_SETTING,
                 message: format!(
                     "{} is not a loopback address, and --dev (development secrets, a token-minting endpoint) listens on loopback only; use 127.0.0.1:{port} or [::1]:{port}",
                     options.listen,
@@ -608,6 +785,16 @@ impl ServerArgs {
         }
     }
 }
+
+/// Where the server listens when neither LISTEN_ADDR nor PORT is set.
+const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8787);
+
+/// How `LISTEN_ADDR` is named in problems.
+const LISTEN_SETTING: &str = "LISTEN_ADDR (--listen-addr)";
+
+/// How `METRICS_LISTEN_ADDR` is named in problems.
+const METRICS_LISTEN_SETTING: &str = "METRICS_LISTEN_ADDR (--metrics-listen-addr)";
 
 /// How `--dev` is named in problems.
 const DEV_SETTING: &str = "CLERK_INSTANT_DEV (--dev)";
@@ -619,7 +806,9 @@ mod tests {
     fn args(service: ServiceArgs) -> ServerArgs {
         ServerArgs {
             dev: false,
-            listen: "127.0.0.1:8787".into(),
+            listen: Some("127.0.0.1:8787".into()),
+            port: None,
+            metrics_listen_addr: None,
             service,
             log_format: "text".into(),
             log_level: "info".into(),
@@ -771,6 +960,122 @@ mod tests {
             ours.rate_limit_bad_tokens_burst
         );
         assert_eq!(parsed.trusted_proxy_header, ours.trusted_proxy_header);
+    }
+
+    #[test]
+    fn the_listen_address_takes_host_names_and_port_alone_as_platforms_set_it() {
+        let listen = |tweak: fn(&mut ServerArgs)| options(&configured(tweak)).map(|o| o.listen);
+        let addr = |text: &str| Ok(text.parse::<SocketAddr>().unwrap());
+        assert_eq!(listen(|a| a.listen = None), addr("127.0.0.1:8787"));
+        assert_eq!(
+            listen(|a| a.listen = Some("localhost:9000".into())),
+            addr("127.0.0.1:9000")
+        );
+        assert_eq!(
+            listen(|a| {
+                a.listen = None;
+                a.port = Some(10000);
+            }),
+            addr("0.0.0.0:10000")
+        );
+        // LISTEN_ADDR wins over PORT.
+        assert_eq!(listen(|a| a.port = Some(10000)), addr("127.0.0.1:8787"));
+        assert_eq!(
+            listen(|a| a.listen = Some("localhost".into())),
+            Err(vec![LISTEN_SETTING])
+        );
+        let metrics = |text: &str| {
+            let text = text.to_owned();
+            options(&configured(move |a| a.metrics_listen_addr = Some(text)))
+                .map(|o| o.metrics_listen)
+        };
+        assert_eq!(
+            metrics("localhost:9090"),
+            Ok(Some("127.0.0.1:9090".parse().unwrap()))
+        );
+        assert_eq!(metrics("localhost:8787"), Err(vec![METRICS_LISTEN_SETTING]));
+        assert_eq!(metrics("9090"), Err(vec![METRICS_LISTEN_SETTING]));
+    }
+
+    #[cfg(feature = "local-stack")]
+    #[test]
+    fn port_alone_in_dev_mode_is_on_loopback() {
+        let args = ServerArgs {
+            dev: true,
+            listen: None,
+            port: Some(10000),
+            ..args(ServiceArgs::default())
+        };
+        let Ok(Mode::Dev(options)) = args.resolve() else {
+            panic!("dev mode");
+        };
+        assert_eq!(options.listen, "127.0.0.1:10000".parse().unwrap());
+    }
+
+    #[test]
+    fn flags_are_named_as_their_environment_names_and_the_old_names_still_work() {
+        let new = ServerArgs::try_parse_from([
+            "clerk-instant-server",
+            "--listen-addr=localhost:1",
+            "--metrics-listen-addr=127.0.0.1:2",
+            "--body-limit-bytes=2048",
+            "--request-timeout-secs=3",
+            "--session-revalidate-secs=4",
+            "--sign-in-lock-secs=5",
+            "--header-read-timeout-secs=6",
+            "--idle-timeout-secs=7",
+            "--shutdown-timeout-secs=8",
+            "--port=9",
+        ])
+        .unwrap();
+        let old = ServerArgs::try_parse_from([
+            "clerk-instant-server",
+            "--listen=localhost:1",
+            "--metrics-listen-addr=127.0.0.1:2",
+            "--body-limit=2048",
+            "--request-timeout=3",
+            "--session-revalidate=4",
+            "--sign-in-lock=5",
+            "--header-read-timeout=6",
+            "--idle-timeout=7",
+            "--shutdown-timeout=8",
+            "--port=9",
+        ])
+        .unwrap();
+        assert_eq!(format!("{new:?}"), format!("{old:?}"));
+        // Every flag is its environment name in kebab-case, but `--dev`
+        // (CLERK_INSTANT_DEV).
+        let command = <ServerArgs as clap::CommandFactory>::command();
+        for arg in command.get_arguments() {
+            let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            if long == "dev" {
+                continue;
+            }
+            let env = env.to_string_lossy().to_ascii_lowercase().replace('_', "-");
+            assert_eq!(long, env, "--{long}");
+        }
+    }
+
+    #[test]
+    fn log_format_and_level_are_read_in_any_case() {
+        let o = options(&configured(|a| {
+            a.log_format = "JSON".into();
+            a.log_level = "Warn".into();
+        }))
+        .unwrap();
+        assert!(o.json_logs);
+        assert_eq!(o.log_level, tracing::Level::WARN);
+        assert!(
+            !options(&configured(|a| a.log_format = "Text".into()))
+                .unwrap()
+                .json_logs
+        );
+        assert_eq!(
+            options(&configured(|a| a.log_level = "3".into())).unwrap_err(),
+            ["LOG_LEVEL (--log-level)"]
+        );
     }
 
     #[cfg(not(feature = "local-stack"))]

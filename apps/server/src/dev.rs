@@ -20,7 +20,7 @@ use crate::config::{Options, Settings};
 use crate::error::{ApiError, Code};
 use crate::routes::Route;
 use crate::state::AppState;
-use crate::{Running, launch};
+use crate::{Listeners, Running, launch};
 
 /// What the dev endpoint needs: the local Clerk's Backend API.
 #[derive(Clone, Debug)]
@@ -71,6 +71,8 @@ pub(crate) async fn start(mut options: Options) -> anyhow::Result<Running> {
         "dev mode listens on loopback only, not on {}",
         options.listen
     );
+    // Bound first: a busy port fails here, before the local stack starts.
+    let listeners = Listeners::bind(&options).await?;
     let generated = options.webhook_secrets.is_none();
     let secrets = options
         .webhook_secrets
@@ -88,7 +90,7 @@ pub(crate) async fn start(mut options: Options) -> anyhow::Result<Running> {
     let dev = Some(DevTokens {
         clerk: stack.clerk.backend(),
     });
-    let running = launch(&settings, dev, Some(stack)).await?;
+    let running = launch(&settings, listeners, dev, Some(stack)).await?;
     running
         .state
         .inner

@@ -10,8 +10,9 @@
 //! metrics, log line), [`ratelimit`] (per client, per session, rejected tokens),
 //! `handlers` (the API), `ready` (the cached readiness check), [`body`] (JSON bodies),
 //! `webhooks` (Clerk's webhook deliveries), [`error`] (codes and their statuses),
-//! [`metrics`], `serve` (the accept loop: connection timers, the connection cap, the
-//! shutdown deadline), `detached` (request work that ends even if its client goes
+//! [`metrics`] (request and upstream latency, the build, the process), `serve` (the
+//! accept loop of each listener, the main one and the optional `METRICS_LISTEN_ADDR`
+//! one: connection timers, the connection cap, the shutdown deadline), `detached` (request work that ends even if its client goes
 //! away), and `dev` (the local stack, `/dev/token`, the banner).
 
 pub mod body;
@@ -48,6 +49,9 @@ pub const SIGN_OUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(1
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where it serves `/metrics` and the probes alone, when `METRICS_LISTEN_ADDR` is
+    /// set.
+    pub metrics_addr: Option<SocketAddr>,
     /// The state (broker, metrics), for tests.
     pub state: AppState,
     /// The local stack, in dev mode.
@@ -55,6 +59,7 @@ pub struct Running {
     pub dev: Option<devstack::DevStack>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
     sweeper: tokio::task::JoinHandle<()>,
 }
 
@@ -62,6 +67,7 @@ impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut debug = f.debug_struct("Running");
         debug.field("addr", &self.addr);
+        debug.field("metrics_addr", &self.metrics_addr);
         #[cfg(feature = "local-stack")]
         debug.field("dev", &self.dev.is_some());
         debug.finish_non_exhaustive()
@@ -83,6 +89,11 @@ impl Running {
         let _ = self.stop.send(true);
         if let Err(error) = self.task.await {
             tracing::warn!(%error, "the server task failed");
+        }
+        if let Some(task) = self.metrics_task
+            && let Err(error) = task.await
+        {
+            tracing::warn!(%error, "the metrics listener's task failed");
         }
         // The HTTP server has stopped: no new request work or sign-out can start from
         // here on, so wait (within a deadline) for those still running.
@@ -107,7 +118,8 @@ impl Running {
     }
 }
 
-/// Starts the server: in dev mode the local stack first.
+/// Starts the server: in dev mode the local stack first (once its addresses are
+/// bound, so that a busy port fails before the stack starts).
 pub async fn start(mode: Mode) -> anyhow::Result<Running> {
     match mode {
         Mode::Configured(settings) => serve(&settings).await,
@@ -118,8 +130,10 @@ pub async fn start(mode: Mode) -> anyhow::Result<Running> {
 
 /// Serves `settings`.
 pub async fn serve(settings: &Settings) -> anyhow::Result<Running> {
+    let listeners = Listeners::bind(&settings.options).await?;
     launch(
         settings,
+        listeners,
         #[cfg(feature = "local-stack")]
         None,
         #[cfg(feature = "local-stack")]
@@ -128,38 +142,85 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<Running> {
     .await
 }
 
-/// Serves `settings`, with the dev endpoint when `dev` is given, owning the local
-/// stack when there is one.
+/// The server's sockets, bound before anything else starts.
+struct Listeners {
+    main: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `LISTEN_ADDR` and, when set, `METRICS_LISTEN_ADDR`.
+    async fn bind(options: &config::Options) -> anyhow::Result<Listeners> {
+        let main = bind(options.listen, "LISTEN_ADDR").await?;
+        let metrics = match options.metrics_listen {
+            Some(addr) => Some(bind(addr, "METRICS_LISTEN_ADDR").await?),
+            None => None,
+        };
+        Ok(Listeners { main, metrics })
+    }
+}
+
+async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({setting})"))
+}
+
+/// Serves `settings` on `listeners`, with the dev endpoint when `dev` is given, owning
+/// the local stack when there is one.
 async fn launch(
     settings: &Settings,
+    listeners: Listeners,
     #[cfg(feature = "local-stack")] dev: Option<DevTokens>,
     #[cfg(feature = "local-stack")] stack: Option<devstack::DevStack>,
 ) -> anyhow::Result<Running> {
+    #[cfg(feature = "local-stack")]
+    let mode = if stack.is_some() { "dev" } else { "configured" };
+    #[cfg(not(feature = "local-stack"))]
+    let mode = "configured";
+    let addr = listeners.main.local_addr()?;
+    let metrics_addr = match &listeners.metrics {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
+    settings.log_summary(mode, addr, metrics_addr);
     let state = AppState::build(
         settings,
         #[cfg(feature = "local-stack")]
         dev,
     )?;
     state.warm_up().await;
-    let listener = tokio::net::TcpListener::bind(settings.options.listen)
-        .await
-        .with_context(|| format!("listening on {}", settings.options.listen))?;
-    let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let connections = settings.options.connections;
+    let metrics_task = listeners.metrics.map(|listener| {
+        tokio::spawn(serve::serve(
+            listener,
+            state.router_for(routes::Listener::Operators),
+            connections,
+            stopped.clone(),
+        ))
+    });
+    let main = if metrics_task.is_some() {
+        routes::Listener::MainWithoutMetrics
+    } else {
+        routes::Listener::Main
+    };
     let task = tokio::spawn(serve::serve(
-        listener,
-        state.router(),
-        settings.options.connections,
+        listeners.main,
+        state.router_for(main),
+        connections,
         stopped,
     ));
     let sweeper = state.spawn_sweeper();
     Ok(Running {
         addr,
+        metrics_addr,
         state,
         #[cfg(feature = "local-stack")]
         dev: stack,
         stop,
         task,
+        metrics_task,
         sweeper,
     })
 }

@@ -78,7 +78,12 @@ async fn run(mode: Mode, shutdown_timeout: std::time::Duration) -> anyhow::Resul
     if dev {
         let _ = std::io::stdout().write_all(clerk_instant_server::dev_banner(&running).as_bytes());
     }
-    tracing::info!(addr = %running.addr, mode = name, "listening");
+    tracing::info!(
+        addr = %running.addr,
+        metrics_addr = running.metrics_addr.map(tracing::field::display),
+        mode = name,
+        "listening"
+    );
     tokio::select! {
         () = signals.next() => {
             tracing::info!(
@@ -140,8 +145,44 @@ fn init_logging(json: bool, level: tracing::Level) {
         .with_writer(std::io::stderr)
         .with_target(false);
     if json {
-        builder.json().flatten_event(true).init();
+        // One copy of the span's fields: `span` (the innermost span, the request's id,
+        // method and route) is kept and `spans` (the list from the root) dropped. The
+        // server opens one level of spans, so the list only repeated `span`; and a
+        // record reads the same whether or not a span is open around it.
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
     } else {
-        builder.init();
+        use std::io::IsTerminal as _;
+        let colour = colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
+        builder.with_ansi(colour).init();
+    }
+}
+
+/// Whether text logs are coloured: only on a terminal, and not when `NO_COLOR` is set
+/// to anything but the empty string (<https://no-color.org>).
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::colour;
+
+    #[test]
+    fn text_logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsStr::new("1"))));
     }
 }

@@ -62,9 +62,10 @@ pub(crate) async fn observe(
         response.headers_mut().insert("x-request-id", value);
     }
     let status = response.status().as_u16();
-    state.inner.metrics.request(method, route, status);
+    let took = start.elapsed();
+    state.inner.metrics.request(method, route, status, took);
     let code = response.extensions().get::<Code>().map(|c| c.as_str());
-    let took_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     span.in_scope(|| match code {
         Some(code) if status >= 500 => tracing::warn!(status, code, took_us, "request failed"),
         Some(code) => tracing::info!(status, code, took_us, "request rejected"),

@@ -139,11 +139,45 @@ async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
 }
 
+/// Which listener a router is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Listener {
+    /// `LISTEN_ADDR` alone: every served route.
+    Main,
+    /// `LISTEN_ADDR` beside a `METRICS_LISTEN_ADDR`: every served route but
+    /// `/metrics` (the probes stay, for load balancers probing the main port).
+    MainWithoutMetrics,
+    /// `METRICS_LISTEN_ADDR`: `/metrics`, `/readyz` and `/healthz` only.
+    Operators,
+}
+
+impl Listener {
+    /// Whether this listener serves `route`.
+    pub const fn serves(self, route: Route) -> bool {
+        match self {
+            Listener::Main => true,
+            Listener::MainWithoutMetrics => !matches!(route, Route::Metrics),
+            Listener::Operators => matches!(route, Route::Metrics | Route::Readyz | Route::Healthz),
+        }
+    }
+}
+
 impl AppState {
-    /// The router: every served route of [`Route::ALL`], and the middleware.
+    /// The router of the main listener when it is alone: every served route of
+    /// [`Route::ALL`], and the middleware.
     pub fn router(&self) -> Router {
+        self.router_for(Listener::Main)
+    }
+
+    /// The router of `listener`: the served routes of [`Route::ALL`] it serves, and the
+    /// middleware (the same request metrics and log line on every listener).
+    pub fn router_for(&self, listener: Listener) -> Router {
         let mut router = Router::new();
-        for route in Route::ALL.iter().filter(|route| route.is_served(self)) {
+        for route in Route::ALL
+            .iter()
+            .filter(|route| route.is_served(self) && listener.serves(**route))
+        {
             router = router.route(route.path(), route.handlers());
         }
         router

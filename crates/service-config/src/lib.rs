@@ -3,7 +3,8 @@
 //! own arguments), the checks with their fixes ([`ServiceArgs::resolve`] reports every
 //! problem at once, each naming the setting), and the clients built from the checked
 //! settings ([`ServiceConfig::clients`]); and where the session store lives
-//! ([`StoreArgs`]: in memory, or in Redis shared by every replica and the CLI).
+//! ([`StoreArgs`]: in memory, or in Redis shared by every replica and the CLI); and
+//! where a server listens ([`resolve_listen_addr`]: `host:port`, host names included).
 //!
 //! Boundary: only the apps (`clerk-instant-server`, `clerk-instant`) depend on this
 //! crate. It names environment variables and flags so that the libraries below it
@@ -39,11 +40,13 @@
 //! quote a secret.
 
 mod clients;
+mod listen;
 mod origin;
 mod settings;
 mod store;
 
 pub use clients::{BuildError, Clients, HTTP_TIMEOUT, VERIFIED_TOKENS, http_client};
+pub use listen::{ListenAddrError, resolve_listen_addr};
 pub use origin::{ANY_AUTHORIZED_PARTY, AuthorizedParties, OriginError, normalize_origin};
 pub use settings::{
     DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig, VerifierArgs, VerifierSettings,

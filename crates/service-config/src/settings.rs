@@ -40,13 +40,19 @@ pub struct ServiceArgs {
     /// dropped, a path refused), or * to accept any. Required with a pk_live_ key;
     /// without it azp is not checked.
     #[arg(
-        long = "clerk-authorized-party",
+        long = "clerk-authorized-parties",
+        alias = "clerk-authorized-party",
         env = "CLERK_AUTHORIZED_PARTIES",
         value_delimiter = ','
     )]
     pub clerk_authorized_parties: Vec<String>,
     /// Extra accepted issuers: satellite domains or proxy URLs (comma-separated).
-    #[arg(long = "clerk-issuer", env = "CLERK_ISSUERS", value_delimiter = ',')]
+    #[arg(
+        long = "clerk-issuers",
+        alias = "clerk-issuer",
+        env = "CLERK_ISSUERS",
+        value_delimiter = ','
+    )]
     pub clerk_issuers: Vec<String>,
     /// The Clerk Backend API base URL.
     #[arg(long, env = "CLERK_API_URL")]
@@ -56,16 +62,31 @@ pub struct ServiceArgs {
     pub instant_app_id: Option<String>,
     /// InstantDB admin token (needed by the admin strategy). Prefer the environment
     /// variable: a flag's value is visible in `ps`.
-    #[arg(long, env = "INSTANT_APP_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long = "instant-app-admin-token",
+        alias = "instant-admin-token",
+        env = "INSTANT_APP_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub instant_admin_token: Option<String>,
     /// InstantDB API base URL, for self-hosted servers (default: the hosted api.instantdb.com).
     #[arg(long, env = "INSTANT_API_URI")]
     pub instant_api_uri: Option<String>,
     /// The Clerk client's name in the Instant dashboard.
-    #[arg(long, env = "INSTANT_CLERK_CLIENT_NAME")]
+    #[arg(
+        long = "instant-clerk-client-name",
+        alias = "instant-client-name",
+        env = "INSTANT_CLERK_CLIENT_NAME",
+        value_name = "NAME"
+    )]
     pub instant_client_name: Option<String>,
     /// How InstantDB sessions are obtained: id-token (default) or admin.
-    #[arg(long, env = "SIGN_IN_STRATEGY")]
+    #[arg(
+        long = "sign-in-strategy",
+        alias = "strategy",
+        env = "SIGN_IN_STRATEGY"
+    )]
     pub strategy: Option<String>,
     /// The token verifier's own rules.
     #[command(flatten)]
@@ -150,13 +171,13 @@ const APP_ID: Name = Name {
 };
 const ADMIN_TOKEN: Name = Name {
     env: "INSTANT_APP_ADMIN_TOKEN",
-    label: "INSTANT_APP_ADMIN_TOKEN (--instant-admin-token)",
+    label: "INSTANT_APP_ADMIN_TOKEN (--instant-app-admin-token)",
 };
 const SECRET_KEY: Name = Name {
     env: "CLERK_SECRET_KEY",
     label: "CLERK_SECRET_KEY (--clerk-secret-key)",
 };
-const AUTHORIZED_PARTIES: &str = "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party)";
+const AUTHORIZED_PARTIES: &str = "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-parties)";
 
 /// Prefixes front-end tool chains put on the variables they expose to the browser
 /// (Next.js, Vite, Create React App, Expo, SvelteKit/Astro, Nuxt). A server reads none
@@ -206,7 +227,7 @@ impl ServiceArgs {
                 !self.clerk_authorized_parties.is_empty(),
             ),
             (
-                "CLERK_ISSUERS (--clerk-issuer)",
+                "CLERK_ISSUERS (--clerk-issuers)",
                 !self.clerk_issuers.is_empty(),
             ),
             (
@@ -220,10 +241,13 @@ impl ServiceArgs {
                 self.instant_api_uri.is_some(),
             ),
             (
-                "INSTANT_CLERK_CLIENT_NAME (--instant-client-name)",
+                "INSTANT_CLERK_CLIENT_NAME (--instant-clerk-client-name)",
                 self.instant_client_name.is_some(),
             ),
-            ("SIGN_IN_STRATEGY (--strategy)", self.strategy.is_some()),
+            (
+                "SIGN_IN_STRATEGY (--sign-in-strategy)",
+                self.strategy.is_some(),
+            ),
             (
                 "CLERK_MAX_TOKEN_LIFETIME_SECS (--clerk-max-token-lifetime-secs)",
                 self.verifier.clerk_max_token_lifetime_secs.is_some(),
@@ -303,10 +327,10 @@ impl ServiceArgs {
             (ADMIN_TOKEN.label, &self.instant_admin_token),
             ("INSTANT_API_URI (--instant-api-uri)", &self.instant_api_uri),
             (
-                "INSTANT_CLERK_CLIENT_NAME (--instant-client-name)",
+                "INSTANT_CLERK_CLIENT_NAME (--instant-clerk-client-name)",
                 &self.instant_client_name,
             ),
-            ("SIGN_IN_STRATEGY (--strategy)", &self.strategy),
+            ("SIGN_IN_STRATEGY (--sign-in-strategy)", &self.strategy),
         ];
         for (setting, value) in strings {
             if blank(value) {
@@ -319,7 +343,7 @@ impl ServiceArgs {
         if !self.clerk_issuers.is_empty() && self.clerk_issuers.iter().all(|i| i.trim().is_empty())
         {
             problems.push(Problem {
-                setting: "CLERK_ISSUERS (--clerk-issuer)",
+                setting: "CLERK_ISSUERS (--clerk-issuers)",
                 message: EMPTY.to_owned(),
             });
         }
@@ -420,7 +444,7 @@ impl ServiceArgs {
         for issuer in &issuers {
             if !is_http_url(issuer) {
                 problem(
-                    "CLERK_ISSUERS (--clerk-issuer)",
+                    "CLERK_ISSUERS (--clerk-issuers)",
                     format!(
                         "{issuer:?} is not a URL; give the issuer as https://clerk.example.com"
                     ),
@@ -463,7 +487,7 @@ impl ServiceArgs {
                 Ok(token) => Some(token),
                 Err(e) => {
                     problem(
-                        "INSTANT_APP_ADMIN_TOKEN (--instant-admin-token)",
+                        "INSTANT_APP_ADMIN_TOKEN (--instant-app-admin-token)",
                         format!("{e}; copy the admin token from the Instant dashboard"),
                     );
                     None
@@ -490,7 +514,7 @@ impl ServiceArgs {
             "admin" => {
                 if text(&self.instant_admin_token).is_none() {
                     problem(
-                        "INSTANT_APP_ADMIN_TOKEN (--instant-admin-token)",
+                        "INSTANT_APP_ADMIN_TOKEN (--instant-app-admin-token)",
                         "is required by SIGN_IN_STRATEGY=admin; copy it from the Instant dashboard, or use the id-token strategy".to_owned(),
                     );
                 }
@@ -498,7 +522,7 @@ impl ServiceArgs {
             }
             other => {
                 problem(
-                    "SIGN_IN_STRATEGY (--strategy)",
+                    "SIGN_IN_STRATEGY (--sign-in-strategy)",
                     format!("must be id-token or admin, not {other:?}"),
                 );
                 None
@@ -810,6 +834,48 @@ mod tests {
     }
 
     #[test]
+    fn every_flag_is_its_environment_name_and_the_old_names_still_work() {
+        let command = <Cli as clap::CommandFactory>::command();
+        let store = <crate::StoreArgs as clap::Args>::augment_args(clap::Command::new("s"));
+        for arg in command.get_arguments().chain(store.get_arguments()) {
+            let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let env = env.to_string_lossy().to_ascii_lowercase().replace('_', "-");
+            assert_eq!(long, env, "--{long}");
+        }
+        let parse = |flags: [&str; 5]| {
+            let mut args = vec!["x"];
+            for (flag, value) in flags.into_iter().zip([
+                "https://a.example.com",
+                "https://clerk.example.com",
+                "admin-token",
+                "my-clerk",
+                "id-token",
+            ]) {
+                args.extend([flag, value]);
+            }
+            Cli::try_parse_from(args).unwrap().service
+        };
+        assert_eq!(
+            parse([
+                "--clerk-authorized-parties",
+                "--clerk-issuers",
+                "--instant-app-admin-token",
+                "--instant-clerk-client-name",
+                "--sign-in-strategy",
+            ]),
+            parse([
+                "--clerk-authorized-party",
+                "--clerk-issuer",
+                "--instant-admin-token",
+                "--instant-client-name",
+                "--strategy",
+            ])
+        );
+    }
+
+    #[test]
     fn a_setting_given_empty_is_a_problem_not_an_absence() {
         assert!(ServiceArgs::default().is_empty());
         let blank = ServiceArgs {
@@ -823,8 +889,8 @@ mod tests {
             blank.given(),
             [
                 "CLERK_PUBLISHABLE_KEY (--clerk-publishable-key)",
-                "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party)",
-                "CLERK_ISSUERS (--clerk-issuer)",
+                "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-parties)",
+                "CLERK_ISSUERS (--clerk-issuers)",
             ]
         );
         let problems = blank.resolve().unwrap_err();
@@ -836,8 +902,11 @@ mod tests {
             found,
             [
                 ("CLERK_PUBLISHABLE_KEY (--clerk-publishable-key)", true),
-                ("CLERK_ISSUERS (--clerk-issuer)", true),
-                ("CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party)", true),
+                ("CLERK_ISSUERS (--clerk-issuers)", true),
+                (
+                    "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-parties)",
+                    true
+                ),
                 ("INSTANT_APP_ID (--instant-app-id)", false),
             ],
             "{problems:#?}"
@@ -902,7 +971,7 @@ mod tests {
         let problems = live(&[]).resolve().unwrap_err();
         assert_eq!(
             problems[0].setting,
-            "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party)"
+            "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-parties)"
         );
         assert!(problems[0].message.contains("pk_live_"), "{problems:?}");
         assert_eq!(

@@ -8,7 +8,7 @@ const APP: &str = "11111111-2222-4333-8444-555555555555";
 
 fn base() -> ServerArgs {
     ServerArgs {
-        listen: "127.0.0.1:8787".into(),
+        listen: Some("127.0.0.1:8787".into()),
         log_format: "text".into(),
         log_level: "info".into(),
         body_limit: 64 * 1024,
@@ -124,7 +124,7 @@ fn each_bad_setting_is_named_with_its_fix() {
             "--dev on every address",
             ServerArgs {
                 dev: true,
-                listen: "0.0.0.0:8787".into(),
+                listen: Some("0.0.0.0:8787".into()),
                 ..base()
             },
         ),
@@ -132,7 +132,7 @@ fn each_bad_setting_is_named_with_its_fix() {
             "--dev on a LAN address",
             ServerArgs {
                 dev: true,
-                listen: "192.168.1.20:8787".into(),
+                listen: Some("192.168.1.20:8787".into()),
                 ..base()
             },
         ),
@@ -166,7 +166,7 @@ fn each_bad_setting_is_named_with_its_fix() {
         (
             "listen address, log format, timeout, an empty user-deleted policy",
             ServerArgs {
-                listen: "localhost".into(),
+                listen: Some("localhost".into()),
                 log_format: "xml".into(),
                 request_timeout: 0,
                 user_deleted_policy: String::new(),

@@ -209,7 +209,7 @@ async fn shutdown_completes_within_its_deadline_with_a_half_sent_request_open() 
 #[test]
 fn connection_settings_of_zero_are_refused_with_their_fix() {
     let args = ServerArgs {
-        listen: "127.0.0.1:8787".into(),
+        listen: Some("127.0.0.1:8787".into()),
         log_format: "text".into(),
         log_level: "info".into(),
         body_limit: 64 * 1024,

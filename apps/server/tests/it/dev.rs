@@ -51,7 +51,7 @@ fn a_setting_set_to_nothing_is_refused_not_taken_as_absent() {
     for setting in [
         "CLERK_PUBLISHABLE_KEY (--clerk-publishable-key): is set but empty",
         "INSTANT_APP_ID (--instant-app-id): is set but empty",
-        "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-party): is set but empty",
+        "CLERK_AUTHORIZED_PARTIES (--clerk-authorized-parties): is set but empty",
     ] {
         assert!(stderr.contains(setting), "{setting} in {stderr}");
     }
@@ -80,7 +80,7 @@ fn browser_names_for_the_settings_are_pointed_out() {
 #[test]
 fn dev_mode_refuses_other_than_loopback_and_real_settings() {
     for (args, env) in [
-        (vec!["--dev", "--listen", "0.0.0.0:8787"], vec![]),
+        (vec!["--dev", "--listen-addr", "0.0.0.0:8787"], vec![]),
         (
             vec![],
             vec![
@@ -93,7 +93,7 @@ fn dev_mode_refuses_other_than_loopback_and_real_settings() {
         let (code, stderr) = refused(&args, &env);
         assert_eq!(code, Some(2), "{args:?} {env:?}: {stderr}");
         assert!(
-            stderr.contains("LISTEN_ADDR (--listen)") && stderr.contains("loopback only"),
+            stderr.contains("LISTEN_ADDR (--listen-addr)") && stderr.contains("loopback only"),
             "{args:?} {env:?}: {stderr}"
         );
     }

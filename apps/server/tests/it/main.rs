@@ -5,6 +5,7 @@ mod connections;
 mod dev;
 mod failures;
 mod flow;
+mod operators;
 mod ratelimit;
 mod ready;
 mod replicas;

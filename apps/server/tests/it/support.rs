@@ -22,6 +22,7 @@ pub(crate) struct Harness {
 pub(crate) fn options() -> Options {
     Options {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_listen: None,
         json_logs: false,
         log_level: tracing::Level::WARN,
         body_limit: 16 * 1024,
