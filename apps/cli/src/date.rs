@@ -154,9 +154,34 @@ pub(crate) fn relative(then: u64, now: u64) -> String {
     }
 }
 
+/// A Unix time in a message: `2027-01-15 08:00:04 UTC, 6 s ago` (relative to `now`).
+/// A time before 1970 is shown as its number of seconds.
+pub(crate) fn shown(then: i64, now: i64) -> String {
+    let (Ok(then_u), Ok(now_u)) = (u64::try_from(then), u64::try_from(now)) else {
+        return format!("{then} (Unix seconds)");
+    };
+    let date = rfc3339(then_u)
+        .replacen('T', " ", 1)
+        .replacen('Z', " UTC", 1);
+    format!("{date}, {}", relative(then_u, now_u))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_in_a_message_is_a_date_and_an_age() {
+        assert_eq!(
+            shown(1_649_367_553, 1_649_367_733),
+            "2022-04-07 21:39:13 UTC, 3 min ago"
+        );
+        assert_eq!(
+            shown(1_649_367_553, 1_649_367_553),
+            "2022-04-07 21:39:13 UTC, now"
+        );
+        assert_eq!(shown(-5, 0), "-5 (Unix seconds)");
+    }
 
     #[test]
     fn unix_seconds_and_rfc3339_name_the_same_instant() {

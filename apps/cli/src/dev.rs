@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use devstack::clerk::SigningKeySource;
-use devstack::{ClerkBackend, ClerkConfig, DevStack, DevStackConfig, InstantConfig};
+use devstack::{ClerkBackend, ClerkConfig, DevStack, DevStackConfig, InstantConfig, MintOptions};
 use serde_json::{Value, json};
 
 use crate::Outcome;
@@ -57,6 +57,22 @@ pub(crate) struct TokenArgs {
     /// The user's email address.
     #[arg(long)]
     email: String,
+    /// Add the azp claim (the origin of the page that asked for the token, as Clerk's
+    /// browser SDKs do), to try CLERK_AUTHORIZED_PARTIES.
+    #[arg(long, value_name = "ORIGIN")]
+    azp: Option<String>,
+    /// Set a claim after the session token template: the value as JSON when it parses
+    /// as JSON (42, true, {"a":1}, null), else as a string. Repeatable.
+    #[arg(long = "claim", value_name = "KEY=VALUE", value_parser = parse_claim)]
+    claims: Vec<(String, Value)>,
+    /// Leave out the email and email_verified claims, as Clerk's default session token
+    /// does, to try the email checks.
+    #[arg(long)]
+    no_email: bool,
+    /// Expire the token this many seconds from now instead of the local Clerk's 60; zero
+    /// or negative mints a token that has already expired.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    expires_in: Option<i64>,
     /// The local Clerk's URL, as `clerk-instant dev` prints it.
     #[arg(long, env = "CLERK_API_URL", value_name = "URL")]
     clerk_url: String,
@@ -114,7 +130,26 @@ impl StackInfo {
         }
     }
 
+    /// The environment that points the server and the other commands at the stack:
+    /// one table for the text's `export` lines and the JSON's `env` object.
+    fn env(&self) -> [(&'static str, &str); 7] {
+        [
+            ("CLERK_PUBLISHABLE_KEY", &self.publishable_key),
+            ("CLERK_SECRET_KEY", &self.secret_key),
+            ("CLERK_API_URL", &self.clerk_url),
+            ("INSTANT_API_URI", &self.instant_url),
+            ("INSTANT_APP_ID", &self.app_id),
+            ("INSTANT_APP_ADMIN_TOKEN", &self.admin_token),
+            ("INSTANT_CLERK_CLIENT_NAME", &self.client_name),
+        ]
+    }
+
     fn json(&self) -> Value {
+        let env: serde_json::Map<String, Value> = self
+            .env()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), json!(value)))
+            .collect();
         json!({
             "clerk_url": self.clerk_url,
             "publishable_key": self.publishable_key,
@@ -123,6 +158,7 @@ impl StackInfo {
             "app_id": self.app_id,
             "admin_token": self.admin_token,
             "client_name": self.client_name,
+            "env": env,
         })
     }
 
@@ -134,38 +170,36 @@ impl StackInfo {
         report
     }
 
+    /// Shell lines: `export` lines and `#` comments, so that pasting all of it into a
+    /// shell sets the environment and runs nothing else.
     fn text(&self) -> String {
-        let rows = [
-            ("Clerk URL", &self.clerk_url),
-            ("publishable key", &self.publishable_key),
-            ("secret key", &self.secret_key),
-            ("Instant URL", &self.instant_url),
-            ("app id", &self.app_id),
-            ("admin token", &self.admin_token),
-            ("client name", &self.client_name),
-        ];
-        let mut out =
-            String::from("local Clerk and InstantDB emulator running (Ctrl-C to stop)\n\n");
-        for (label, value) in rows {
-            out.push_str(&format!("  {label:<16} {value}\n"));
-        }
-        out.push_str("\nenvironment:\n");
-        for (name, value) in [
-            ("CLERK_PUBLISHABLE_KEY", &self.publishable_key),
-            ("CLERK_SECRET_KEY", &self.secret_key),
-            ("CLERK_API_URL", &self.clerk_url),
-            ("INSTANT_API_URI", &self.instant_url),
-            ("INSTANT_APP_ID", &self.app_id),
-            ("INSTANT_APP_ADMIN_TOKEN", &self.admin_token),
-        ] {
-            out.push_str(&format!("  {name}={value}\n"));
+        let mut out = String::from(
+            "# local Clerk and InstantDB emulator running (Ctrl-C to stop)\n\
+             # paste into another shell (made-up development secrets of this stack only):\n",
+        );
+        for (name, value) in self.env() {
+            out.push_str(&format!("export {name}={}\n", shell_quote(value)));
         }
         out.push_str(
-            "\nsession token:  clerk-instant dev token --email alice@example.com\n\
-             \nThe emulator does not evaluate InstantDB permission rules: every query and\n\
-             transaction is allowed. Local development only; nothing here is persisted.\n",
+            "# then: clerk-instant dev token --email alice@example.com\n\
+             # the emulator does not evaluate InstantDB permission rules (every query and\n\
+             # transaction is allowed); local development only, nothing is persisted\n",
         );
         out
+    }
+}
+
+/// `value` as one shell word: as it is when it has only characters no shell treats
+/// specially, else in single quotes.
+fn shell_quote(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@%+=,".contains(&b));
+    if plain {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
     }
 }
 
@@ -242,9 +276,58 @@ fn parse_secret_key(text: &str) -> Result<clerk_jwt::SecretKey, clerk_jwt::Secre
     clerk_jwt::SecretKey::new(text)
 }
 
+/// `KEY=VALUE`: the value as JSON when it parses as JSON, else as a string.
+fn parse_claim(text: &str) -> Result<(String, Value), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE, e.g. org_id=org_1"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("{text:?} has no claim name before ="));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok((key.to_owned(), value))
+}
+
+/// Whether `email` looks like an address (the server's `/dev/token` check).
+fn plausible_email(email: &str) -> bool {
+    email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        })
+        && !email.contains(char::is_whitespace)
+}
+
+impl TokenArgs {
+    /// The minting options the flags ask for.
+    fn mint_options(&self) -> MintOptions {
+        let mut options = MintOptions::new();
+        if let Some(azp) = &self.azp {
+            options = options.azp(azp.clone());
+        }
+        if self.no_email {
+            options = options.without_email();
+        }
+        for (name, value) in &self.claims {
+            options = options.claim(name.clone(), value.clone());
+        }
+        if let Some(seconds) = self.expires_in {
+            options = options.expires_in(seconds);
+        }
+        options
+    }
+}
+
 async fn session_token(args: &TokenArgs) -> Result<String, Failure> {
+    let email = args.email.trim();
+    if !plausible_email(email) {
+        return Err(Failure::usage(format!(
+            "--email {email:?} is not an email address"
+        ))
+        .with_hint("give the test user's address, e.g. --email alice@example.com (the local Clerk creates the user)"));
+    }
     ClerkBackend::new(args.clerk_url.clone(), args.secret_key.clone())
-        .session_token(&args.email)
+        .session_token_with(email, &args.mint_options())
         .await
         .map_err(|e| {
             Failure::misconfigured(
@@ -279,6 +362,30 @@ mod tests {
             admin_token: "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee".into(),
             client_name: "clerk".into(),
         }
+    }
+
+    #[test]
+    fn values_are_quoted_for_the_shell_only_when_needed() {
+        assert_eq!(
+            shell_quote("http://127.0.0.1:4100"),
+            "http://127.0.0.1:4100"
+        );
+        assert_eq!(shell_quote("my client"), "'my client'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    }
+
+    #[test]
+    fn every_text_line_is_an_export_or_a_comment() {
+        let text = example().text();
+        for line in text.lines() {
+            assert!(
+                line.starts_with("export ") || line.starts_with('#'),
+                "{line:?} would run as a command when pasted"
+            );
+        }
+        assert!(text.contains("export INSTANT_APP_ID=11111111-2222-4333-8444-555555555555\n"));
     }
 
     #[test]
@@ -317,6 +424,35 @@ mod tests {
         let Some(DevCommand::Token(token)) = &cli.dev.command else {
             panic!("dev token parses as the token command");
         };
+        assert_eq!(token.expires_in, None);
+        assert!(token.claims.is_empty() && !token.no_email && token.azp.is_none());
+        let cli = Cli::try_parse_from([
+            "dev",
+            "token",
+            "--email",
+            "alice@example.com",
+            "--clerk-url",
+            "http://127.0.0.1:4100",
+            "--secret-key",
+            "sk_test_x",
+            "--expires-in",
+            "-30",
+            "--claim",
+            "a=1",
+            "--claim",
+            "b=x",
+            "--no-email",
+            "--azp",
+            "http://localhost:3000",
+        ])
+        .unwrap();
+        let Some(DevCommand::Token(token)) = &cli.dev.command else {
+            panic!("dev token parses as the token command");
+        };
+        assert_eq!(token.expires_in, Some(-30));
+        assert_eq!(token.claims.len(), 2);
+        assert!(token.no_email);
+        assert_eq!(token.azp.as_deref(), Some("http://localhost:3000"));
         assert!(!format!("{token:?}").contains("sk_test_x"), "{token:?}");
         assert!(
             Cli::try_parse_from([
@@ -347,28 +483,57 @@ mod tests {
         };
         let stack = DevStack::start(config(&args)).await.unwrap();
         let info = StackInfo::of(&stack);
-        let token = session_token(&TokenArgs {
-            email: "alice@example.com".into(),
-            clerk_url: info.clerk_url.clone(),
-            secret_key: parse_secret_key(&info.secret_key).unwrap(),
-        })
-        .await
-        .unwrap();
+        let token = session_token(&token_args("alice@example.com", &info))
+            .await
+            .unwrap();
         let answer: Value = reqwest_post(
             &format!("{}/runtime/oauth/id_token", info.instant_url),
             &json!({"app_id": info.app_id, "id_token": token, "client_name": info.client_name}),
         )
         .await;
         assert_eq!(answer["user"]["email"], "alice@example.com");
-        stack.shutdown().await;
 
-        let error = session_token(&TokenArgs {
-            email: "alice@example.com".into(),
-            clerk_url: info.clerk_url.clone(),
-            secret_key: parse_secret_key(&info.secret_key).unwrap(),
+        // The flags travel to the local Clerk over HTTP.
+        let token = session_token(&TokenArgs {
+            azp: Some("http://localhost:3000".into()),
+            claims: vec![
+                parse_claim("org_id=org_1").unwrap(),
+                parse_claim("n=7").unwrap(),
+            ],
+            no_email: true,
+            expires_in: Some(-30),
+            ..token_args("alice@example.com", &info)
         })
         .await
-        .unwrap_err();
+        .unwrap();
+        let claims = clerk_jwt::inspect(&token).unwrap().payload;
+        assert_eq!(claims["azp"], "http://localhost:3000");
+        assert_eq!(
+            (&claims["org_id"], &claims["n"]),
+            (&json!("org_1"), &json!(7))
+        );
+        assert!(!claims.contains_key("email"), "{claims:?}");
+        let exp = claims["exp"].as_i64().unwrap();
+        assert!(
+            exp < stack.clerk.now(),
+            "--expires-in -30 is already expired"
+        );
+        stack.shutdown().await;
+
+        // A wrong email is about the email, not about the stack (which is down now).
+        let (outcome, json) = error_json(
+            session_token(&token_args("not-an-email", &info))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(outcome, Outcome::Invalid);
+        assert_eq!(json["error"]["code"], "invalid-input");
+        let hint = json["error"]["hint"].as_str().unwrap();
+        assert!(hint.contains("--email alice@example.com"), "{json}");
+
+        let error = session_token(&token_args("alice@example.com", &info))
+            .await
+            .unwrap_err();
         let (outcome, json) = error_json(error);
         assert_eq!(outcome, Outcome::Invalid);
         assert_eq!(json["error"]["code"], "local-clerk-failed");
@@ -423,6 +588,52 @@ mod tests {
                 && message.contains(&port.to_string()),
             "{message}"
         );
+    }
+
+    fn token_args(email: &str, info: &StackInfo) -> TokenArgs {
+        TokenArgs {
+            email: email.into(),
+            clerk_url: info.clerk_url.clone(),
+            secret_key: parse_secret_key(&info.secret_key).unwrap(),
+            azp: None,
+            claims: Vec::new(),
+            no_email: false,
+            expires_in: None,
+        }
+    }
+
+    #[test]
+    fn a_claim_is_json_when_it_parses_else_a_string() {
+        assert_eq!(parse_claim("n=42").unwrap(), ("n".into(), json!(42)));
+        assert_eq!(parse_claim("ok=true").unwrap(), ("ok".into(), json!(true)));
+        assert_eq!(
+            parse_claim(r#"meta={"a":[1]}"#).unwrap(),
+            ("meta".into(), json!({"a": [1]}))
+        );
+        assert_eq!(
+            parse_claim("org=org_1").unwrap(),
+            ("org".into(), json!("org_1"))
+        );
+        assert_eq!(parse_claim("eq=a=b").unwrap(), ("eq".into(), json!("a=b")));
+        assert_eq!(parse_claim("empty=").unwrap(), ("empty".into(), json!("")));
+        assert!(parse_claim("no-equals").is_err());
+        assert!(parse_claim("=v").is_err());
+    }
+
+    #[test]
+    fn emails_are_checked_before_any_call() {
+        for good in ["alice@example.com", "a+b@x.co"] {
+            assert!(plausible_email(good), "{good}");
+        }
+        for bad in [
+            "not-an-email",
+            "@example.com",
+            "a@localhost",
+            "a b@x.co",
+            "a@b@c.d",
+        ] {
+            assert!(!plausible_email(bad), "{bad}");
+        }
     }
 
     /// A failure's outcome and JSON document.

@@ -4,7 +4,8 @@
 //!
 //! The checks run in the order the steps are set up, each one alone, so one wrong
 //! setting fails one check and not every check after it. A check that cannot run (no
-//! sample token, no admin token, no secret key) is skipped and says why. Nothing is
+//! sample token, no admin token, no secret key, no publishable key, no app id) is
+//! skipped and says why; skipped checks fail nothing (exit 0), a failed check exits 1. Nothing is
 //! left behind but, at most, the InstantDB user of the sample token: the refresh token
 //! of the trial sign-in is signed out again.
 
@@ -17,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::Outcome;
 use crate::report::{Failure, Report, describe};
-use crate::service::{Service, ServiceArgs};
+use crate::service::{Service, ServiceArgs, Unset};
 use crate::token::read_required_token;
 
 /// An address no InstantDB app should have: looking it up proves the admin token works.
@@ -149,20 +150,20 @@ pub(crate) async fn run(args: &DoctorArgs) -> Result<Report, Failure> {
         Some(arg) => Some(read_required_token(arg)?),
         None => None,
     };
-    let service = args.service.connect()?;
+    let (service, unset) = args.service.connect_partial()?;
     let sample = match &token {
-        Some(token) => Some(Sample::verify(&service, token).await),
-        None => None,
+        Some(token) if unset.clerk().is_none() => Some(Sample::verify(&service, token).await),
+        _ => None,
     };
 
     let checks = vec![
-        publishable_key(&service),
-        jwks(&service).await,
-        sample_token(sample.as_ref()),
-        email(sample.as_ref()),
-        email_verified(sample.as_ref()),
-        instant_admin(&service).await,
-        sign_in(&service, token.as_deref(), sample.as_ref()).await,
+        publishable_key(&service, unset),
+        jwks(&service, unset).await,
+        sample_token(sample.as_ref(), unset),
+        email(sample.as_ref(), unset),
+        email_verified(sample.as_ref(), unset),
+        instant_admin(&service, unset).await,
+        sign_in(&service, token.as_deref(), sample.as_ref(), unset).await,
         secret_key(&service, sample.as_ref()).await,
     ];
 
@@ -202,10 +203,14 @@ pub(crate) async fn run(args: &DoctorArgs) -> Result<Report, Failure> {
     Ok(report)
 }
 
-fn publishable_key(service: &Service) -> Check {
+fn publishable_key(service: &Service, unset: Unset) -> Check {
+    let check = Check::start("publishable-key", "the publishable key decodes");
+    if let Some(why) = unset.clerk() {
+        return check.skip(why);
+    }
     // `connect` refused any key that does not decode, listing the problem.
     let pk = &service.config.publishable_key;
-    Check::start("publishable-key", "the publishable key decodes").pass(format!(
+    check.pass(format!(
         "{} instance; Frontend API {}, issuer {}",
         pk.kind(),
         pk.frontend_api(),
@@ -213,8 +218,11 @@ fn publishable_key(service: &Service) -> Check {
     ))
 }
 
-async fn jwks(service: &Service) -> Check {
+async fn jwks(service: &Service, unset: Unset) -> Check {
     let check = Check::start("jwks", "the JWKS is reachable and has keys");
+    if let Some(why) = unset.clerk() {
+        return check.skip(why);
+    }
     let Some(remote) = &service.clients.keys else {
         return check.skip(
             "CLERK_JWT_KEY is set: tokens are verified with that key, and the JWKS is not fetched",
@@ -232,8 +240,11 @@ async fn jwks(service: &Service) -> Check {
     }
 }
 
-fn sample_token(sample: Option<&Sample>) -> Check {
+fn sample_token(sample: Option<&Sample>, unset: Unset) -> Check {
     let check = Check::start("token", "the sample token verifies");
+    if let Some(why) = unset.clerk() {
+        return check.skip(why);
+    }
     match sample {
         None => check.skip(
             "no --token given: pass a session token of a test user to check its claims and a sign-in",
@@ -253,8 +264,11 @@ fn sample_token(sample: Option<&Sample>) -> Check {
     }
 }
 
-fn email(sample: Option<&Sample>) -> Check {
+fn email(sample: Option<&Sample>, unset: Unset) -> Check {
     let check = Check::start("email", "the token carries email");
+    if let Some(why) = unset.clerk() {
+        return check.skip(why);
+    }
     match sample {
         None => check.skip("no --token given"),
         Some(Sample::Refused(_)) => check.skip("the sample token does not verify"),
@@ -266,8 +280,11 @@ fn email(sample: Option<&Sample>) -> Check {
     }
 }
 
-fn email_verified(sample: Option<&Sample>) -> Check {
+fn email_verified(sample: Option<&Sample>, unset: Unset) -> Check {
     let check = Check::start("email-verified", "the token carries email_verified: true");
+    if let Some(why) = unset.clerk() {
+        return check.skip(why);
+    }
     let payload = match sample {
         None => return check.skip("no --token given"),
         Some(Sample::Refused(_)) => return check.skip("the sample token does not verify"),
@@ -291,11 +308,14 @@ fn email_verified(sample: Option<&Sample>) -> Check {
     }
 }
 
-async fn instant_admin(service: &Service) -> Check {
+async fn instant_admin(service: &Service, unset: Unset) -> Check {
     let check = Check::start(
         "instant-admin",
         "InstantDB accepts the app id and admin token",
     );
+    if let Some(why) = unset.instant() {
+        return check.skip(why);
+    }
     let instant = &service.clients.instant;
     if !instant.has_admin_token() {
         return check.skip("INSTANT_APP_ADMIN_TOKEN is not set; only the admin strategy needs it");
@@ -320,7 +340,12 @@ fn reach_fix(uri: &str) -> String {
     )
 }
 
-async fn sign_in(service: &Service, token: Option<&str>, sample: Option<&Sample>) -> Check {
+async fn sign_in(
+    service: &Service,
+    token: Option<&str>,
+    sample: Option<&Sample>,
+    unset: Unset,
+) -> Check {
     let config = &service.config;
     let check = match &config.strategy {
         Strategy::IdToken { client_name } => Check::start(
@@ -334,6 +359,9 @@ async fn sign_in(service: &Service, token: Option<&str>, sample: Option<&Sample>
             "InstantDB signs the sample user in (admin strategy)",
         ),
     };
+    if let Some(why) = unset.clerk().or(unset.instant()) {
+        return check.skip(why);
+    }
     let token = match (token, sample) {
         (
             Some(token),

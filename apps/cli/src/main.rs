@@ -24,6 +24,7 @@ use clap::{Parser, Subcommand};
 mod date;
 #[cfg(feature = "local-stack")]
 mod dev;
+mod docs;
 mod doctor;
 mod key;
 mod output;
@@ -64,6 +65,10 @@ enum Command {
     Token(token::TokenCommand),
     /// Run a local Clerk and an InstantDB emulator (no accounts needed), or get a
     /// session token from them with `dev token`.
+    ///
+    /// `dev` prints `export NAME=value` lines to paste into another shell (with --json,
+    /// one JSON line). The secret key and admin token among them are made up at start-up
+    /// for this local stack and open nothing else: printing them is the point.
     #[cfg(feature = "local-stack")]
     Dev(dev::DevArgs),
     /// Sign a user in to InstantDB with their Clerk session token and print the
@@ -76,12 +81,21 @@ enum Command {
     Query(Box<session::QueryArgs>),
     /// Run a transaction as the user of a Clerk session token (permissions apply).
     Transact(Box<session::TransactArgs>),
-    /// Check the Clerk and InstantDB setup step by step, each with its fix. Exit 1 if a
-    /// check fails.
+    /// Check the Clerk and InstantDB setup step by step, each with its fix.
+    ///
+    /// Every check the given settings allow runs; the others are skipped, each saying
+    /// why (only CLERK_PUBLISHABLE_KEY set: the Clerk checks run, the InstantDB ones are
+    /// skipped). Exit 0 when no check failed (some may be skipped), 1 when one failed, 2
+    /// when a setting is given but unusable.
     Doctor(Box<doctor::DoctorArgs>),
     /// Verify captured Clerk webhook deliveries offline.
     #[command(subcommand)]
     Webhook(webhook::WebhookCommand),
+    /// Print a shell completion script on stdout, e.g.
+    /// `clerk-instant completions bash > ~/.local/share/bash-completion/completions/clerk-instant`.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff) on stdout, e.g. `clerk-instant man > clerk-instant.1`.
+    Man,
 }
 
 /// How a command ended; [`Outcome::exit_code`] is the one place that maps it.
@@ -193,6 +207,8 @@ fn run(cli: Cli) -> io::Result<Outcome> {
             Command::Transact(args) => finish(session::transact(&args).await, json),
             Command::Doctor(args) => finish(doctor::run(&args).await, json),
             Command::Webhook(command) => finish(webhook::run(command), json),
+            Command::Completions(args) => finish(docs::completions(&args), json),
+            Command::Man => finish(docs::man(), json),
         }
     })
 }

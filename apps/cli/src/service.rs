@@ -74,10 +74,60 @@ impl ServiceArgs {
     /// Checks every setting (all problems at once) and builds the clients and broker.
     /// No network call is made.
     pub(crate) fn connect(&self) -> Result<Service, Failure> {
-        let settings = self.settings()?;
+        Self::connect_with(&self.settings()?, &self.store)
+    }
+
+    /// [`ServiceArgs::connect`] for `doctor`, which checks what it can: when one of the
+    /// two required settings (the publishable key, the app id) is not given at all, a
+    /// stand-in takes its place and [`Unset`] says which, so that the checks needing it
+    /// are skipped. A setting given with a wrong value, or a misnamed one
+    /// (`NEXT_PUBLIC_…`), is still a configuration failure; so is giving neither.
+    pub(crate) fn connect_partial(&self) -> Result<(Service, Unset), Failure> {
+        let mut settings = self.settings()?;
+        let unset = Unset {
+            publishable_key: settings.clerk_publishable_key.is_none(),
+            instant_app_id: settings.instant_app_id.is_none(),
+        };
+        let misnamed = !settings.misnamed(|name| std::env::var_os(name)).is_empty();
+        if misnamed || (unset.publishable_key && unset.instant_app_id) {
+            // The full check names every problem.
+            return Self::connect_with(&settings, &self.store).map(|s| (s, Unset::default()));
+        }
+        if unset.publishable_key {
+            // Of the kind of the secret key, if one is given: the check that both keys
+            // are of one instance must not fail against the stand-in.
+            let live = settings
+                .clerk_secret_key
+                .as_deref()
+                .is_some_and(|sk| sk.trim().starts_with("sk_live_"));
+            let kind = if live {
+                clerk_jwt::InstanceKind::Production
+            } else {
+                clerk_jwt::InstanceKind::Development
+            };
+            let stand_in =
+                clerk_jwt::PublishableKey::for_host(kind, STAND_IN_HOST).map_err(|e| {
+                    Failure::setup_because("making a stand-in publishable key failed", &e)
+                })?;
+            settings.clerk_publishable_key = Some(stand_in.as_str().to_owned());
+            if live && settings.clerk_authorized_parties.is_empty() {
+                settings.clerk_authorized_parties =
+                    vec![service_config::ANY_AUTHORIZED_PARTY.to_owned()];
+            }
+        }
+        if unset.instant_app_id {
+            settings.instant_app_id = Some(STAND_IN_APP_ID.to_owned());
+        }
+        Self::connect_with(&settings, &self.store).map(|s| (s, unset))
+    }
+
+    fn connect_with(
+        settings: &service_config::ServiceArgs,
+        store: &service_config::StoreArgs,
+    ) -> Result<Service, Failure> {
         let (config, store) = match (
             settings.resolve_in(|name| std::env::var_os(name)),
-            self.store.resolve(),
+            store.resolve(),
         ) {
             (Ok(config), Ok(store)) => (config, store),
             (Err(mut problems), Err(more)) => {
@@ -103,6 +153,37 @@ impl ServiceArgs {
             broker,
             shared_store: !matches!(store, service_config::StoreChoice::Memory),
         })
+    }
+}
+
+/// The host of the stand-in publishable key [`ServiceArgs::connect_partial`] uses; never
+/// called (`.invalid` resolves nowhere).
+const STAND_IN_HOST: &str = "clerk.doctor.invalid";
+/// The stand-in app id [`ServiceArgs::connect_partial`] uses; never called.
+const STAND_IN_APP_ID: &str = "00000000-0000-4000-8000-000000000000";
+
+/// Which required settings `doctor` found not given (a stand-in took their place).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Unset {
+    /// CLERK_PUBLISHABLE_KEY: nothing about Clerk tokens can be checked.
+    pub(crate) publishable_key: bool,
+    /// INSTANT_APP_ID: nothing about InstantDB can be checked.
+    pub(crate) instant_app_id: bool,
+}
+
+impl Unset {
+    /// Why a check of the Clerk instance (keys, tokens) is skipped, if it is.
+    pub(crate) fn clerk(&self) -> Option<&'static str> {
+        self.publishable_key.then_some(
+            "CLERK_PUBLISHABLE_KEY is not set: set it (Clerk dashboard, API keys) to check the Clerk instance and tokens",
+        )
+    }
+
+    /// Why a check of the InstantDB app is skipped, if it is.
+    pub(crate) fn instant(&self) -> Option<&'static str> {
+        self.instant_app_id.then_some(
+            "INSTANT_APP_ID is not set: set it (Instant dashboard) to check the InstantDB app",
+        )
     }
 }
 

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
 use clerk_jwt::{
-    Clock, Error, KeySet, ManualClock, PublishableKey, RemoteJwks, RemoteOptions, SessionClaims,
-    SystemClock, Verifier, VerifyingKey,
+    Clock, Error, KeySet, ManualClock, PublishableKey, Reason, RemoteJwks, RemoteOptions,
+    SessionClaims, SystemClock, Verifier, VerifyingKey,
 };
 use serde_json::json;
 use service_config::AuthorizedParties;
 
+use crate::date;
 use crate::output::rows;
 use crate::report::{Failure, Report};
 
@@ -148,6 +149,7 @@ fn inspect(args: &InspectArgs) -> Result<Report, Failure> {
     };
     let now = clock(args.at).now();
     let warnings = inspection.warnings(now);
+    let times = times(&inspection.payload, now);
     let mut text = String::from(
         "NOT VERIFIED: inspect shows what the token says, not whether it is true\n\nheader:\n",
     );
@@ -155,6 +157,7 @@ fn inspect(args: &InspectArgs) -> Result<Report, Failure> {
     text.push_str("\n\npayload:\n");
     text.push_str(&pretty(&inspection.payload));
     text.push('\n');
+    text.push_str(&times.text);
     if warnings.is_empty() {
         text.push_str("\nno warnings\n");
     } else {
@@ -166,9 +169,50 @@ fn inspect(args: &InspectArgs) -> Result<Report, Failure> {
     let json = json!({
         "header": inspection.header,
         "payload": inspection.payload,
+        "dates": times.json,
         "warnings": warnings,
     });
     Ok(Report::success(json, text))
+}
+
+/// A token's times as dates: text rows and a JSON object of RFC 3339 strings.
+struct Times {
+    text: String,
+    json: serde_json::Value,
+}
+
+/// The `iat`, `nbf` and `exp` claims the payload holds as numbers, shown as dates with
+/// their age as of `now`, and `now` itself.
+fn times(payload: &serde_json::Map<String, serde_json::Value>, now: i64) -> Times {
+    let mut text = String::from("\ndates:\n");
+    let mut json = serde_json::Map::new();
+    let claims = [("iat", "issued"), ("nbf", "not before"), ("exp", "expires")];
+    let found = claims
+        .iter()
+        .filter_map(|(claim, label)| Some((*claim, *label, payload.get(*claim)?.as_i64()?)));
+    let mut rows_of: Vec<(&str, String)> = found
+        .map(|(claim, label, at)| {
+            json.insert(claim.to_owned(), json!(instant(at)));
+            (label, date::shown(at, now))
+        })
+        .collect();
+    json.insert("checked_at".to_owned(), json!(instant(now)));
+    rows_of.push(("checked at", date::shown(now, now)));
+    for line in rows(&rows_of).lines() {
+        text.push_str(&format!("  {line}\n"));
+    }
+    Times {
+        text,
+        json: serde_json::Value::Object(json),
+    }
+}
+
+/// Unix seconds as RFC 3339, or the number itself before 1970.
+fn instant(unix: i64) -> serde_json::Value {
+    match u64::try_from(unix) {
+        Ok(unix) => json!(date::rfc3339(unix)),
+        Err(_) => json!(unix),
+    }
 }
 
 /// A JSON value, pretty-printed (a `Value` or a map always serializes).
@@ -187,7 +231,25 @@ async fn verify(args: VerifyArgs) -> Result<Report, Failure> {
                 text,
             ))
         }
-        Err(error) => rejection(&error),
+        Err(error) => {
+            let mut report = rejection(&error)?;
+            // A rejection about time shows the token's times as dates.
+            let timely = matches!(
+                error.reason(),
+                Some(
+                    Reason::TokenExpired
+                        | Reason::TokenNotActiveYet
+                        | Reason::TokenIatInTheFuture
+                        | Reason::TokenLifetimeTooLong
+                )
+            );
+            if timely && let Ok(inspection) = clerk_jwt::inspect(&token) {
+                let times = times(&inspection.payload, verifier.now());
+                report.text.push_str(&times.text);
+                report.json["dates"] = times.json;
+            }
+            Ok(report)
+        }
     }
 }
 
@@ -220,13 +282,9 @@ fn describe_valid(claims: &SessionClaims, now: i64) -> String {
     };
     let mut text = String::from("valid session token\n");
     let expiry = if claims.exp > now {
-        format!("{} (in {} s)", claims.exp, claims.exp - now)
+        date::shown(claims.exp, now)
     } else {
-        format!(
-            "{} ({} s ago, within the leeway)",
-            claims.exp,
-            now - claims.exp
-        )
+        format!("{} (within the leeway)", date::shown(claims.exp, now))
     };
     text.push_str(&rows(&[
         ("  user", claims.sub.clone()),

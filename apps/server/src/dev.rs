@@ -121,14 +121,48 @@ fn own_webhook_url(addr: SocketAddr) -> String {
     format!("http://{addr}{}", Route::ClerkWebhooks.path())
 }
 
+/// `POST /dev/token`: the user, and how the token differs from a default one (the same
+/// options as `clerk-instant dev token`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DevTokenBody {
     email: String,
+    /// The `azp` claim (a browser's origin), to test `CLERK_AUTHORIZED_PARTIES`.
+    #[serde(default)]
+    azp: Option<String>,
+    /// Claims set after the session token template.
+    #[serde(default)]
+    claims: serde_json::Map<String, serde_json::Value>,
+    /// Leave out `email` and `email_verified`, as Clerk's default session token does.
+    #[serde(default)]
+    no_email: bool,
+    /// `exp` this many seconds from now; zero or negative: an expired token.
+    #[serde(default)]
+    expires_in: Option<i64>,
 }
 
 impl Shape for DevTokenBody {
-    const SHAPE: &'static str = r#"{"email": "alice@example.com"}"#;
+    const SHAPE: &'static str = r#"{"email": "alice@example.com", "azp": "http://localhost:3000", "claims": {"org_id": "org_1"}, "no_email": false, "expires_in": 60} (all but email optional)"#;
+}
+
+impl DevTokenBody {
+    /// The minting options this body asks for.
+    fn mint_options(&self) -> devstack::MintOptions {
+        let mut options = devstack::MintOptions::new();
+        if let Some(azp) = &self.azp {
+            options = options.azp(azp.clone());
+        }
+        if self.no_email {
+            options = options.without_email();
+        }
+        for (name, value) in &self.claims {
+            options = options.claim(name.clone(), value.clone());
+        }
+        if let Some(seconds) = self.expires_in {
+            options = options.expires_in(seconds);
+        }
+        options
+    }
 }
 
 /// Whether a request's `Host` names this machine by a loopback name (`localhost`,
@@ -192,15 +226,20 @@ pub(crate) async fn dev_token(
             "email must be an address like alice@example.com",
         ));
     }
-    let token = dev.clerk.session_token(email).await.map_err(|e| {
-        ApiError::new(
-            Code::DevClerkFailed,
-            format!(
-                "the local Clerk could not mint a token: {:#}",
-                anyhow::Error::new(e)
-            ),
-        )
-    })?;
+    let options = body.mint_options();
+    let token = dev
+        .clerk
+        .session_token_with(email, &options)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                Code::DevClerkFailed,
+                format!(
+                    "the local Clerk could not mint a token: {:#}",
+                    anyhow::Error::new(e)
+                ),
+            )
+        })?;
     Ok(Json(json!({"token": token})).into_response())
 }
 

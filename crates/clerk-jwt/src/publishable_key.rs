@@ -37,6 +37,12 @@ impl fmt::Display for InstanceKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishableKeyError {
+    /// The key is a documentation placeholder (`pk_test_…`, `pk_test_xxx`,
+    /// `pk_live_...`, `<your key>`), pasted in place of a real key.
+    #[error(
+        "publishable key is a placeholder from an example (such as pk_test_… or <your key>), not a real key"
+    )]
+    Placeholder,
     /// The key does not start with `pk_test_` or `pk_live_`.
     #[error(
         "publishable key must start with pk_test_ or pk_live_ (a secret key sk_… or a frontend API URL is not a publishable key)"
@@ -88,6 +94,17 @@ impl PublishableKey {
     /// Parses and validates a publishable key, naming the rule it breaks if any.
     pub fn parse(key: &str) -> Result<Self, PublishableKeyError> {
         let key = key.trim();
+        // Only a key that breaks a rule is called a placeholder: a real key never is.
+        Self::parse_trimmed(key).map_err(|error| {
+            if is_placeholder(key) {
+                PublishableKeyError::Placeholder
+            } else {
+                error
+            }
+        })
+    }
+
+    fn parse_trimmed(key: &str) -> Result<Self, PublishableKeyError> {
         let kind = if key.starts_with("pk_test_") {
             InstanceKind::Development
         } else if key.starts_with("pk_live_") {
@@ -244,9 +261,50 @@ fn is_loopback(text: &str) -> bool {
     host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether `key`, which is not a valid key, is one of the stand-ins documentation and
+/// templates show for a key: an ellipsis, angle or curly brackets, "your", or a run of
+/// one filler character (`xxx`, `***`, `...`) after the prefix.
+fn is_placeholder(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    if key.contains(['…', '<', '>', '{', '}', ' ']) || key.contains("...") || lower.contains("your")
+    {
+        return true;
+    }
+    let rest = lower
+        .strip_prefix("pk_test_")
+        .or_else(|| lower.strip_prefix("pk_live_"))
+        .unwrap_or("");
+    let mut chars = rest.chars();
+    chars
+        .next()
+        .is_some_and(|first| matches!(first, 'x' | '*' | '.') && chars.all(|c| c == first))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pasted_placeholder_is_named_as_one() {
+        for placeholder in [
+            "pk_test_…",
+            "pk_test_xxx",
+            "pk_live_...",
+            "pk_live_XXXXXXXX",
+            "pk_test_****",
+            "<your key>",
+            "<CLERK_PUBLISHABLE_KEY>",
+            "pk_test_your_key_here",
+            "{{CLERK_PUBLISHABLE_KEY}}",
+        ] {
+            let error = PublishableKey::parse(placeholder).unwrap_err();
+            assert_eq!(error, PublishableKeyError::Placeholder, "{placeholder}");
+            assert!(error.to_string().contains("placeholder"), "{error}");
+        }
+        // Real keys, even short ones, are not placeholders.
+        assert!(PublishableKey::parse("pk_live_Y2xlcmsuZXhhbXBsZS5jb20k").is_ok());
+        assert!(!is_placeholder("pk_test_xx1"));
+    }
 
     #[test]
     fn decodes_the_spec_examples() {

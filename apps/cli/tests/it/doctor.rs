@@ -121,3 +121,80 @@ fn doctor_lists_every_configuration_problem_and_exits_2() {
     assert_eq!(out.json()["error"]["problems"].as_array().unwrap().len(), 5);
     insta::assert_snapshot!("doctor_bad_configuration_json", out.transcript());
 }
+
+/// Only the publishable key set: the Clerk checks run, the InstantDB ones are skipped
+/// saying why, and a run with skips and no failure exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_runs_what_the_settings_allow_and_skips_the_rest() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.sign_in("alice@example.com");
+    let statuses = |out: &crate::stack::Run| -> Vec<(String, String)> {
+        out.json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_owned(),
+                    c["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |id: &str, status: &str| (id.to_owned(), status.to_owned());
+
+    let only_pk: Vec<_> = stack
+        .settings()
+        .into_iter()
+        .filter(|(name, _)| *name == "CLERK_PUBLISHABLE_KEY")
+        .collect();
+    let out = run(&["doctor", "--token", &token, "--json"], &only_pk, None);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert_eq!(
+        statuses(&out),
+        [
+            pair("publishable-key", "pass"),
+            pair("jwks", "pass"),
+            pair("token", "pass"),
+            pair("email", "pass"),
+            pair("email-verified", "pass"),
+            pair("instant-admin", "skip"),
+            pair("sign-in", "skip"),
+            pair("secret-key", "skip"),
+        ]
+    );
+    let json = out.json();
+    assert_eq!(json["ok"], true);
+    let admin = &json["checks"][5]["detail"];
+    assert!(
+        admin
+            .as_str()
+            .unwrap()
+            .starts_with("INSTANT_APP_ID is not set"),
+        "{admin}"
+    );
+
+    // Only the InstantDB side (and the secret key): the Clerk checks are skipped.
+    let without_pk = with(stack.settings(), "CLERK_PUBLISHABLE_KEY", None);
+    let out = run(&["doctor", "--token", &token, "--json"], &without_pk, None);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert_eq!(
+        statuses(&out),
+        [
+            pair("publishable-key", "skip"),
+            pair("jwks", "skip"),
+            pair("token", "skip"),
+            pair("email", "skip"),
+            pair("email-verified", "skip"),
+            pair("instant-admin", "pass"),
+            pair("sign-in", "skip"),
+            pair("secret-key", "pass"),
+        ]
+    );
+
+    // Neither required setting: nothing to check, a configuration error as before.
+    let neither: Vec<crate::stack::Setting> = Vec::new();
+    let out = run(&["doctor", "--json"], &neither, None);
+    assert_eq!(out.code, 2, "{}", out.transcript());
+    stack.shutdown().await;
+}

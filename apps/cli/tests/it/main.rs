@@ -56,6 +56,24 @@ fn redact_paths(text: &str) -> String {
 }
 
 #[test]
+fn a_pasted_placeholder_key_is_called_a_placeholder() {
+    for placeholder in ["pk_test_…", "pk_test_xxx", "pk_live_...", "<your key>"] {
+        let out = stack::run(&["key", "decode", placeholder], &[], None);
+        assert_eq!(out.code, 2, "{}", out.transcript());
+        assert!(
+            out.stderr.contains("is a placeholder"),
+            "{}",
+            out.transcript()
+        );
+        assert!(
+            !out.stderr.contains("Invalid symbol"),
+            "{}",
+            out.transcript()
+        );
+    }
+}
+
+#[test]
 fn key_decode() {
     insta::assert_snapshot!("key_decode", run(&["key", "decode", PK], None));
     insta::assert_snapshot!(
@@ -312,4 +330,67 @@ fn authorized_parties_are_read_as_the_server_reads_them() {
         "{}",
         out.transcript()
     );
+}
+
+/// Every subcommand, as users type them.
+const SUBCOMMANDS: [&str; 11] = [
+    "key",
+    "token",
+    "dev",
+    "sign-in",
+    "sign-out",
+    "query",
+    "transact",
+    "doctor",
+    "webhook",
+    "completions",
+    "man",
+];
+
+#[test]
+fn completions_name_every_subcommand() {
+    let out = stack::run(&["completions", "bash"], &[], None);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(
+        out.stdout.contains("complete -F"),
+        "a bash completion script"
+    );
+    for name in SUBCOMMANDS {
+        assert!(
+            out.stdout.contains(name),
+            "{name} missing from the bash script"
+        );
+    }
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let out = stack::run(&["completions", shell], &[], None);
+        assert_eq!(out.code, 0, "{shell}: {}", out.transcript());
+        assert!(out.stdout.contains("clerk-instant"), "{shell}");
+    }
+    let out = stack::run(&["completions", "tcsh"], &[], None);
+    assert_eq!(out.code, 2, "{}", out.transcript());
+}
+
+#[test]
+fn the_man_page_is_roff_with_every_subcommand() {
+    let out = stack::run(&["man"], &[], None);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(
+        out.stdout.contains("\n.TH clerk-instant 1 "),
+        "{}",
+        out.stdout
+    );
+    let (_, subcommands) = out
+        .stdout
+        .split_once(".SH SUBCOMMANDS")
+        .expect("a SUBCOMMANDS section");
+    for name in SUBCOMMANDS {
+        // roff escapes the hyphen.
+        let name = name.replace('-', "\\-");
+        assert!(
+            subcommands.contains(&name),
+            "{name} missing from the man page"
+        );
+    }
+    let json = stack::run(&["man", "--json"], &[], None).json();
+    assert_eq!(json["man"].as_str(), Some(out.stdout.as_str()));
 }

@@ -211,6 +211,75 @@ async fn the_dev_token_endpoint_answers_loopback_host_names_only() {
     running.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_dev_token_endpoint_mints_with_azp_claims_no_email_and_expiry() {
+    let running = dev().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/dev/token", running.url());
+    let mint = |body: Value| http.post(&url).json(&body).send();
+    let claims = |token: &Value| {
+        clerk_jwt::inspect(token["token"].as_str().unwrap())
+            .unwrap()
+            .payload
+    };
+
+    let response = mint(json!({
+        "email": "dana@example.com",
+        "azp": "http://localhost:3000",
+        "claims": {"org_id": "org_1", "roles": ["admin"]},
+        "no_email": true,
+        "expires_in": 0
+    }))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let token: Value = response.json().await.unwrap();
+    let payload = claims(&token);
+    assert_eq!(payload["azp"], "http://localhost:3000");
+    assert_eq!(payload["org_id"], "org_1");
+    assert_eq!(payload["roles"], json!(["admin"]));
+    assert!(!payload.contains_key("email"), "{payload:?}");
+    assert!(!payload.contains_key("email_verified"), "{payload:?}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let exp = payload["exp"].as_i64().unwrap();
+    assert!(
+        exp <= now,
+        "expires_in 0 mints an expired token: exp {exp}, now {now}"
+    );
+
+    // The defaults: email kept, the local Clerk's lifetime.
+    let token: Value = mint(json!({"email": "dana@example.com", "expires_in": 120}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let payload = claims(&token);
+    assert_eq!(payload["email"], "dana@example.com");
+    assert!(!payload.contains_key("azp"), "{payload:?}");
+    let exp = payload["exp"].as_i64().unwrap();
+    assert!(exp > now + 100, "exp {exp}, now {now}");
+
+    // The keys are snake_case; another spelling is refused with the expected shape.
+    let response = mint(json!({"email": "dana@example.com", "noEmail": true}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid-body", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"no_email\""),
+        "{body}"
+    );
+    running.shutdown().await;
+}
+
 /// Starts the binary with `env` and returns the JSON log events up to and including
 /// the `listening` one.
 fn start_up_log(env: &[(&str, String)]) -> Vec<Value> {

@@ -7,6 +7,7 @@ use clerk_jwt::SecretKey;
 use http::Method;
 use serde_json::{Value, json};
 
+use super::MintOptions;
 use crate::{Error, Result};
 
 /// Calls `/v1/…` with `Authorization: Bearer sk_…`. Cheap to clone.
@@ -135,11 +136,18 @@ impl ClerkBackend {
 
     /// Mints a session token (`POST /v1/sessions/{id}/tokens`).
     pub async fn mint(&self, session_id: &str) -> Result<String> {
+        self.mint_with(session_id, &MintOptions::new()).await
+    }
+
+    /// Mints a session token with options (`POST /v1/sessions/{id}/tokens`): the
+    /// lifetime as Clerk's `expires_in_seconds`, the rest in the local Clerk's own keys,
+    /// which a real Clerk ignores.
+    pub async fn mint_with(&self, session_id: &str, options: &MintOptions) -> Result<String> {
         let token = self
             .call(
                 Method::POST,
                 &format!("/sessions/{session_id}/tokens"),
-                Some(json!({})),
+                Some(options.to_body()),
             )
             .await?;
         token["jwt"]
@@ -151,6 +159,11 @@ impl ClerkBackend {
     /// Finds or creates the user, reuses their active session or creates one, and mints
     /// a fresh session token.
     pub async fn session_token(&self, email: &str) -> Result<String> {
+        self.session_token_with(email, &MintOptions::new()).await
+    }
+
+    /// [`ClerkBackend::session_token`], the token minted with `options`.
+    pub async fn session_token_with(&self, email: &str, options: &MintOptions) -> Result<String> {
         let user = match self.user_by_email(email).await? {
             Some(user) => user,
             None => self.create_user(email).await?,
@@ -165,6 +178,6 @@ impl ClerkBackend {
         let session_id = session["id"]
             .as_str()
             .ok_or_else(|| Error::invalid("session response", "no id in the answer"))?;
-        self.mint(session_id).await
+        self.mint_with(session_id, options).await
     }
 }

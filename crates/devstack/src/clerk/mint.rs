@@ -19,7 +19,9 @@ pub struct MintOptions {
     pub(crate) azp: Option<String>,
     pub(crate) lifetime: Option<Duration>,
     pub(crate) issued_at: Option<i64>,
+    pub(crate) expires_in: Option<i64>,
     pub(crate) claims: Map<String, Value>,
+    pub(crate) removed: Vec<String>,
 }
 
 impl MintOptions {
@@ -46,10 +48,92 @@ impl MintOptions {
         self
     }
 
+    /// Sets `exp` to `seconds` from now (or from [`MintOptions::issued_at`]). Zero or
+    /// a negative value mints a token that has already expired: its `iat` is then one
+    /// lifetime before its `exp`, as a token minted earlier would carry.
+    pub fn expires_in(mut self, seconds: i64) -> Self {
+        self.expires_in = Some(seconds);
+        self
+    }
+
     /// Sets (or, with `Value::Null`, overrides to null) a claim after the template.
     pub fn claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.claims.insert(name.into(), value.into());
+        let name = name.into();
+        self.removed.retain(|removed| *removed != name);
+        self.claims.insert(name, value.into());
         self
+    }
+
+    /// Leaves a claim out of the token (one the template or Clerk would add, such as
+    /// `email`).
+    pub fn without_claim(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.claims.remove(&name);
+        if !self.removed.contains(&name) {
+            self.removed.push(name);
+        }
+        self
+    }
+
+    /// Leaves out `email` and `email_verified`, as Clerk's default session token does
+    /// (the claims a project adds by customizing it).
+    pub fn without_email(self) -> Self {
+        self.without_claim("email").without_claim("email_verified")
+    }
+
+    /// The body of `POST /v1/sessions/{id}/tokens` at the local Clerk: Clerk's
+    /// `expires_in_seconds` for the lifetime, and the local Clerk's own keys (`azp`,
+    /// `claims`, `without_claims`, `expires_in`, `issued_at`) for the rest.
+    pub(crate) fn to_body(&self) -> Value {
+        let mut body = Map::new();
+        if let Some(lifetime) = self.lifetime {
+            body.insert("expires_in_seconds".into(), json!(lifetime.as_secs()));
+        }
+        if let Some(azp) = &self.azp {
+            body.insert("azp".into(), json!(azp));
+        }
+        if !self.claims.is_empty() {
+            body.insert("claims".into(), Value::Object(self.claims.clone()));
+        }
+        if !self.removed.is_empty() {
+            body.insert("without_claims".into(), json!(self.removed));
+        }
+        if let Some(seconds) = self.expires_in {
+            body.insert("expires_in".into(), json!(seconds));
+        }
+        if let Some(iat) = self.issued_at {
+            body.insert("issued_at".into(), json!(iat));
+        }
+        Value::Object(body)
+    }
+
+    /// The local Clerk's own keys of a mint request's body, added to `self`; the name
+    /// of the first key that has the wrong type is the error.
+    pub(crate) fn with_body(
+        mut self,
+        body: &Map<String, Value>,
+    ) -> std::result::Result<Self, &'static str> {
+        let given = |key: &str| body.get(key).filter(|v| !v.is_null());
+        if let Some(azp) = given("azp") {
+            self = self.azp(azp.as_str().ok_or("azp")?);
+        }
+        if let Some(claims) = given("claims") {
+            for (name, value) in claims.as_object().ok_or("claims")? {
+                self = self.claim(name.clone(), value.clone());
+            }
+        }
+        if let Some(names) = given("without_claims") {
+            for name in names.as_array().ok_or("without_claims")? {
+                self = self.without_claim(name.as_str().ok_or("without_claims")?);
+            }
+        }
+        if let Some(seconds) = given("expires_in") {
+            self = self.expires_in(seconds.as_i64().ok_or("expires_in")?);
+        }
+        if let Some(iat) = given("issued_at") {
+            self = self.issued_at(iat.as_i64().ok_or("issued_at")?);
+        }
+        Ok(self)
     }
 }
 
@@ -79,9 +163,16 @@ impl Inner {
                 });
             }
         };
-        let iat = options.issued_at.unwrap_or_else(|| self.clock.now());
+        let now = options.issued_at.unwrap_or_else(|| self.clock.now());
         let lifetime = options.lifetime.unwrap_or(self.token_lifetime);
-        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+        let mut lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+        let mut iat = now;
+        match options.expires_in {
+            Some(seconds) if seconds > 0 => lifetime = seconds,
+            // Already expired: issued one lifetime before it expired.
+            Some(seconds) => iat = now.saturating_add(seconds).saturating_sub(lifetime),
+            None => {}
+        }
         let mut claims = match model::resolve_template(&self.claims_template, &user) {
             Value::Object(map) => map,
             _ => Map::new(),
@@ -105,6 +196,9 @@ impl Inner {
             claims.insert("azp".into(), Value::String(azp.clone()));
         }
         claims.extend(options.claims.clone());
+        for name in &options.removed {
+            claims.remove(name);
+        }
         Ok(claims)
     }
 

@@ -257,6 +257,84 @@ async fn backend_client_gets_a_session_token_by_email() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_client_mints_with_options_over_http() {
+    let clerk = local_clerk().await;
+    let backend = clerk.backend();
+    let payload = |t: &str| clerk_jwt::inspect(t).unwrap().payload;
+    let now = clerk.now();
+
+    let options = MintOptions::new()
+        .azp("http://localhost:3000")
+        .claim("org_id", "org_1")
+        .claim("meta", json!({"plan": "pro"}))
+        .without_email()
+        .expires_in(300);
+    let token = backend
+        .session_token_with("frank@example.com", &options)
+        .await
+        .unwrap();
+    let claims = payload(&token);
+    assert_eq!(claims["azp"], "http://localhost:3000");
+    assert_eq!(claims["org_id"], "org_1");
+    assert_eq!(claims["meta"], json!({"plan": "pro"}));
+    assert!(!claims.contains_key("email"), "{claims:?}");
+    assert!(!claims.contains_key("email_verified"), "{claims:?}");
+    let exp = claims["exp"].as_i64().unwrap();
+    assert!(
+        (now + 300..=now + 310).contains(&exp),
+        "exp {exp}, now {now}"
+    );
+
+    // Zero or negative: a token that has already expired, one lifetime long.
+    let token = backend
+        .session_token_with("frank@example.com", &MintOptions::new().expires_in(-120))
+        .await
+        .unwrap();
+    let claims = payload(&token);
+    let (exp, iat) = (
+        claims["exp"].as_i64().unwrap(),
+        claims["iat"].as_i64().unwrap(),
+    );
+    assert!(
+        (now - 120..=now - 110).contains(&exp),
+        "exp {exp}, now {now}"
+    );
+    assert_eq!(exp - iat, 60);
+    assert_eq!(
+        claims["email"], "frank@example.com",
+        "email stays by default"
+    );
+    let verifier = Verifier::builder()
+        .publishable_key(PublishableKey::parse(clerk.publishable_key().as_str()).unwrap())
+        .build()
+        .unwrap();
+    let error = verifier.verify(&token).await.unwrap_err();
+    assert_eq!(
+        error.reason(),
+        Some(clerk_jwt::Reason::TokenExpired),
+        "{error}"
+    );
+
+    // A wrong type is refused, naming the key.
+    let session = clerk_jwt::inspect(&token).unwrap().payload["sid"].clone();
+    let response = client()
+        .post(format!(
+            "{}/v1/sessions/{}/tokens",
+            clerk.url(),
+            session.as_str().unwrap()
+        ))
+        .bearer_auth(clerk.secret_key().expose())
+        .json(&json!({"expires_in": "soon"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(response).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["meta"]["param_name"], "expires_in");
+    clerk.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_file_keeps_kid_and_secret_key_across_restarts() {
     let dir = std::env::temp_dir().join(format!("devstack-key-{}", std::process::id()));
     let path = dir.join("clerk-key.pem");
