@@ -9,13 +9,14 @@
 //! driving the router and the metric labels), `middleware` (request id, timeout,
 //! metrics, log line), [`ratelimit`] (per client, per session, rejected tokens),
 //! `handlers` (the API), `ready` (the cached readiness check), [`body`] (JSON bodies),
-//! `webhooks` (Clerk's webhook deliveries), [`error`] (codes and their statuses),
+//! `webhooks` (Clerk's webhook deliveries), [`cors`] (browser apps on other origins), [`error`] (codes and their statuses),
 //! [`metrics`], `serve` (the accept loop: connection timers, the connection cap, the
 //! shutdown deadline), `detached` (request work that ends even if its client goes
 //! away), and `dev` (the local stack, `/dev/token`, the banner).
 
 pub mod body;
 pub mod config;
+pub mod cors;
 mod detached;
 #[cfg(feature = "local-stack")]
 mod dev;
@@ -112,7 +113,7 @@ pub async fn start(mode: Mode) -> anyhow::Result<Running> {
     match mode {
         Mode::Configured(settings) => serve(&settings).await,
         #[cfg(feature = "local-stack")]
-        Mode::Dev(options) => dev::start(options).await,
+        Mode::Dev(options) => dev::start(*options).await,
     }
 }
 

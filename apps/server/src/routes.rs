@@ -150,6 +150,11 @@ impl AppState {
             .fallback(|| async { ApiError::not_found() })
             .layer(DefaultBodyLimit::max(self.inner.body_limit))
             .layer(middleware::from_fn_with_state(self.clone(), limit))
+            // Preflights are answered before the rate limits, after the metrics.
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                crate::cors::cors,
+            ))
             .layer(middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone())
     }

@@ -179,9 +179,9 @@ async fn admin_strategy_does_the_same_with_the_admin_token() {
 
 #[tokio::test]
 async fn dev_mode_runs_the_local_stack_and_mints_tokens_on_loopback() {
-    let running = clerk_instant_server::start(clerk_instant_server::config::Mode::Dev(
+    let running = clerk_instant_server::start(clerk_instant_server::config::Mode::Dev(Box::new(
         crate::support::options(),
-    ))
+    )))
     .await
     .unwrap();
     let banner = clerk_instant_server::dev_banner(&running);

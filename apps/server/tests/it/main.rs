@@ -2,6 +2,7 @@
 
 mod config;
 mod connections;
+mod cors;
 mod dev;
 mod failures;
 mod flow;
