@@ -12,10 +12,13 @@
 //! `webhooks` (Clerk's webhook deliveries), [`cors`] (browser apps on other origins), [`error`] (codes and their statuses),
 //! [`metrics`], `serve` (the accept loop: connection timers, the connection cap, the
 //! shutdown deadline), `detached` (request work that ends even if its client goes
-//! away), and `dev` (the local stack, `/dev/token`, the banner).
+//! away), `dev` (the local stack, `/dev/token`, `/dev/session/revoke`, the banner)
+//! and `console` (the dev console page).
 
 pub mod body;
 pub mod config;
+#[cfg(feature = "local-stack")]
+mod console;
 pub mod cors;
 mod detached;
 #[cfg(feature = "local-stack")]

@@ -1,5 +1,6 @@
 //! The server over real HTTP on 127.0.0.1, against the local stack.
 
+mod browser;
 mod config;
 mod connections;
 mod cors;
