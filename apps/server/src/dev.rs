@@ -271,6 +271,7 @@ pub fn dev_banner(running: &Running) -> String {
   local Clerk      {clerk}  (publishable key {pk})
   local InstantDB  {instant}  (app id {app})
   server           {url}
+  dev console      {url}/dev/console
 ",
         clerk = stack.clerk.url(),
         pk = stack.clerk.publishable_key(),

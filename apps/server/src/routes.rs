@@ -104,6 +104,18 @@ impl Route {
         )
     }
 
+    /// Whether the route exists in dev mode only (on the embedded local stack).
+    pub const fn is_dev_only(self) -> bool {
+        match self {
+            #[cfg(feature = "local-stack")]
+            Route::DevToken
+            | Route::DevRevokeSession
+            | Route::DevConsole
+            | Route::DevConsoleAsset => true,
+            _ => false,
+        }
+    }
+
     /// Whether the route takes a Clerk token, so a rejected one counts against the
     /// client's rejected-token limit.
     pub const fn takes_clerk_token(self) -> bool {
@@ -139,17 +151,12 @@ impl Route {
     /// Whether this server serves the route (the dev endpoints only in dev mode on
     /// loopback).
     fn is_served(self, state: &AppState) -> bool {
-        match self {
-            #[cfg(feature = "local-stack")]
-            Route::DevToken
-            | Route::DevRevokeSession
-            | Route::DevConsole
-            | Route::DevConsoleAsset => state.inner.dev.is_some(),
-            _ => {
-                let _ = state;
-                true
-            }
+        #[cfg(feature = "local-stack")]
+        if self.is_dev_only() {
+            return state.inner.dev.is_some();
         }
+        let _ = state;
+        true
     }
 
     /// The route a request matched, by its matched path.
@@ -233,6 +240,17 @@ mod tests {
             let path = route.path();
             assert!(seen.insert(path), "{path} twice");
             assert!(path.starts_with('/') && path != UNMATCHED, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_dev_route_and_only_those_are_dev_only() {
+        for route in Route::ALL {
+            assert_eq!(
+                route.is_dev_only(),
+                route.path().starts_with("/dev/"),
+                "{route:?}"
+            );
         }
     }
 

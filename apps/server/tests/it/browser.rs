@@ -344,6 +344,82 @@ async fn the_frontend_guide_signs_in_and_out_with_the_real_instantdb_core() {
     running.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_console_and_the_revoke_endpoint_exist_in_dev_mode_on_loopback_only() {
+    // Configured mode: no dev route at all.
+    let h = crate::support::Harness::start().await;
+    for (method, path) in [
+        (Method::GET, "/dev/console"),
+        (Method::GET, "/dev/console/console.js"),
+        (Method::POST, "/dev/session/revoke"),
+    ] {
+        let (status, body) = h.call(method, path, None, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    h.shutdown().await;
+
+    let running = dev_server("http://localhost:3000").await;
+    let http = reqwest::Client::new();
+    let get = |path: &str, host: Option<&str>| {
+        let mut request = http.get(format!("{}{path}", running.url()));
+        if let Some(host) = host {
+            request = request.header(header::HOST, host);
+        }
+        request.send()
+    };
+    let page = get("/dev/console", None).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("/dev/console/console.js")
+    );
+    let script = get("/dev/console/console.js", None).await.unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(
+        script.headers()[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
+    let missing = get("/dev/console/secrets.txt", None).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // A page on another site whose name resolves to 127.0.0.1 sends its own Host.
+    let rebound = get("/dev/console", Some("evil.example.com")).await.unwrap();
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    let body: Value = rebound.json().await.unwrap();
+    assert_eq!(crate::support::code(&body), "dev-loopback-only");
+
+    // Revoking: a session of the local Clerk is revoked there; a made-up one is a 502
+    // that says the local Clerk refused.
+    let stack = running.dev.as_ref().unwrap();
+    let signed_in = stack.clerk.sign_in("revoke@example.com").unwrap();
+    let revoke = |id: String| {
+        http.post(format!("{}/dev/session/revoke", running.url()))
+            .json(&serde_json::json!({"session_id": id}))
+            .send()
+    };
+    let answer = revoke(signed_in.session.id.clone()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"session_id": signed_in.session.id, "status": "revoked"})
+    );
+    let answer = revoke("sess_doesnotexist".to_owned()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(crate::support::code(&body), "dev-clerk-failed", "{body}");
+    running.shutdown().await;
+}
+
 #[test]
 fn the_guide_shows_the_tested_snippet() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -157,6 +157,35 @@ async fn by_default_the_authorized_parties_may_call_and_without_them_no_origin()
     h.shutdown().await;
 }
 
+#[tokio::test]
+async fn in_dev_mode_a_frontend_on_port_3000_may_call_by_default() {
+    let running = clerk_instant_server::start(Mode::Dev(Box::new(crate::support::options())))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    for (origin, allowed) in [
+        ("http://localhost:3000", true),
+        ("http://127.0.0.1:3000", true),
+        ("http://localhost:5173", false),
+    ] {
+        let response = http
+            .request(Method::OPTIONS, format!("{}/v1/session", running.url()))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        let expected = if allowed { origin } else { "" };
+        assert_eq!(
+            header(response.headers(), "access-control-allow-origin"),
+            expected
+        );
+    }
+    running.shutdown().await;
+}
+
 #[test]
 fn a_wildcard_origin_is_refused_at_start_up_with_the_fix() {
     let args = ServerArgs {
