@@ -178,10 +178,16 @@ pub(crate) async fn cors(State(state): State<AppState>, request: Request, next: 
     if preflight && response.status() == StatusCode::OK {
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
-    if !response.headers().contains_key(header::VARY) {
+    let varies_by_origin = response.headers().get_all(header::VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|name| name.trim().eq_ignore_ascii_case("origin"))
+        })
+    });
+    if !varies_by_origin {
         response
             .headers_mut()
-            .insert(header::VARY, HeaderValue::from_static("origin"));
+            .append(header::VARY, HeaderValue::from_static("origin"));
     }
     response
 }
