@@ -13,6 +13,7 @@ use service_config::{
     AuthorizedParties, ServiceArgs, ServiceConfig, StoreArgs, StoreChoice, resolve_listen_addr,
 };
 
+use crate::cors::{CORS_SETTING, CorsOrigins};
 use crate::ratelimit::{ForwardedHeader, Quota, RateLimitSettings, TrustedProxies};
 
 /// `clerk-instant-server`: Clerk session in, InstantDB session out.
@@ -182,6 +183,13 @@ pub struct ServerArgs {
         default_value_t = 15
     )]
     pub shutdown_timeout: u64,
+    /// Origins of the browser apps that may call the API cross-origin, with
+    /// credentials (comma-separated, e.g. https://app.example.com). Default: the
+    /// CLERK_AUTHORIZED_PARTIES origins (none when it is unset or *), plus, in dev mode,
+    /// http://localhost:3000 and http://127.0.0.1:3000. * is refused: browsers refuse a
+    /// wildcard origin with credentials.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl fmt::Debug for ServerArgs {
@@ -232,6 +240,7 @@ impl fmt::Debug for ServerArgs {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
             .finish()
     }
 }
@@ -334,7 +343,7 @@ const HOW_ELSE: &str = "(this server is built without the embedded local stack: 
 pub enum Mode {
     /// `--dev`: run the local stack in-process, on loopback.
     #[cfg(feature = "local-stack")]
-    Dev(Options),
+    Dev(Box<Options>),
     /// Real (or self-hosted) services.
     Configured(Box<Settings>),
 }
@@ -393,6 +402,8 @@ pub struct Options {
     pub rate_limits: Box<RateLimitSettings>,
     /// The timers and the cap of client connections, and the shutdown deadline.
     pub connections: ConnectionLimits,
+    /// The origins of the browser apps that may call the API (`CORS_ALLOWED_ORIGINS`).
+    pub cors_origins: CorsOrigins,
 }
 
 /// How long a client connection may dawdle, how many are served at once, and how long
@@ -479,8 +490,10 @@ impl Settings {
             instant_admin_token_set = service.instant_admin_token.is_some(),
             webhook_signing_secret_set = options.webhook_secrets.is_some(),
             authorized_parties,
-            // Hook for the allowed-origins setting (CORS): log it here as
-            // `cors_origins` once it exists.
+            cors_origins = options
+                .cors_origins
+                .allowed(&service.authorized_parties, mode == "dev")
+                .join(","),
             store,
             store_url,
             store_prefix,
@@ -703,6 +716,13 @@ impl ServerArgs {
                 );
             }
         }
+        let cors_origins =
+            CorsOrigins::parse(&self.cors_allowed_origins).unwrap_or_else(|messages| {
+                for message in messages {
+                    problem(CORS_SETTING, message);
+                }
+                CorsOrigins::Default
+            });
         let connections = ConnectionLimits {
             header_read_timeout: Duration::from_secs(self.header_read_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
@@ -724,6 +744,7 @@ impl ServerArgs {
             user_deleted_policy,
             rate_limits: Box::new(self.rate_limits(&mut problem)),
             connections,
+            cors_origins,
         };
 
         let raw = &self.service;
@@ -732,7 +753,7 @@ impl ServerArgs {
             {
                 self.check_dev(&options, &mut problems);
                 return if problems.is_empty() {
-                    Ok(Mode::Dev(options))
+                    Ok(Mode::Dev(Box::new(options)))
                 } else {
                     Err(ConfigError(problems))
                 };
@@ -832,6 +853,7 @@ mod tests {
             idle_timeout: 60,
             max_connections: 1024,
             shutdown_timeout: 15,
+            cors_allowed_origins: Vec::new(),
         }
     }
 

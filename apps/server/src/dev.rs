@@ -1,5 +1,5 @@
-//! The embedded local stack (feature `local-stack`): its settings, the `/dev/token`
-//! endpoint and the start-up banner. Development only.
+//! The embedded local stack (feature `local-stack`): its settings, the `/dev/token` and
+//! `/dev/session/revoke` endpoints and the start-up banner. Development only.
 
 use std::net::SocketAddr;
 
@@ -22,11 +22,14 @@ use crate::routes::Route;
 use crate::state::AppState;
 use crate::{Listeners, Running, launch};
 
-/// What the dev endpoint needs: the local Clerk's Backend API.
+/// What the dev endpoints need: the local Clerk's Backend API.
 #[derive(Clone, Debug)]
 pub struct DevTokens {
     /// Mints tokens at the local Clerk.
     pub clerk: devstack::clerk::ClerkBackend,
+    /// Revokes sessions at the local Clerk, as Clerk's dashboard does (the local
+    /// Clerk then sends `session.revoked` to this server).
+    pub sessions: clerk_backend::BackendClient,
 }
 
 /// The settings of the embedded local stack, checked like any other configuration
@@ -87,8 +90,13 @@ pub(crate) async fn start(mut options: Options) -> anyhow::Result<Running> {
         .await
         .context("starting the local stack")?;
     let settings = dev_settings(&stack, options)?;
+    let sessions = clerk_backend::BackendClient::builder(stack.clerk.secret_key().clone())
+        .base_url(stack.clerk.url())
+        .build()
+        .context("building a client of the local Clerk")?;
     let dev = Some(DevTokens {
         clerk: stack.clerk.backend(),
+        sessions,
     });
     let running = launch(&settings, listeners, dev, Some(stack)).await?;
     running
@@ -191,6 +199,32 @@ fn is_port(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The guard of every dev endpoint: dev mode (else 404), a loopback client and a
+/// request addressed to a loopback name (else 403 `dev-loopback-only`).
+pub(crate) fn loopback_only<'a>(
+    state: &'a AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<&'a DevTokens, ApiError> {
+    let Some(dev) = &state.inner.dev else {
+        return Err(ApiError::not_found());
+    };
+    if !peer.ip().is_loopback() {
+        return Err(ApiError::new(
+            Code::DevLoopbackOnly,
+            "the dev endpoints answer loopback clients only",
+        ));
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if !host.is_some_and(loopback_host) {
+        return Err(ApiError::new(
+            Code::DevLoopbackOnly,
+            "the dev endpoints answer requests addressed to localhost, 127.0.0.1 or [::1] only",
+        ));
+    }
+    Ok(dev)
+}
+
 /// Development only, loopback only: a Clerk session token from the local Clerk.
 pub(crate) async fn dev_token(
     State(state): State<AppState>,
@@ -198,22 +232,7 @@ pub(crate) async fn dev_token(
     headers: HeaderMap,
     ApiJson(body): ApiJson<DevTokenBody>,
 ) -> Result<Response, ApiError> {
-    let Some(dev) = &state.inner.dev else {
-        return Err(ApiError::not_found());
-    };
-    if !peer.ip().is_loopback() {
-        return Err(ApiError::new(
-            Code::DevLoopbackOnly,
-            "the dev token endpoint answers loopback clients only",
-        ));
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    if !host.is_some_and(loopback_host) {
-        return Err(ApiError::new(
-            Code::DevLoopbackOnly,
-            "the dev token endpoint answers requests addressed to localhost, 127.0.0.1 or [::1] only",
-        ));
-    }
+    let dev = loopback_only(&state, peer, &headers)?;
     let email = body.email.trim();
     let plausible = email.len() <= 254
         && email
@@ -243,6 +262,42 @@ pub(crate) async fn dev_token(
     Ok(Json(json!({"token": token})).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevokeSessionBody {
+    session_id: String,
+}
+
+impl Shape for RevokeSessionBody {
+    const SHAPE: &'static str = r#"{"session_id": "sess_…"}"#;
+}
+
+/// Development only, loopback only: revokes a session in the local Clerk, as Clerk's
+/// dashboard does. The local Clerk then delivers `session.revoked` to this server's
+/// webhook endpoint, which signs the InstantDB session out.
+pub(crate) async fn dev_revoke_session(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RevokeSessionBody>,
+) -> Result<Response, ApiError> {
+    let dev = loopback_only(&state, peer, &headers)?;
+    let session = dev
+        .sessions
+        .revoke_session(body.session_id.trim())
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                Code::DevClerkFailed,
+                format!(
+                    "the local Clerk could not revoke the session: {:#}",
+                    anyhow::Error::new(e)
+                ),
+            )
+        })?;
+    Ok(Json(json!({"session_id": session.id, "status": session.status.as_str()})).into_response())
+}
+
 /// What the server prints at start-up in dev mode: what it started and a copy-paste
 /// sequence that signs a test user in.
 pub fn dev_banner(running: &Running) -> String {
@@ -257,6 +312,7 @@ pub fn dev_banner(running: &Running) -> String {
   local Clerk      {clerk}  (publishable key {pk})
   local InstantDB  {instant}  (app id {app})
   server           {url}
+  dev console      {url}/dev/console
 ",
         clerk = stack.clerk.url(),
         pk = stack.clerk.publishable_key(),

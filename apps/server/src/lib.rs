@@ -9,14 +9,19 @@
 //! driving the router and the metric labels), `middleware` (request id, timeout,
 //! metrics, log line), [`ratelimit`] (per client, per session, rejected tokens),
 //! `handlers` (the API), `ready` (the cached readiness check), [`body`] (JSON bodies),
-//! `webhooks` (Clerk's webhook deliveries), [`error`] (codes and their statuses),
-//! [`metrics`] (request and upstream latency, the build, the process), `serve` (the
-//! accept loop of each listener, the main one and the optional `METRICS_LISTEN_ADDR`
-//! one: connection timers, the connection cap, the shutdown deadline), `detached` (request work that ends even if its client goes
-//! away), and `dev` (the local stack, `/dev/token`, the banner).
+//! `webhooks` (Clerk's webhook deliveries), [`cors`] (browser apps on other origins),
+//! [`error`] (codes and their statuses), [`metrics`] (request and upstream latency,
+//! the build, the process), `serve` (the accept loop of each listener, the main one
+//! and the optional `METRICS_LISTEN_ADDR` one: connection timers, the connection cap,
+//! the shutdown deadline), `detached` (request work that ends even if its client goes
+//! away), `dev` (the local stack, `/dev/token`, `/dev/session/revoke`, the banner)
+//! and `console` (the dev console page).
 
 pub mod body;
 pub mod config;
+#[cfg(feature = "local-stack")]
+mod console;
+pub mod cors;
 mod detached;
 #[cfg(feature = "local-stack")]
 mod dev;
@@ -124,7 +129,7 @@ pub async fn start(mode: Mode) -> anyhow::Result<Running> {
     match mode {
         Mode::Configured(settings) => serve(&settings).await,
         #[cfg(feature = "local-stack")]
-        Mode::Dev(options) => dev::start(options).await,
+        Mode::Dev(options) => dev::start(*options).await,
     }
 }
 

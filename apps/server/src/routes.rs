@@ -37,6 +37,16 @@ pub enum Route {
     /// `POST /dev/token`: a token from the local Clerk (dev mode, loopback only).
     #[cfg(feature = "local-stack")]
     DevToken,
+    /// `POST /dev/session/revoke`: revokes a session in the local Clerk (dev mode,
+    /// loopback only).
+    #[cfg(feature = "local-stack")]
+    DevRevokeSession,
+    /// `GET /dev/console`: the dev console page (dev mode, loopback only).
+    #[cfg(feature = "local-stack")]
+    DevConsole,
+    /// `GET /dev/console/{asset}`: its script and style sheet.
+    #[cfg(feature = "local-stack")]
+    DevConsoleAsset,
 }
 
 /// The metric label of a request that matched no route.
@@ -55,6 +65,12 @@ impl Route {
         Route::Metrics,
         #[cfg(feature = "local-stack")]
         Route::DevToken,
+        #[cfg(feature = "local-stack")]
+        Route::DevRevokeSession,
+        #[cfg(feature = "local-stack")]
+        Route::DevConsole,
+        #[cfg(feature = "local-stack")]
+        Route::DevConsoleAsset,
     ];
 
     /// The path, which is also the route's metric label.
@@ -70,6 +86,12 @@ impl Route {
             Route::Metrics => "/metrics",
             #[cfg(feature = "local-stack")]
             Route::DevToken => "/dev/token",
+            #[cfg(feature = "local-stack")]
+            Route::DevRevokeSession => "/dev/session/revoke",
+            #[cfg(feature = "local-stack")]
+            Route::DevConsole => "/dev/console",
+            #[cfg(feature = "local-stack")]
+            Route::DevConsoleAsset => "/dev/console/{asset}",
         }
     }
 
@@ -80,6 +102,18 @@ impl Route {
             self,
             Route::Session | Route::Me | Route::Query | Route::Transact | Route::ClerkWebhooks
         )
+    }
+
+    /// Whether the route exists in dev mode only (on the embedded local stack).
+    pub const fn is_dev_only(self) -> bool {
+        match self {
+            #[cfg(feature = "local-stack")]
+            Route::DevToken
+            | Route::DevRevokeSession
+            | Route::DevConsole
+            | Route::DevConsoleAsset => true,
+            _ => false,
+        }
     }
 
     /// Whether the route takes a Clerk token, so a rejected one counts against the
@@ -104,21 +138,25 @@ impl Route {
             Route::Metrics => get(handlers::metrics),
             #[cfg(feature = "local-stack")]
             Route::DevToken => post(crate::dev::dev_token),
+            #[cfg(feature = "local-stack")]
+            Route::DevRevokeSession => post(crate::dev::dev_revoke_session),
+            #[cfg(feature = "local-stack")]
+            Route::DevConsole => get(crate::console::page),
+            #[cfg(feature = "local-stack")]
+            Route::DevConsoleAsset => get(crate::console::asset),
         };
         methods.fallback(method_not_allowed)
     }
 
-    /// Whether this server serves the route (the dev endpoint only in dev mode on
+    /// Whether this server serves the route (the dev endpoints only in dev mode on
     /// loopback).
     fn is_served(self, state: &AppState) -> bool {
-        match self {
-            #[cfg(feature = "local-stack")]
-            Route::DevToken => state.inner.dev.is_some(),
-            _ => {
-                let _ = state;
-                true
-            }
+        #[cfg(feature = "local-stack")]
+        if self.is_dev_only() {
+            return state.inner.dev.is_some();
         }
+        let _ = state;
+        true
     }
 
     /// The route a request matched, by its matched path.
@@ -184,6 +222,11 @@ impl AppState {
             .fallback(|| async { ApiError::not_found() })
             .layer(DefaultBodyLimit::max(self.inner.body_limit))
             .layer(middleware::from_fn_with_state(self.clone(), limit))
+            // Preflights are answered before the rate limits, after the metrics.
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                crate::cors::cors,
+            ))
             .layer(middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone())
     }
@@ -206,6 +249,12 @@ mod tests {
             Route::Metrics => 7,
             #[cfg(feature = "local-stack")]
             Route::DevToken => 8,
+            #[cfg(feature = "local-stack")]
+            Route::DevRevokeSession => 9,
+            #[cfg(feature = "local-stack")]
+            Route::DevConsole => 10,
+            #[cfg(feature = "local-stack")]
+            Route::DevConsoleAsset => 11,
         }
     }
 
@@ -214,7 +263,7 @@ mod tests {
         for (i, route) in Route::ALL.iter().enumerate() {
             assert_eq!(index(*route), i, "{route:?}");
         }
-        let expected = if cfg!(feature = "local-stack") { 9 } else { 8 };
+        let expected = if cfg!(feature = "local-stack") { 12 } else { 8 };
         assert_eq!(Route::ALL.len(), expected);
     }
 
@@ -225,6 +274,17 @@ mod tests {
             let path = route.path();
             assert!(seen.insert(path), "{path} twice");
             assert!(path.starts_with('/') && path != UNMATCHED, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_dev_route_and_only_those_are_dev_only() {
+        for route in Route::ALL {
+            assert_eq!(
+                route.is_dev_only(),
+                route.path().starts_with("/dev/"),
+                "{route:?}"
+            );
         }
     }
 

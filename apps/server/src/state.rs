@@ -33,6 +33,7 @@ pub(crate) struct Inner {
     pub(crate) webhooks: crate::webhooks::Webhooks,
     pub(crate) limits: crate::ratelimit::RateLimits,
     pub(crate) detached: crate::detached::Detached,
+    pub(crate) cors: crate::cors::Cors,
 }
 
 impl std::fmt::Debug for AppState {
@@ -52,6 +53,8 @@ impl AppState {
         settings: &Settings,
         #[cfg(feature = "local-stack")] dev: Option<crate::dev::DevTokens>,
     ) -> anyhow::Result<AppState> {
+        #[cfg(feature = "local-stack")]
+        let dev_mode = dev.is_some();
         let metrics = Arc::new(Metrics::default());
         let clients = settings.service.build_clients()?;
         let ready = Readiness::new(clients.instant.clone());
@@ -108,6 +111,13 @@ impl AppState {
                 ),
                 limits,
                 detached: crate::detached::Detached::default(),
+                cors: crate::cors::Cors::new(&options.cors_origins.allowed(
+                    &settings.service.authorized_parties,
+                    #[cfg(feature = "local-stack")]
+                    dev_mode,
+                    #[cfg(not(feature = "local-stack"))]
+                    false,
+                )),
             }),
         })
     }
@@ -119,6 +129,11 @@ impl AppState {
             return "dev";
         }
         "configured"
+    }
+
+    /// The origins of the browser apps that may call the API cross-origin.
+    pub fn cors_origins(&self) -> impl Iterator<Item = &str> {
+        self.inner.cors.origins()
     }
 
     /// The metrics.

@@ -151,9 +151,9 @@ fn the_start_up_log_says_dev_mode() {
 
 /// The server in dev mode, in-process.
 async fn dev() -> clerk_instant_server::Running {
-    clerk_instant_server::start(clerk_instant_server::config::Mode::Dev(
+    clerk_instant_server::start(clerk_instant_server::config::Mode::Dev(Box::new(
         crate::support::options(),
-    ))
+    )))
     .await
     .unwrap()
 }
@@ -162,9 +162,10 @@ async fn dev() -> clerk_instant_server::Running {
 async fn a_dev_mode_built_by_hand_still_refuses_every_address() {
     let mut options = crate::support::options();
     options.listen = "0.0.0.0:0".parse().unwrap();
-    let error = clerk_instant_server::start(clerk_instant_server::config::Mode::Dev(options))
-        .await
-        .unwrap_err();
+    let error =
+        clerk_instant_server::start(clerk_instant_server::config::Mode::Dev(Box::new(options)))
+            .await
+            .unwrap_err();
     assert!(error.to_string().contains("loopback only"), "{error:#}");
 }
 

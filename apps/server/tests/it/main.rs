@@ -1,7 +1,9 @@
 //! The server over real HTTP on 127.0.0.1, against the local stack.
 
+mod browser;
 mod config;
 mod connections;
+mod cors;
 mod dev;
 mod failures;
 mod flow;

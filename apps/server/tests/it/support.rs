@@ -36,6 +36,7 @@ pub(crate) fn options() -> Options {
         // Off, so that no other test depends on them; tests/it/ratelimit.rs turns them on.
         rate_limits: Box::new(RateLimitSettings::off()),
         connections: ConnectionLimits::default(),
+        cors_origins: clerk_instant_server::cors::CorsOrigins::Default,
     }
 }
 

@@ -540,7 +540,7 @@ fn a_bad_signing_secret_stops_start_up_with_exit_code_2() {
 
 /// Dev mode: the server's own local Clerk delivers to its endpoint.
 async fn dev(options: clerk_instant_server::config::Options) -> clerk_instant_server::Running {
-    clerk_instant_server::start(clerk_instant_server::config::Mode::Dev(options))
+    clerk_instant_server::start(clerk_instant_server::config::Mode::Dev(Box::new(options)))
         .await
         .unwrap()
 }
