@@ -12,7 +12,8 @@
 //! `webhooks` (Clerk's webhook deliveries), [`error`] (codes and their statuses),
 //! [`metrics`], `serve` (the accept loop: connection timers, the connection cap, the
 //! shutdown deadline), `detached` (request work that ends even if its client goes
-//! away), and `dev` (the local stack, `/dev/token`, the banner).
+//! away), `dev` (the local stack, `/dev/token`, the banner), and [`openapi`] (the
+//! OpenAPI description served at `/openapi.json`).
 
 pub mod body;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod error;
 mod handlers;
 pub mod metrics;
 mod middleware;
+pub mod openapi;
 pub mod ratelimit;
 mod ready;
 pub mod routes;

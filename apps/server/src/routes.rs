@@ -34,6 +34,8 @@ pub enum Route {
     Readyz,
     /// `GET /metrics`: Prometheus text.
     Metrics,
+    /// `GET /openapi.json`: the OpenAPI 3.1 description of the routes served.
+    OpenApi,
     /// `POST /dev/token`: a token from the local Clerk (dev mode, loopback only).
     #[cfg(feature = "local-stack")]
     DevToken,
@@ -53,6 +55,7 @@ impl Route {
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
+        Route::OpenApi,
         #[cfg(feature = "local-stack")]
         Route::DevToken,
     ];
@@ -68,6 +71,7 @@ impl Route {
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
+            Route::OpenApi => "/openapi.json",
             #[cfg(feature = "local-stack")]
             Route::DevToken => "/dev/token",
         }
@@ -102,6 +106,7 @@ impl Route {
             Route::Healthz => get(handlers::healthz),
             Route::Readyz => get(readyz),
             Route::Metrics => get(handlers::metrics),
+            Route::OpenApi => get(crate::openapi::openapi_json),
             #[cfg(feature = "local-stack")]
             Route::DevToken => post(crate::dev::dev_token),
         };
@@ -110,7 +115,7 @@ impl Route {
 
     /// Whether this server serves the route (the dev endpoint only in dev mode on
     /// loopback).
-    fn is_served(self, state: &AppState) -> bool {
+    pub(crate) fn is_served(self, state: &AppState) -> bool {
         match self {
             #[cfg(feature = "local-stack")]
             Route::DevToken => state.inner.dev.is_some(),
@@ -170,8 +175,9 @@ mod tests {
             Route::Healthz => 5,
             Route::Readyz => 6,
             Route::Metrics => 7,
+            Route::OpenApi => 8,
             #[cfg(feature = "local-stack")]
-            Route::DevToken => 8,
+            Route::DevToken => 9,
         }
     }
 
@@ -180,7 +186,7 @@ mod tests {
         for (i, route) in Route::ALL.iter().enumerate() {
             assert_eq!(index(*route), i, "{route:?}");
         }
-        let expected = if cfg!(feature = "local-stack") { 9 } else { 8 };
+        let expected = if cfg!(feature = "local-stack") { 10 } else { 9 };
         assert_eq!(Route::ALL.len(), expected);
     }
 

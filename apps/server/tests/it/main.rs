@@ -5,6 +5,7 @@ mod connections;
 mod dev;
 mod failures;
 mod flow;
+mod openapi;
 mod ratelimit;
 mod ready;
 mod replicas;
