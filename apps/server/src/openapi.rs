@@ -10,11 +10,10 @@
 //! description says which it is.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
-use axum::body::Bytes;
+use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use utoipa::openapi::path::{HttpMethod, Operation};
@@ -77,48 +76,36 @@ pub fn document(routes: &[Route]) -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// `GET /openapi.json`: the description of the routes this server serves, built once
-/// per process (a server with the dev endpoint and one without describe different
-/// paths).
+// `GET /openapi.json`: the description of the routes this server serves (a server
+// with the dev endpoint and one without describe different paths). Built per request
+// (a plain comment, not a doc comment, so it stays out of the document): it is not on
+// a hot path, and nothing cached can disagree with the router.
 #[utoipa::path(
     get,
     path = Route::OpenApi.path(),
     tag = "meta",
+    summary = "This description: OpenAPI 3.1, the routes this server serves",
     responses(
         (status = 200, description = "This document: OpenAPI 3.1, the routes this server serves",
             content_type = "application/json", body = Object),
     ),
 )]
 pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
-    static WITH_DEV: OnceLock<Bytes> = OnceLock::new();
-    static WITHOUT_DEV: OnceLock<Bytes> = OnceLock::new();
     let served: Vec<Route> = Route::ALL
         .iter()
         .copied()
         .filter(|route| route.is_served(&state))
         .collect();
-    let cell = if served.len() == Route::ALL.len() {
-        &WITH_DEV
-    } else {
-        &WITHOUT_DEV
-    };
-    let body = cell.get_or_init(|| {
-        Bytes::from(serde_json::to_vec(&document(&served)).expect("an OpenAPI document is JSON"))
-    });
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.clone(),
-    )
-        .into_response()
+    Json(document(&served)).into_response()
 }
 
-/// The doc-only operation of `POST /dev/token` (the handler lives in `dev.rs`).
+// The doc-only operation of `POST /dev/token` (the handler is `crate::dev::dev_token`).
 #[cfg(feature = "local-stack")]
 #[utoipa::path(
     post,
     path = Route::DevToken.path(),
     tag = "dev",
+    summary = "A Clerk session token from the local Clerk (dev mode, loopback only)",
     request_body(content = DevTokenRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "A Clerk session token from the local Clerk", body = DevTokenAnswer),
