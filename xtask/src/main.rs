@@ -9,7 +9,9 @@
 //! - `soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N]
 //!   [--no-abandon]`:
 //!   the fault soak (`soak.rs`), writing `target/bench/soak.json`; `ci` runs a short
-//!   one.
+//!   one, then schemathesis against the dev server (`schemathesis.rs`).
+//!
+//! - `schemathesis`: only the schemathesis step of `ci`.
 //!
 //! Hygiene checks ("tidy") are ordinary tests in `tidy.rs`, so `cargo test` runs them.
 //! xtask shells out to cargo; its one project dependency is `devstack`, the local
@@ -24,6 +26,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
+mod schemathesis;
 mod soak;
 #[cfg(test)]
 mod tidy;
@@ -35,9 +38,10 @@ fn main() -> ExitCode {
         Some("bench") => bench(args.get(1).map_or("all", String::as_str)),
         Some("fuzz") => fuzz(&args[1..]),
         Some("soak") => soak::parse(&args[1..]).and_then(|options| soak::run(&options)),
+        Some("schemathesis") => schemathesis::run(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N] [TARGET…] | soak …>\n  {}",
+                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N] [TARGET…] | soak … | schemathesis>\n  {}",
                 soak::USAGE
             );
             return ExitCode::from(2);
@@ -154,6 +158,10 @@ fn ci() -> anyhow::Result<()> {
     let soak_start = Instant::now();
     soak::run(&CI_SOAK)?;
     eprintln!("==> soak: ok ({:.0} s)", soak_start.elapsed().as_secs_f64());
+
+    // The OpenAPI description attacked by schemathesis (skipped by
+    // CI_SKIP_SCHEMATHESIS=1).
+    schemathesis::run()?;
 
     let mut doctests = cargo();
     doctests.args(["test", "--doc", "--workspace", "--locked"]);

@@ -426,7 +426,7 @@ pub(crate) async fn transact(args: &TransactArgs) -> Result<Report, Failure> {
     let json = json!({
         "clerk": signed.clerk,
         "user": &*signed.user,
-        "tx-id": tx_id,
+        "tx_id": tx_id,
         "sign_out": signed_out.json(),
     });
     let text = format!("transaction {tx_id} applied as {}\n", who(&signed));

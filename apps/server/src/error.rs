@@ -151,6 +151,32 @@ impl Code {
 }
 
 impl Code {
+    /// Every code whose text and status are fixed: all but the webhook verifier's, the
+    /// webhook retries' and the broker's, whose text comes from their own crates.
+    pub const FIXED: &[Code] = &[
+        Code::TokenMissing,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::RequestTimeout,
+        Code::PayloadTooLarge,
+        Code::UnsupportedMediaType,
+        Code::MalformedJson,
+        Code::InvalidBody,
+        Code::InvalidTransaction,
+        Code::SignOutIncomplete(Outage::Timeout),
+        Code::SignOutIncomplete(Outage::Unavailable),
+        Code::SignOutIncomplete(Outage::Failed),
+        Code::WebhooksNotConfigured,
+        Code::WebhookInProgress,
+        #[cfg(feature = "local-stack")]
+        Code::DevLoopbackOnly,
+        #[cfg(feature = "local-stack")]
+        Code::InvalidEmail,
+        #[cfg(feature = "local-stack")]
+        Code::DevClerkFailed,
+        Code::RateLimited,
+    ];
+
     /// Whether this answers a Clerk token that failed verification: not a missing
     /// token, nor a good token of a signed-out session. The rejected-token limit counts
     /// these.
@@ -289,6 +315,43 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fails to compile when a code is added without a decision about [`Code::FIXED`].
+    fn is_fixed(code: Code) -> bool {
+        match code {
+            Code::WebhookRefused(_) | Code::WebhookRetryLater(_) | Code::Broker { .. } => false,
+            Code::TokenMissing
+            | Code::NotFound
+            | Code::MethodNotAllowed
+            | Code::RequestTimeout
+            | Code::PayloadTooLarge
+            | Code::UnsupportedMediaType
+            | Code::MalformedJson
+            | Code::InvalidBody
+            | Code::InvalidTransaction
+            | Code::SignOutIncomplete(_)
+            | Code::WebhooksNotConfigured
+            | Code::WebhookInProgress
+            | Code::RateLimited => true,
+            #[cfg(feature = "local-stack")]
+            Code::DevLoopbackOnly | Code::InvalidEmail | Code::DevClerkFailed => true,
+        }
+    }
+
+    #[test]
+    fn fixed_lists_every_fixed_code() {
+        assert!(Code::FIXED.iter().all(|code| is_fixed(*code)));
+        for (i, code) in Code::FIXED.iter().enumerate() {
+            assert!(!Code::FIXED[..i].contains(code), "{code:?} twice");
+        }
+        // Every fixed variant (SignOutIncomplete once per outage).
+        let expected = if cfg!(feature = "local-stack") {
+            18
+        } else {
+            15
+        };
+        assert_eq!(Code::FIXED.len(), expected);
+    }
 
     #[test]
     fn every_code_is_kebab_case_and_an_error_status() {

@@ -14,6 +14,8 @@ use serde_json::{Map, Value, json};
 
 use crate::body::{Shape, body_error, parse, require_json};
 use crate::error::{ApiError, Code, Outage};
+use crate::openapi::{API, ClerkIdentity, InstantUser, SignOutHalf};
+use crate::routes::Route;
 use crate::state::AppState;
 
 /// Marks a response no cache may keep: it carries a refresh token or an email.
@@ -24,11 +26,39 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// `POST /v1/session`'s answer (the server's keys; `user` is InstantDB's).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct SignedIn<'a> {
+    /// The verified Clerk identity.
+    #[schema(value_type = ClerkIdentity)]
+    clerk: &'a auth_core::ClerkIdentity,
+    /// Whether the InstantDB user was created by this sign-in.
+    created: bool,
+    /// The InstantDB refresh token of this Clerk session (for InstantDB's SDKs).
+    refresh_token: &'a str,
+    /// Whether the Clerk session's existing InstantDB session was reused.
+    reused: bool,
+    /// The InstantDB user, passed through.
+    #[schema(value_type = InstantUser)]
+    user: &'a User,
+}
+
 /// The sign-in, query and transact handlers can mint an InstantDB refresh token (a
 /// query or transact signs in first): that work runs in a detached task, so a client
 /// that goes away or a request timeout cannot drop it between the mint and the store.
 /// A sign-in the stored session answers as is (the common case) mints nothing and is
 /// answered without one.
+#[utoipa::path(
+    post,
+    path = Route::Session.path(),
+    tag = API,
+    summary = "Sign in: an InstantDB refresh token for the Clerk session",
+    description = "Verifies the Clerk session token, finds or creates the InstantDB user and \
+        answers the Clerk session's InstantDB refresh token (the same one for every sign-in \
+        of the session). No body.",
+    security(("clerk_bearer" = []), ("clerk_session_cookie" = [])),
+    responses((status = 200, description = "Signed in", body = SignedIn<'_>)),
+)]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -87,16 +117,8 @@ pub(crate) async fn sign_in(
 /// The sign-in answer: it carries a refresh token, so no cache keeps it.
 fn signed_in(signed: &auth_core::SignIn) -> Response {
     // A borrowed struct: serialized straight to bytes, no intermediate JSON tree.
-    #[derive(serde::Serialize)]
-    struct Body<'a> {
-        clerk: &'a auth_core::ClerkIdentity,
-        created: bool,
-        refresh_token: &'a str,
-        reused: bool,
-        user: &'a User,
-    }
     no_store(
-        Json(Body {
+        Json(SignedIn {
             clerk: &signed.clerk,
             created: signed.created,
             refresh_token: signed.refresh_token.expose(),
@@ -107,10 +129,26 @@ fn signed_in(signed: &auth_core::SignIn) -> Response {
     )
 }
 
-#[derive(Deserialize)]
+/// `DELETE /v1/session`'s optional body (the server's keys).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SignOutBody {
+pub(crate) struct SignOutBody {
+    /// The InstantDB refresh token to sign out, when the server does not hold it (a
+    /// session signed in elsewhere); by default the Clerk session's own.
     refresh_token: Option<String>,
+}
+
+/// `DELETE /v1/session`'s answer, and the extra fields of its `sign-out-incomplete`
+/// error (the server's keys).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "only described: sign_out writes it")]
+pub(crate) struct SignedOut {
+    /// The verified Clerk identity.
+    clerk: ClerkIdentity,
+    /// The InstantDB half: the refresh token signed out.
+    instant: SignOutHalf,
+    /// The Clerk half: the Clerk session revoked.
+    clerk_session: SignOutHalf,
 }
 
 fn half_json(half: &Half) -> Value {
@@ -138,6 +176,18 @@ fn outage(error: &HalfError) -> Outage {
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = Route::Session.path(),
+    tag = API,
+    summary = "Sign out of InstantDB and Clerk",
+    description = "Signs the Clerk session's InstantDB refresh token out and revokes the \
+        Clerk session; either half failing answers `sign-out-incomplete` with both halves.",
+    security(("clerk_bearer" = []), ("clerk_session_cookie" = [])),
+    request_body(content = Option<SignOutBody>, content_type = "application/json",
+        description = "Optional: empty, `null`, or a refresh token to sign out"),
+    responses((status = 200, description = "Both halves done or skipped", body = SignedOut)),
+)]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -149,13 +199,14 @@ pub(crate) async fn sign_out(
         None
     } else {
         require_json(&headers)?;
-        let parsed: SignOutBody = serde_json::from_slice(&body).map_err(|_| {
+        // `null` is no body, as an empty one is.
+        let parsed: Option<SignOutBody> = serde_json::from_slice(&body).map_err(|_| {
             ApiError::new(
                 Code::InvalidBody,
-                "the body must be empty or {\"refresh_token\": \"<InstantDB refresh token>\"}",
+                "the body must be empty, null or {\"refresh_token\": \"<InstantDB refresh token>\"}",
             )
         })?;
-        match parsed.refresh_token {
+        match parsed.and_then(|body| body.refresh_token) {
             None => None,
             Some(text) => Some(RefreshToken::new(text).map_err(|_| {
                 ApiError::new(
@@ -194,6 +245,32 @@ pub(crate) async fn sign_out(
     }
 }
 
+/// `GET /v1/me`'s answer (the server's keys; `instant.user` is InstantDB's).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "only described: me writes it")]
+pub(crate) struct Me {
+    /// The verified Clerk identity.
+    clerk: ClerkIdentity,
+    /// The InstantDB session this server holds for the Clerk session, if any.
+    instant: Option<MeInstant>,
+}
+
+/// The InstantDB session of `GET /v1/me`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "only described: me writes it")]
+pub(crate) struct MeInstant {
+    /// The InstantDB user, passed through.
+    user: InstantUser,
+}
+
+#[utoipa::path(
+    get,
+    path = Route::Me.path(),
+    tag = API,
+    summary = "The verified Clerk identity and the stored InstantDB user",
+    security(("clerk_bearer" = []), ("clerk_session_cookie" = [])),
+    responses((status = 200, description = "Who the token is", body = Me)),
+)]
 pub(crate) async fn me(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -213,11 +290,16 @@ pub(crate) async fn me(
     ))
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/query`'s body: the server's keys around InstantDB's InstaQL query.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct QueryBody {
+    /// An InstaQL query (InstantDB's shape, passed through), e.g. `{"goals": {}}`.
+    #[schema(value_type = Object)]
     query: Value,
+    /// Rule parameters for InstantDB's permission rules (`ruleParams` is accepted too).
     #[serde(default, alias = "ruleParams")]
+    #[schema(value_type = Option<Object>)]
     rule_params: Option<Map<String, Value>>,
 }
 
@@ -241,6 +323,16 @@ async fn authenticate<'a>(
         .map_err(|e| state.fail(e))
 }
 
+#[utoipa::path(
+    post,
+    path = Route::Query.path(),
+    tag = API,
+    summary = "An InstaQL query as the user (InstantDB's permission rules apply)",
+    security(("clerk_bearer" = []), ("clerk_session_cookie" = [])),
+    request_body(content = QueryBody, content_type = "application/json"),
+    responses((status = 200, description = "InstantDB's result, passed through unchanged",
+        content_type = "application/json", body = Object)),
+)]
 pub(crate) async fn query(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -278,6 +370,70 @@ async fn query_to_the_end(
     Ok(Json(result).into_response())
 }
 
+/// `POST /v1/transact`'s body: InstantDB's transaction steps, bare or as
+/// `{"steps": [...]}` (both InstantDB's shape, passed through).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "only described: Transaction::from_json reads it")]
+pub(crate) enum TransactBody {
+    /// A bare array of steps, as the CLI takes them.
+    #[schema(value_type = Vec<Step>)]
+    Steps(Vec<Value>),
+    /// The steps under `steps`, as InstantDB's admin API takes them.
+    Object {
+        /// The steps.
+        #[schema(value_type = Vec<Step>)]
+        steps: Vec<Value>,
+    },
+}
+
+/// One InstaML step (InstantDB's wire format, passed through).
+#[allow(dead_code, reason = "only described")]
+pub(crate) struct Step(Vec<Value>);
+
+impl utoipa::PartialSchema for Step {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema = json!({
+            "description": "One InstaML step (InstantDB's wire format, passed through): \
+                `[action, etype, id, args?, opts?]`, e.g. \
+                `[\"update\", \"goals\", \"<uuid>\", {\"title\": \"Get fit\"}]`; the id is a \
+                UUID or a lookup `[attribute, value]`.",
+            "type": "array",
+            "prefixItems": [
+                {"type": "string", "enum": ["create", "update", "merge", "delete", "link", "unlink", "ruleParams"]},
+                {"type": "string", "minLength": 1},
+                {"oneOf": [
+                    {"type": "string", "format": "uuid"},
+                    {"type": "array", "prefixItems": [{"type": "string"}, {}], "minItems": 2, "maxItems": 2}
+                ]},
+                {"type": "object"},
+                {"type": "object"}
+            ],
+            "minItems": 3,
+            "maxItems": 5
+        });
+        serde_json::from_value(schema).expect("the step schema is a schema")
+    }
+}
+
+impl utoipa::ToSchema for Step {}
+
+/// `POST /v1/transact`'s answer (the server's key).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Transacted {
+    /// InstantDB's transaction id.
+    tx_id: i64,
+}
+
+#[utoipa::path(
+    post,
+    path = Route::Transact.path(),
+    tag = API,
+    summary = "A transaction as the user (InstantDB's permission rules apply)",
+    security(("clerk_bearer" = []), ("clerk_session_cookie" = [])),
+    request_body(content = TransactBody, content_type = "application/json"),
+    responses((status = 200, description = "Applied", body = Transacted)),
+)]
 pub(crate) async fn transact(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -296,7 +452,7 @@ async fn transact_to_the_end(
     let token = authenticate(state, headers).await?;
     let body = body.map_err(|e| body_error(&e))?;
     require_json(headers)?;
-    let transaction = Transaction::from_json(&body).map_err(|e| match e {
+    let transaction = Transaction::from_json(&steps_object(&body)).map_err(|e| match e {
         instant_client::Error::InvalidInput { detail, .. } => ApiError::new(
             Code::InvalidTransaction,
             format!("the transaction is not valid: {detail}"),
@@ -309,13 +465,51 @@ async fn transact_to_the_end(
         .transact_verified(&token, &transaction)
         .await
         .map_err(|e| state.fail(e))?;
-    Ok(Json(json!({"tx-id": tx_id})).into_response())
+    Ok(Json(Transacted { tx_id }).into_response())
 }
 
+/// A body that is a bare array of steps, as `{"steps": [...]}`; any other body as it
+/// is. The bytes are not parsed here, so numbers reach InstantDB exactly as sent.
+fn steps_object(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if body.trim_ascii_start().first() == Some(&b'[') {
+        let mut wrapped = Vec::with_capacity(body.len() + 10);
+        wrapped.extend_from_slice(b"{\"steps\":");
+        wrapped.extend_from_slice(body);
+        wrapped.push(b'}');
+        std::borrow::Cow::Owned(wrapped)
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    }
+}
+
+/// `GET /healthz`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "only described: healthz writes it")]
+pub(crate) struct Health {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$")]
+    status: String,
+}
+
+#[utoipa::path(
+    get,
+    path = Route::Healthz.path(),
+    tag = "probes",
+    summary = "The process answers",
+    responses((status = 200, description = "Alive", body = Health)),
+)]
 pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = Route::Metrics.path(),
+    tag = "probes",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4",
+        content_type = "text/plain", body = String)),
+)]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     // A store that is down leaves the gauge out rather than failing the scrape.
     let sessions = state.inner.broker.store().len().await.ok();

@@ -14,8 +14,9 @@
 //! the build, the process), `serve` (the accept loop of each listener, the main one
 //! and the optional `METRICS_LISTEN_ADDR` one: connection timers, the connection cap,
 //! the shutdown deadline), `detached` (request work that ends even if its client goes
-//! away), `dev` (the local stack, `/dev/token`, `/dev/session/revoke`, the banner)
-//! and `console` (the dev console page).
+//! away), `dev` (the local stack, `/dev/token`, `/dev/session/revoke`, the banner),
+//! `console` (the dev console page) and [`openapi`] (the OpenAPI description served
+//! at `/openapi.json`).
 
 pub mod body;
 pub mod config;
@@ -29,6 +30,7 @@ pub mod error;
 mod handlers;
 pub mod metrics;
 mod middleware;
+pub mod openapi;
 pub mod ratelimit;
 mod ready;
 pub mod routes;

@@ -56,8 +56,32 @@ impl Readiness {
     }
 }
 
+/// `GET /readyz`'s answer, 200 or 503 (the server's keys).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "only described: check writes it")]
+pub(crate) struct ReadyAnswer {
+    /// Whether every check passed.
+    ready: bool,
+    /// `configured` or `dev`.
+    mode: String,
+    /// Each dependency: `{"status": "ok" | "failed", "reason"?, …}` under `clerk_keys`,
+    /// `instantdb` and `store`.
+    #[schema(value_type = Object)]
+    checks: Value,
+}
+
 /// Keys loaded and InstantDB reachable. One check at a time, shared by every probe
 /// that arrives while it runs, and its answer reused for two seconds.
+#[utoipa::path(
+    get,
+    path = crate::routes::Route::Readyz.path(),
+    tag = "probes",
+    summary = "Keys loaded, InstantDB reachable, the store answering",
+    responses(
+        (status = 200, description = "Ready", body = ReadyAnswer),
+        (status = 503, description = "Not ready: the failed checks have a reason", body = ReadyAnswer),
+    ),
+)]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let ready = &state.inner.ready;
     if let Some((ok, body)) = ready.fresh() {

@@ -34,6 +34,8 @@ pub enum Route {
     Readyz,
     /// `GET /metrics`: Prometheus text.
     Metrics,
+    /// `GET /openapi.json`: the OpenAPI 3.1 description of the routes served.
+    OpenApi,
     /// `POST /dev/token`: a token from the local Clerk (dev mode, loopback only).
     #[cfg(feature = "local-stack")]
     DevToken,
@@ -63,6 +65,7 @@ impl Route {
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
+        Route::OpenApi,
         #[cfg(feature = "local-stack")]
         Route::DevToken,
         #[cfg(feature = "local-stack")]
@@ -84,6 +87,7 @@ impl Route {
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
+            Route::OpenApi => "/openapi.json",
             #[cfg(feature = "local-stack")]
             Route::DevToken => "/dev/token",
             #[cfg(feature = "local-stack")]
@@ -136,6 +140,7 @@ impl Route {
             Route::Healthz => get(handlers::healthz),
             Route::Readyz => get(readyz),
             Route::Metrics => get(handlers::metrics),
+            Route::OpenApi => get(crate::openapi::openapi_json),
             #[cfg(feature = "local-stack")]
             Route::DevToken => post(crate::dev::dev_token),
             #[cfg(feature = "local-stack")]
@@ -150,7 +155,7 @@ impl Route {
 
     /// Whether this server serves the route (the dev endpoints only in dev mode on
     /// loopback).
-    fn is_served(self, state: &AppState) -> bool {
+    pub(crate) fn is_served(self, state: &AppState) -> bool {
         #[cfg(feature = "local-stack")]
         if self.is_dev_only() {
             return state.inner.dev.is_some();
@@ -247,14 +252,15 @@ mod tests {
             Route::Healthz => 5,
             Route::Readyz => 6,
             Route::Metrics => 7,
+            Route::OpenApi => 8,
             #[cfg(feature = "local-stack")]
-            Route::DevToken => 8,
+            Route::DevToken => 9,
             #[cfg(feature = "local-stack")]
-            Route::DevRevokeSession => 9,
+            Route::DevRevokeSession => 10,
             #[cfg(feature = "local-stack")]
-            Route::DevConsole => 10,
+            Route::DevConsole => 11,
             #[cfg(feature = "local-stack")]
-            Route::DevConsoleAsset => 11,
+            Route::DevConsoleAsset => 12,
         }
     }
 
@@ -263,7 +269,7 @@ mod tests {
         for (i, route) in Route::ALL.iter().enumerate() {
             assert_eq!(index(*route), i, "{route:?}");
         }
-        let expected = if cfg!(feature = "local-stack") { 12 } else { 8 };
+        let expected = if cfg!(feature = "local-stack") { 13 } else { 9 };
         assert_eq!(Route::ALL.len(), expected);
     }
 

@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 
 use crate::body::body_error;
 use crate::error::{ApiError, Code};
+use crate::routes::Route;
 use crate::state::AppState;
 
 /// How long Svix is asked to wait when the effect could not be applied now, unless
@@ -89,6 +90,34 @@ impl Applied {
     }
 }
 
+/// A webhook answer (the server's keys): the outcome, Svix's message id, the event
+/// type, and what the effect did (`session`, `user`, `instant_session_signed_out`,
+/// `sessions_signed_out`, `policy`, `instant_users`, `users_deleted`, `reason`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "only described: answer writes it")]
+pub(crate) struct WebhookAnswer {
+    /// `applied`, `ignored`, `unmapped` or `duplicate`.
+    #[schema(pattern = "^(applied|ignored|unmapped|duplicate)$")]
+    status: String,
+    /// Svix's message id.
+    id: String,
+    /// The Clerk event type, e.g. `session.ended`.
+    #[schema(rename = "type")]
+    event_type: String,
+}
+
+#[utoipa::path(
+    post,
+    path = Route::ClerkWebhooks.path(),
+    tag = "webhooks",
+    summary = "Clerk's webhook deliveries (through Svix)",
+    description = "Verified by their Svix signature (the `svix-id`, `svix-timestamp` and \
+        `svix-signature` headers) over the raw body, not by a Clerk token.",
+    request_body(content = Object, content_type = "application/json",
+        description = "A Clerk webhook event (Clerk's shape), signed by Svix"),
+    responses((status = 200, description = "Applied, ignored, unmapped or a duplicate",
+        body = WebhookAnswer)),
+)]
 pub(crate) async fn clerk(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -187,7 +187,7 @@ async fn query_and_transact_run_as_the_user_and_leave_no_refresh_token() {
     );
     assert_eq!(out.code, 0, "{}", out.transcript());
     let json = out.json();
-    assert!(json["tx-id"].is_i64(), "{json}");
+    assert!(json["tx_id"].is_i64(), "{json}");
     assert_eq!(json["sign_out"]["status"], "done");
 
     let query = r#"{"goals": {}}"#;

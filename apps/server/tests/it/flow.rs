@@ -62,7 +62,7 @@ async fn journey(h: &Harness, expect_created: bool) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{tx}");
-    assert!(tx["tx-id"].is_number());
+    assert!(tx["tx_id"].is_number(), "{tx}");
     let (status, result) = h
         .call(
             Method::POST,
@@ -143,6 +143,47 @@ async fn responses_with_a_refresh_token_or_an_email_are_not_stored() {
 async fn id_token_strategy_signs_in_reuses_runs_as_the_user_and_signs_out_of_both() {
     let h = Harness::start().await;
     journey(&h, true).await;
+    h.shutdown().await;
+}
+
+/// `/v1/transact` takes a bare array of steps as the CLI does, as well as
+/// `{"steps": [...]}`, and answers with the server's snake_case `tx_id`.
+#[tokio::test]
+async fn a_bare_array_of_steps_is_a_transaction() {
+    let h = Harness::start().await;
+    let (_, token) = h.clerk_sign_in("bare@example.com");
+    let (status, tx) = h
+        .call(
+            Method::POST,
+            "/v1/transact",
+            Some(&token),
+            Some(json!([["update", "goals", GOAL, {"title": "Bare steps"}]])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tx}");
+    assert!(tx["tx_id"].is_i64(), "{tx}");
+    assert!(tx.get("tx-id").is_none(), "{tx}");
+    let (status, result) = h
+        .call(
+            Method::POST,
+            "/v1/query",
+            Some(&token),
+            Some(json!({"query": {"goals": {"$": {"where": {"id": GOAL}}}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert_eq!(result["goals"][0]["title"], "Bare steps");
+    // A bare array that is not steps is refused like an object that is not.
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/v1/transact",
+            Some(&token),
+            Some(json!([["explode", "goals"]])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(code(&body), "invalid-transaction");
     h.shutdown().await;
 }
 

@@ -7,6 +7,7 @@ mod cors;
 mod dev;
 mod failures;
 mod flow;
+mod openapi;
 mod operators;
 mod ratelimit;
 mod ready;
