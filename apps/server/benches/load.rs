@@ -28,7 +28,11 @@
 //!   `/v1/me` answers about InstantDB). The emulator answers a `where` by scanning the
 //!   namespace (InstantDB uses indexes), so the users' entities are spread over
 //!   namespaces of 100 (`profiles0`, `profiles1`, …): the floor then costs what an
-//!   indexed lookup would, not the emulator's scan of 10,000 entities.
+//!   indexed lookup would, not the emulator's scan of 10,000 entities. Not worked
+//!   around: the emulator makes each transaction atomic by copying its whole store
+//!   (`Db::transact` clones the `Db` under the app's lock), so at 10,000 users a
+//!   transaction costs milliseconds and both sides mostly measure that copy until
+//!   devstack's transactions stop copying the store.
 //! - `cold`: every request through a fresh server is a new Clerk session of an existing
 //!   user (1,000 users, known to InstantDB), so the server verifies the token and signs
 //!   in at InstantDB (`/runtime/oauth/id_token`) each time; the floor calls that
