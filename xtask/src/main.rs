@@ -227,8 +227,22 @@ const BENCHES: &[Bench] = &[
         report: "server.json",
         ratio_field: "ratio",
         target_ratio: 0.5,
-        below: &[("session_p99_ms", 5.0), ("redis_session_p99_ms", 5.0)],
-        at_least: &[("redis_ratio", 0.5)],
+        // The added p99s are held below 1.0 (the "<= 1 ms"; at the report's
+        // microsecond rounding the two differ by one value).
+        below: &[
+            ("session_p99_ms", 5.0),
+            ("redis_session_p99_ms", 5.0),
+            ("mix_p99_added_ms", 1.0),
+            ("cold_p99_added_ms", 1.0),
+            // A cold run's token pool that ran dry in a measured turn makes its ratio
+            // meaningless: the pools need resizing (COLD_POOL_PER_USER).
+            ("cold_dry_turns", 1.0),
+        ],
+        at_least: &[
+            ("redis_ratio", 0.5),
+            ("mix_ratio", 0.8),
+            ("cold_ratio", 0.8),
+        ],
     },
 ];
 

@@ -1,23 +1,68 @@
 //! The real server binary under load on loopback, against a local stack started in this
-//! process: requests/s and p50/p99 latency of `GET /healthz` (the floor) and of
-//! `POST /v1/session` with a reused session, 32 concurrent keep-alive clients each,
-//! then the server's resident memory idle and after 100,000 distinct sessions. Then the same turns with the Redis
-//! store (a second server over a throwaway `redis-server`), and Redis's memory per
-//! stored session. Writes `target/bench/server.json`.
+//! process, 32 concurrent keep-alive clients, in phases (`CLERK_INSTANT_BENCH_PHASES`,
+//! a comma list, runs some of them; default all, in this order):
 //!
-//! The two endpoints take turns in one-second slots (3 s of warm-up each, then 8 s
-//! measured each), so load from other processes on the machine hits both alike.
+//! - `reuse`: `GET /healthz` (the floor) against `POST /v1/session` with one reused
+//!   session. It shows the verified-token cache, not the service.
+//! - `memory`: the server's resident memory idle and after 100,000 distinct sessions
+//!   (and the difference: RSS per 100k sessions).
+//! - `redis`: the `reuse` turns with the Redis store (a second server over a throwaway
+//!   `redis-server`), and Redis's memory per stored session.
+//! - `mix`: a realistic mix. 10,000 users (`CLERK_INSTANT_BENCH_MIX_USERS` scales it
+//!   for quick runs; printed when not the default), each a Clerk user with one session,
+//!   all signed in once through a fresh server before measuring (which gives each its
+//!   InstantDB refresh token). Their tokens are minted ahead and rotate on Clerk's
+//!   schedule: each user's token changes every 50 s at its own offset (uniform over
+//!   50 s), so about 200 new tokens reach the server each second, each costing a real
+//!   RSA check. They live 30 min, not Clerk's 60 s, because minting them all ahead takes
+//!   minutes; the check costs the same whatever the lifetime. Each request is for a
+//!   random user (a seeded SplitMix64 per client): 70 % `POST /v1/query` (the user's own
+//!   entity, by a `where` on its `owner`), 15 % `POST /v1/transact` (one attribute of
+//!   that entity), 10 % `POST /v1/session`, 5 % `GET /v1/me`. The floor is the same mix
+//!   sent straight to the emulator with the user's refresh token: query and transact
+//!   to `/admin/query` and `/admin/transact` with `as-token` (what the server sends);
+//!   session to `POST /runtime/auth/verify_refresh_token` (a signed-in user's session
+//!   is their refresh token, and checking it is the InstantDB call that confirms one
+//!   and answers the user, as a reused sign-in does); me to
+//!   `GET /admin/users?refresh_token=` (reading the user by their refresh token, what
+//!   `/v1/me` answers about InstantDB). The emulator answers a `where` by scanning the
+//!   namespace (InstantDB uses indexes), so the users' entities are spread over
+//!   namespaces of 100 (`profiles0`, `profiles1`, …): the floor then costs what an
+//!   indexed lookup would, not the emulator's scan of 10,000 entities. Not worked
+//!   around: the emulator makes each transaction atomic by copying its whole store
+//!   (`Db::transact` clones the `Db` under the app's lock), so at 10,000 users a
+//!   transaction costs milliseconds and both sides mostly measure that copy until
+//!   devstack's transactions stop copying the store.
+//! - `cold`: every request through a fresh server is a new Clerk session of an existing
+//!   user (1,000 users, known to InstantDB), so the server verifies the token and signs
+//!   in at InstantDB (`/runtime/oauth/id_token`) each time; the floor calls that
+//!   endpoint directly with other new sessions' tokens, as `instant-client` does. Each
+//!   side has its own pool of single-use tokens (5 per mix user: 50,000 each by
+//!   default, enough for 11 turns at 4,500/s); a side whose pool runs dry stops
+//!   sending for the rest of that turn, only what was sent counts, and the dry turns are
+//!   reported (`cold_dry_turns`).
+//!
+//! The two sides of a phase take turns in one-second slots (3 s of warm-up each, then
+//! 8 s measured each), so load from other processes on the machine hits both alike.
+//! The machine's raw RSA rate is measured first (aws-lc-rs, one core, one second, an
+//! RS256 signature of the local Clerk's 2048-bit key) and reported beside the figures,
+//! so figures from different machines can be compared.
 //!
 //! Run with `cargo xtask bench server` (or `cargo bench -p clerk-instant-server --bench
-//! load`). Targets, for the memory and the Redis store alike: the sign-in path at >=
-//! 50 % of the floor's throughput, its p99 under 5 ms. Any answer other than 200 fails
-//! the bench.
+//! load`). Targets: in `reuse` and `redis`, the sign-in path at >= 50 % of the floor's
+//! throughput and its p99 under 5 ms; in `mix` and `cold`, the server at >= 80 % of
+//! the direct throughput, adding <= 1 ms to p99. Any answer other than 200 fails the
+//! bench. A full run writes `target/bench/server.json`; a partial one prints its
+//! figures and writes nothing (xtask's checks need every figure).
 //!
 //! The clients share the machine with the server, so on a small machine they take part
-//! of its CPU; both phases pay that alike. The InstantDB emulator and the local Clerk
+//! of its CPU; both sides pay that alike. The InstantDB emulator and the local Clerk
 //! live in this process, so the server's resident memory counts the server alone.
 
 #![allow(missing_docs, clippy::print_stdout)]
+
+#[path = "load/mix.rs"]
+mod mix;
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -66,12 +111,60 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs everything; `Ok(false)` when some answer was not 200.
+/// The phases, in the order they run (`CLERK_INSTANT_BENCH_PHASES` picks some).
+const PHASES: [&str; 5] = ["reuse", "memory", "redis", "mix", "cold"];
+
+/// `CLERK_INSTANT_BENCH_PHASES`: a comma list of `PHASES`; all when unset.
+fn selected_phases() -> anyhow::Result<Vec<&'static str>> {
+    const VAR: &str = "CLERK_INSTANT_BENCH_PHASES";
+    let list = match std::env::var(VAR) {
+        Ok(list) => list,
+        Err(std::env::VarError::NotPresent) => return Ok(PHASES.to_vec()),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{VAR} is not UTF-8"),
+    };
+    let mut chosen = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(phase) = PHASES.iter().find(|p| **p == name) else {
+            bail!(
+                "{VAR}: unknown phase {name:?}; known: {}",
+                PHASES.join(", ")
+            );
+        };
+        if !chosen.contains(phase) {
+            chosen.push(*phase);
+        }
+    }
+    ensure!(
+        !chosen.is_empty(),
+        "{VAR} names no phase; known: {}",
+        PHASES.join(", ")
+    );
+    Ok(chosen)
+}
+
+/// `CLERK_INSTANT_BENCH_MIX_USERS`: the users of the mix (default `mix::USERS`).
+fn mix_users() -> anyhow::Result<usize> {
+    const VAR: &str = "CLERK_INSTANT_BENCH_MIX_USERS";
+    match std::env::var(VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(mix::USERS),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{VAR} is not UTF-8"),
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!("{VAR} must be a number of users above 0, e.g. 500; got {text:?}"),
+        },
+    }
+}
+
+/// Runs the selected phases; `Ok(false)` when some answer was not 200.
 async fn run() -> anyhow::Result<bool> {
+    let phases = selected_phases()?;
+    let has = |name: &str| phases.contains(&name);
+    let full = phases.len() == PHASES.len();
+    let users = mix_users()?;
     let dir = bench_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let report_path = dir.join("server.json");
-    // A stale report must not pass for this run's if this run fails.
+    // A stale report must not pass for this run's if this run fails or is partial.
     let _ = std::fs::remove_file(&report_path);
 
     let stack = DevStack::start(DevStackConfig::default())
@@ -81,7 +174,7 @@ async fn run() -> anyhow::Result<bool> {
     server.wait_ready().await?;
     let http = http_client()?;
     println!(
-        "server pid {} on {} (local Clerk {}, InstantDB emulator {}); {CLIENTS} clients, per endpoint {} s warm-up + {} s measured, in turns of {} ms",
+        "server pid {} on {} (local Clerk {}, InstantDB emulator {}); {CLIENTS} clients, per side {} s warm-up + {} s measured, in turns of {} ms",
         server.pid(),
         server.url,
         stack.clerk.url(),
@@ -90,6 +183,30 @@ async fn run() -> anyhow::Result<bool> {
         (SLOT * u32::try_from(MEASURED_SLOTS)?).as_secs_f64(),
         SLOT.as_millis()
     );
+    if !full {
+        println!(
+            "phases: {} (a partial run: its figures are printed, no report is written)",
+            phases.join(", ")
+        );
+    }
+    if users != mix::USERS {
+        println!(
+            "mix users: {users} (CLERK_INSTANT_BENCH_MIX_USERS; the default is {})",
+            mix::USERS
+        );
+    }
+
+    // The machine's RSA speed, so figures from different machines can be compared.
+    let raw_rsa = mix::raw_rsa_verify_per_s(&stack)?;
+    println!(
+        "raw RSA verify (aws-lc-rs, RS256, the local Clerk's 2048-bit key, one core, 1 s): {raw_rsa:.0}/s"
+    );
+
+    let mut report = serde_json::Map::new();
+    report.insert("raw_rsa_verify_per_s".into(), json!(raw_rsa.round()));
+    // Printed together at the end, after every phase's details.
+    let mut verdicts: Vec<String> = Vec::new();
+    let mut failures: Vec<(&str, Failures)> = Vec::new();
 
     // Idle: started, one sign-in done.
     let first = stack.clerk.sign_in("bench-idle@example.com")?;
@@ -102,123 +219,180 @@ async fn run() -> anyhow::Result<bool> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = server.rss_mib()?;
     println!("rss idle: {rss_idle:.1} MiB");
+    report.insert("rss_idle_mib".into(), json!(round1(rss_idle)));
 
-    // (a) The floor and (b) a reused session: signed in once, then every request reuses
-    // the stored session. The token is minted just before (tokens live 60 s; the turns
-    // take 22 s, and the stored session is revalidated after 60 s).
-    let reuse = stack.clerk.sign_in("bench-reuse@example.com")?;
-    let token = stack.clerk.mint(&reuse.session.id)?;
-    sign_in(&http, &server.url, &token).await?;
-    let token = stack.clerk.mint(&reuse.session.id)?;
-    let upstream_before = instant_calls(&http, &server.url).await?;
-    let auth = HeaderValue::from_str(&format!("Bearer {token}")).context("a token header")?;
-    let [healthz, session] = drive(&server.url, &auth, server.pid()).await?;
-    let upstream_calls = instant_calls(&http, &server.url).await? - upstream_before;
-    println!("{}", healthz.line("GET /healthz"));
-    println!(
-        "{} ({upstream_calls} InstantDB calls)",
-        session.line("POST /v1/session")
-    );
-    let mut round_ratios: Vec<f64> = session
-        .slot_counts
-        .iter()
-        .zip(&healthz.slot_counts)
-        .map(|(s, h)| *s as f64 / *h as f64)
-        .collect();
-    round_ratios.sort_by(f64::total_cmp);
-    println!(
-        "ratio by turn: min {:.3}, median {:.3}, max {:.3}",
-        round_ratios[0],
-        round_ratios[round_ratios.len() / 2],
-        round_ratios[round_ratios.len() - 1]
-    );
-    let last = sign_in(&http, &server.url, &token).await?;
-    ensure!(
-        last["reused"] == true,
-        "the session phase did not reuse the stored session: reused = {}",
-        last["reused"]
-    );
+    if has("reuse") {
+        // (a) The floor and (b) a reused session: signed in once, then every request
+        // reuses the stored session. The token is minted just before (tokens live 60 s;
+        // the turns take 22 s, and the stored session is revalidated after 60 s).
+        println!("\n== reuse: one session reused by every client, against GET /healthz");
+        let reuse = stack.clerk.sign_in("bench-reuse@example.com")?;
+        let token = stack.clerk.mint(&reuse.session.id)?;
+        sign_in(&http, &server.url, &token).await?;
+        let token = stack.clerk.mint(&reuse.session.id)?;
+        let upstream_before = instant_calls(&http, &server.url).await?;
+        let auth = HeaderValue::from_str(&format!("Bearer {token}")).context("a token header")?;
+        let [healthz, session] = drive(reuse_sides(&server.url, &auth), server.pid()).await?;
+        let upstream_calls = instant_calls(&http, &server.url).await? - upstream_before;
+        println!("{}", healthz.line("GET /healthz"));
+        println!(
+            "{} ({upstream_calls} InstantDB calls)",
+            session.line("POST /v1/session")
+        );
+        print_turn_ratios(&session, &healthz);
+        let last = sign_in(&http, &server.url, &token).await?;
+        ensure!(
+            last["reused"] == true,
+            "the session phase did not reuse the stored session: reused = {}",
+            last["reused"]
+        );
+        let ratio = session.per_s() / healthz.per_s();
+        let p99 = session.percentile_ms(99);
+        report.extend([
+            ("healthz_per_s".into(), json!(healthz.per_s().round())),
+            (
+                "healthz_p50_ms".into(),
+                json!(round3(healthz.percentile_ms(50))),
+            ),
+            (
+                "healthz_p99_ms".into(),
+                json!(round3(healthz.percentile_ms(99))),
+            ),
+            ("session_per_s".into(), json!(session.per_s().round())),
+            (
+                "session_p50_ms".into(),
+                json!(round3(session.percentile_ms(50))),
+            ),
+            ("session_p99_ms".into(), json!(round3(p99))),
+            ("ratio".into(), json!(round3(ratio))),
+        ]);
+        verdicts.push(format!(
+            "server, reused session: session {:.0}/s vs healthz {:.0}/s -> ratio {ratio:.3} ({} target >= {TARGET_RATIO}); session p99 {p99:.3} ms ({} target < {TARGET_P99_MS} ms)",
+            session.per_s(),
+            healthz.per_s(),
+            verdict(ratio >= TARGET_RATIO),
+            verdict(p99 < TARGET_P99_MS),
+        ));
+        failures.push(("GET /healthz", healthz.failures));
+        failures.push(("POST /v1/session", session.failures));
+    }
 
-    // Memory after 100,000 distinct sessions.
-    let started = Instant::now();
-    let tokens = mint_sessions(&stack)?;
-    let minting = started.elapsed();
-    println!(
-        "minted {} session tokens ({USERS} users) at the local Clerk in {:.1} s",
-        SESSIONS + REDIS_SESSIONS,
-        minting.as_secs_f64()
-    );
+    // Tokens for the memory figure (100,000 new sessions) and the Redis store's.
+    let mut tokens = Vec::new();
+    if has("memory") || has("redis") {
+        let count = if has("memory") { SESSIONS } else { 0 }
+            + if has("redis") { REDIS_SESSIONS } else { 0 };
+        let started = Instant::now();
+        tokens = mint_sessions(&stack, count)?;
+        println!(
+            "\nminted {count} session tokens ({USERS} users) at the local Clerk in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     // The last REDIS_SESSIONS tokens are for the Redis store's memory figure.
-    let mut tokens = tokens;
-    let tokens_for_redis = tokens.split_off(tokens.len() - REDIS_SESSIONS);
-    let bulk = sign_in_all(&server.url, tokens).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_sessions = server.rss_mib()?;
-    println!(
-        "signed {SESSIONS} sessions in with {CLIENTS} clients in {:.1} s ({:.0}/s); rss {rss_sessions:.1} MiB",
-        bulk.elapsed.as_secs_f64(),
-        SESSIONS as f64 / bulk.elapsed.as_secs_f64()
-    );
+    let tokens_for_redis = if has("redis") {
+        tokens.split_off(tokens.len() - REDIS_SESSIONS)
+    } else {
+        Vec::new()
+    };
 
-    // The same turns with the Redis store (a second server on a throwaway Redis), then
-    // Redis's memory per stored session.
-    let redis_run = redis_run(&stack, &http, &tokens_for_redis).await?;
+    if has("memory") {
+        println!("\n== memory: {SESSIONS} distinct sessions signed in");
+        let bulk = sign_in_all(&server.url, tokens).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_sessions = server.rss_mib()?;
+        println!(
+            "signed {SESSIONS} sessions in with {CLIENTS} clients in {:.1} s ({:.0}/s); rss {rss_sessions:.1} MiB",
+            bulk.elapsed.as_secs_f64(),
+            SESSIONS as f64 / bulk.elapsed.as_secs_f64()
+        );
+        report.extend([
+            ("rss_100k_sessions_mib".into(), json!(round1(rss_sessions))),
+            (
+                "rss_per_100k_sessions_mib".into(),
+                json!(round1(rss_sessions - rss_idle)),
+            ),
+            (
+                "sessions_100k_secs".into(),
+                json!((bulk.elapsed.as_secs_f64() * 100.0).round() / 100.0),
+            ),
+        ]);
+        verdicts.push(format!(
+            "server, memory: rss {rss_idle:.1} MiB idle, {rss_sessions:.1} MiB with 100k sessions ({:.1} MiB per 100k sessions)",
+            rss_sessions - rss_idle
+        ));
+        failures.push(("POST /v1/session (100k sessions)", bulk.failures));
+    }
+    drop(server);
 
-    let ratio = session.per_s() / healthz.per_s();
-    let report = json!({
-        "healthz_per_s": healthz.per_s().round(),
-        "healthz_p50_ms": round3(healthz.percentile_ms(50)),
-        "healthz_p99_ms": round3(healthz.percentile_ms(99)),
-        "session_per_s": session.per_s().round(),
-        "session_p50_ms": round3(session.percentile_ms(50)),
-        "session_p99_ms": round3(session.percentile_ms(99)),
-        "ratio": round3(ratio),
-        "rss_idle_mib": round1(rss_idle),
-        "rss_100k_sessions_mib": round1(rss_sessions),
-        "sessions_100k_secs": (bulk.elapsed.as_secs_f64() * 100.0).round() / 100.0,
-        "redis_healthz_per_s": redis_run.healthz.per_s().round(),
-        "redis_session_per_s": redis_run.session.per_s().round(),
-        "redis_session_p50_ms": round3(redis_run.session.percentile_ms(50)),
-        "redis_session_p99_ms": round3(redis_run.session.percentile_ms(99)),
-        "redis_ratio": round3(redis_run.session.per_s() / redis_run.healthz.per_s()),
-        "redis_bytes_per_session": redis_run.bytes_per_session.round(),
-    });
-    let p99 = session.percentile_ms(99);
-    println!(
-        "\nserver: session {:.0}/s vs healthz {:.0}/s -> ratio {ratio:.3} ({} target >= {TARGET_RATIO}); session p99 {p99:.3} ms ({} target < {TARGET_P99_MS} ms); rss {rss_idle:.1} MiB idle, {rss_sessions:.1} MiB with 100k sessions",
-        session.per_s(),
-        healthz.per_s(),
-        verdict(ratio >= TARGET_RATIO),
-        verdict(p99 < TARGET_P99_MS),
-    );
+    if has("redis") {
+        // The same turns with the Redis store (a second server on a throwaway Redis),
+        // then Redis's memory per stored session.
+        println!("\n== redis: the reuse turns and the memory figure with the Redis store");
+        let redis_run = redis_run(&stack, &http, &tokens_for_redis).await?;
+        let redis_ratio = redis_run.session.per_s() / redis_run.healthz.per_s();
+        let redis_p99 = redis_run.session.percentile_ms(99);
+        report.extend([
+            (
+                "redis_healthz_per_s".into(),
+                json!(redis_run.healthz.per_s().round()),
+            ),
+            (
+                "redis_session_per_s".into(),
+                json!(redis_run.session.per_s().round()),
+            ),
+            (
+                "redis_session_p50_ms".into(),
+                json!(round3(redis_run.session.percentile_ms(50))),
+            ),
+            ("redis_session_p99_ms".into(), json!(round3(redis_p99))),
+            ("redis_ratio".into(), json!(round3(redis_ratio))),
+            (
+                "redis_bytes_per_session".into(),
+                json!(redis_run.bytes_per_session.round()),
+            ),
+        ]);
+        verdicts.push(format!(
+            "server, Redis store: session {:.0}/s vs healthz {:.0}/s -> ratio {redis_ratio:.3} ({} target >= {TARGET_RATIO}); session p99 {redis_p99:.3} ms ({} target < {TARGET_P99_MS} ms); Redis {:.0} bytes per session",
+            redis_run.session.per_s(),
+            redis_run.healthz.per_s(),
+            verdict(redis_ratio >= TARGET_RATIO),
+            verdict(redis_p99 < TARGET_P99_MS),
+            redis_run.bytes_per_session,
+        ));
+        failures.push(("GET /healthz (Redis store)", redis_run.healthz.failures));
+        failures.push(("POST /v1/session (Redis store)", redis_run.session.failures));
+        failures.push(("POST /v1/session (Redis sessions)", redis_run.bulk.failures));
+    }
 
-    let redis_ratio = redis_run.session.per_s() / redis_run.healthz.per_s();
-    let redis_p99 = redis_run.session.percentile_ms(99);
-    println!(
-        "server, Redis store: session {:.0}/s vs healthz {:.0}/s -> ratio {redis_ratio:.3} ({} target >= {TARGET_RATIO}); session p99 {redis_p99:.3} ms ({} target < {TARGET_P99_MS} ms); Redis {:.0} bytes per session",
-        redis_run.session.per_s(),
-        redis_run.healthz.per_s(),
-        verdict(redis_ratio >= TARGET_RATIO),
-        verdict(redis_p99 < TARGET_P99_MS),
-        redis_run.bytes_per_session,
-    );
+    if has("mix") {
+        println!(
+            "\n== mix: {users} users, query/transact/session/me, against the emulator directly"
+        );
+        let mix = mix::mix(&stack, users).await?;
+        mix.report("mix", &mut report);
+        verdicts.push(mix.verdict("server, realistic mix"));
+        failures.extend(mix.failures());
+    }
 
-    let failures = [
-        ("GET /healthz", &healthz.failures),
-        ("POST /v1/session", &session.failures),
-        ("POST /v1/session (100k sessions)", &bulk.failures),
-        ("GET /healthz (Redis store)", &redis_run.healthz.failures),
-        (
-            "POST /v1/session (Redis store)",
-            &redis_run.session.failures,
-        ),
-        (
-            "POST /v1/session (Redis sessions)",
-            &redis_run.bulk.failures,
-        ),
-    ];
+    if has("cold") {
+        println!(
+            "\n== cold: every sign-in a new Clerk session, against the emulator's id-token sign-in"
+        );
+        let cold = mix::cold(&stack, users).await?;
+        cold.report("cold", &mut report);
+        verdicts.push(cold.verdict("server, cold sign-in"));
+        failures.extend(cold.failures());
+    }
+
+    println!();
+    for line in &verdicts {
+        println!("{line}");
+    }
+    println!("(raw RSA verify on this machine: {raw_rsa:.0}/s on one core)");
+
     let mut clean = true;
-    for (name, failures) in failures {
+    for (name, failures) in &failures {
         if failures.count > 0 {
             clean = false;
             println!(
@@ -232,12 +406,36 @@ async fn run() -> anyhow::Result<bool> {
         println!("server bench: FAILED (answers other than 200); no report written");
         return Ok(false);
     }
-    std::fs::write(&report_path, format!("{report}\n"))
-        .with_context(|| format!("writing {}", report_path.display()))?;
-    println!("wrote {}", report_path.display());
-    drop(server);
+    if full {
+        let report = Value::Object(report);
+        std::fs::write(&report_path, format!("{report}\n"))
+            .with_context(|| format!("writing {}", report_path.display()))?;
+        println!("wrote {}", report_path.display());
+    } else {
+        println!(
+            "a partial run (phases {}): no report written",
+            phases.join(", ")
+        );
+    }
     stack.shutdown().await;
     Ok(true)
+}
+
+/// The session side's throughput over the floor's, turn by turn.
+fn print_turn_ratios(side: &Phase, floor: &Phase) {
+    let mut ratios: Vec<f64> = side
+        .slot_counts
+        .iter()
+        .zip(&floor.slot_counts)
+        .map(|(s, h)| *s as f64 / *h as f64)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "ratio by turn: min {:.3}, median {:.3}, max {:.3}",
+        ratios[0],
+        ratios[ratios.len() / 2],
+        ratios[ratios.len() - 1]
+    );
 }
 
 /// The Redis store's figures.
@@ -272,9 +470,10 @@ async fn redis_run(
     sign_in(http, &server.url, &token).await?;
     let token = stack.clerk.mint(&reuse.session.id)?;
     let auth = HeaderValue::from_str(&format!("Bearer {token}")).context("a token header")?;
-    let [healthz, session] = drive(&server.url, &auth, server.pid()).await?;
+    let [healthz, session] = drive(reuse_sides(&server.url, &auth), server.pid()).await?;
     println!("{}", healthz.line("GET /healthz"));
     println!("{}", session.line("POST /v1/session (Redis store)"));
+    print_turn_ratios(&session, &healthz);
     let before = redis.used_memory().await?;
     let bulk = sign_in_all(&server.url, tokens.to_vec()).await?;
     let after = redis.used_memory().await?;
@@ -528,6 +727,8 @@ struct Phase {
     server_cpu_secs: f64,
     /// CPU time this process (the clients, mostly) spent in the measured turns.
     client_cpu_secs: f64,
+    /// Measured turns in which the side ran out of requests to send (and waited).
+    dry_turns: u64,
     failures: Failures,
 }
 
@@ -560,13 +761,68 @@ impl Phase {
     }
 }
 
+/// One request of a turn, and what it is (named in a failure).
+struct Request {
+    what: &'static str,
+    builder: reqwest::RequestBuilder,
+}
+
+/// Makes one side's requests: from a client's connection, its random numbers and the
+/// time since the turns began. `None` when the side has nothing left to send (a pool of
+/// single-use tokens ran dry): the client then waits for the next turn.
+type MakeRequest =
+    Arc<dyn Fn(&reqwest::Client, &mut Rng, Duration) -> Option<Request> + Send + Sync>;
+
+/// A tiny seeded PRNG (SplitMix64): each client draws its own reproducible sequence.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`; the modulo bias is negligible for small `n`).
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next_u64() % n as u64).unwrap_or(0)
+    }
+}
+
+/// The reused-session turns: `GET /healthz` against `POST /v1/session` with `auth`.
+fn reuse_sides(url: &str, auth: &HeaderValue) -> [MakeRequest; 2] {
+    let healthz = format!("{url}/healthz");
+    let session = format!("{url}/v1/session");
+    let auth = auth.clone();
+    [
+        Arc::new(move |http, _, _| {
+            Some(Request {
+                what: "GET /healthz",
+                builder: http.get(&healthz),
+            })
+        }),
+        Arc::new(move |http, _, _| {
+            Some(Request {
+                what: "POST /v1/session",
+                builder: http.post(&session).header(AUTHORIZATION, auth.clone()),
+            })
+        }),
+    ]
+}
+
 /// `CLIENTS` tasks, each on its own keep-alive connection, sending back to back. Time is
-/// cut in `SLOT`s; even slots send `GET /healthz`, odd ones `POST /v1/session` with
-/// `auth`. The first `2 * WARM_UP_SLOTS` slots are not measured. A request counts for
-/// the slot it started in. Returns `[healthz, session]`, with the CPU time `server_pid`
-/// and this process used in each endpoint's measured turns.
-async fn drive(url: &str, auth: &HeaderValue, server_pid: u32) -> anyhow::Result<[Phase; 2]> {
-    let urls: Arc<[String; 2]> = Arc::new([format!("{url}/healthz"), format!("{url}/v1/session")]);
+/// cut in `SLOT`s; even slots send `sides[0]`'s requests, odd ones `sides[1]`'s. The
+/// first `2 * WARM_UP_SLOTS` slots are not measured. A request counts for the slot it
+/// started in. Returns a `Phase` per side, with the CPU time `server_pid` and this
+/// process used in that side's measured turns.
+async fn drive(sides: [MakeRequest; 2], server_pid: u32) -> anyhow::Result<[Phase; 2]> {
+    let sides = Arc::new(sides);
     let slots = 2 * (WARM_UP_SLOTS + MEASURED_SLOTS);
     let start = Instant::now();
     // The server's CPU time at every slot boundary.
@@ -580,52 +836,59 @@ async fn drive(url: &str, auth: &HeaderValue, server_pid: u32) -> anyhow::Result
         samples
     });
     let mut tasks = Vec::with_capacity(CLIENTS);
-    for _ in 0..CLIENTS {
+    for client in 0..CLIENTS {
         let http = http_client()?;
-        let urls = Arc::clone(&urls);
-        let auth = auth.clone();
+        let sides = Arc::clone(&sides);
         tasks.push(tokio::spawn(async move {
-            // Per slot: latencies; per endpoint: failures.
+            let mut rng = Rng::new(0x5EED_0000 + client as u64);
+            // Per slot: latencies and whether the side ran dry; per side: failures.
             let mut latencies: Vec<Vec<u64>> =
                 (0..slots).map(|_| Vec::with_capacity(4096)).collect();
+            let mut dry = vec![false; slots];
             let mut failures = [Failures::default(), Failures::default()];
             loop {
                 let sent = Instant::now();
-                let slot = usize::try_from(sent.duration_since(start).as_nanos() / SLOT.as_nanos())
-                    .unwrap_or(usize::MAX);
+                let since = sent.duration_since(start);
+                let slot =
+                    usize::try_from(since.as_nanos() / SLOT.as_nanos()).unwrap_or(usize::MAX);
                 if slot >= slots {
                     break;
                 }
                 let which = slot % 2;
-                let request = if which == 0 {
-                    http.get(&urls[0])
-                } else {
-                    http.post(&urls[1]).header(AUTHORIZATION, auth.clone())
+                let Some(Request { what, builder }) = sides[which](&http, &mut rng, since) else {
+                    dry[slot] = true;
+                    let next = start + SLOT * u32::try_from(slot + 1).unwrap_or(u32::MAX);
+                    tokio::time::sleep_until(next.into()).await;
+                    continue;
                 };
                 let failed = &mut failures[which];
-                match request.send().await {
+                match builder.send().await {
                     Ok(answer) => {
                         let status = answer.status();
                         match answer.bytes().await {
                             Ok(_) if status == 200 => {}
-                            Ok(body) => failed
-                                .add(|| format!("{status}: {}", String::from_utf8_lossy(&body))),
-                            Err(error) => failed.add(|| format!("reading the body: {error}")),
+                            Ok(body) => failed.add(|| {
+                                format!("{what}: {status}: {}", String::from_utf8_lossy(&body))
+                            }),
+                            Err(error) => {
+                                failed.add(|| format!("{what}: reading the body: {error}"))
+                            }
                         }
                     }
-                    Err(error) => failed.add(|| format!("sending: {error}")),
+                    Err(error) => failed.add(|| format!("{what}: sending: {error}")),
                 }
                 latencies[slot].push(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
             }
-            (latencies, failures)
+            (latencies, dry, failures)
         }));
     }
     let mut phases = [Phase::default(), Phase::default()];
     for phase in &mut phases {
         phase.slot_counts = vec![0; MEASURED_SLOTS];
     }
+    let mut dry_slots = vec![false; slots];
     for task in tasks {
-        let (latencies, failures) = task.await?;
+        let (latencies, dry, failures) = task.await?;
         for (slot, taken) in latencies.into_iter().enumerate() {
             if slot < 2 * WARM_UP_SLOTS {
                 continue;
@@ -634,8 +897,16 @@ async fn drive(url: &str, auth: &HeaderValue, server_pid: u32) -> anyhow::Result
             phase.slot_counts[(slot - 2 * WARM_UP_SLOTS) / 2] += taken.len() as u64;
             phase.latencies.extend(taken);
         }
+        for (any, this) in dry_slots.iter_mut().zip(dry) {
+            *any |= this;
+        }
         for (phase, failures) in phases.iter_mut().zip(failures) {
             phase.failures.merge(failures);
+        }
+    }
+    for (slot, dry) in dry_slots.into_iter().enumerate() {
+        if dry && slot >= 2 * WARM_UP_SLOTS {
+            phases[slot % 2].dry_turns += 1;
         }
     }
     let cpu = sampler.await?;
@@ -652,19 +923,29 @@ async fn drive(url: &str, auth: &HeaderValue, server_pid: u32) -> anyhow::Result
     Ok(phases)
 }
 
-/// `SESSIONS + REDIS_SESSIONS` new sessions over `USERS` new users at the local Clerk, a token each,
-/// minted on every core.
-fn mint_sessions(stack: &DevStack) -> anyhow::Result<Vec<String>> {
+/// `count` new sessions over `USERS` new users at the local Clerk, a token each.
+fn mint_sessions(stack: &DevStack, count: usize) -> anyhow::Result<Vec<String>> {
     let clerk = &stack.clerk;
     let users = (0..USERS)
         .map(|i| Ok(clerk.create_user(NewUser::with_email(format!("bench-{i}@example.com")))?))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let sessions = (0..SESSIONS + REDIS_SESSIONS)
+    let sessions = (0..count)
         .map(|i| Ok(clerk.create_session(&users[i % USERS].id)?.id))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let options = MintOptions::new().lifetime(BULK_TOKEN_LIFETIME);
+    mint_all(stack, &sessions, BULK_TOKEN_LIFETIME)
+}
+
+/// A token for each of these sessions, living `lifetime`, in order, minted on every
+/// core.
+fn mint_all(
+    stack: &DevStack,
+    sessions: &[String],
+    lifetime: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let clerk = &stack.clerk;
+    let options = MintOptions::new().lifetime(lifetime);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk = sessions.len().div_ceil(threads);
+    let chunk = sessions.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = sessions
             .chunks(chunk)
@@ -677,7 +958,7 @@ fn mint_sessions(stack: &DevStack) -> anyhow::Result<Vec<String>> {
                 })
             })
             .collect();
-        let mut tokens = Vec::with_capacity(SESSIONS + REDIS_SESSIONS);
+        let mut tokens = Vec::with_capacity(sessions.len());
         for handle in handles {
             tokens.extend(handle.join().expect("a minting thread panicked")?);
         }

@@ -1,0 +1,602 @@
+//! The realistic mix, the cold sign-in, and the machine's raw RSA rate (see the bench's
+//! doc comment for what each measures and why).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use devstack::DevStack;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value, json};
+
+use super::{
+    CLIENTS, Failures, MEASURED_SLOTS, MakeRequest, Phase, Request, Rng, SLOT, Server,
+    WARM_UP_SLOTS, drive, http_client, instant_calls, mint_all, round3, verdict,
+};
+
+/// Users in the mix by default (`CLERK_INSTANT_BENCH_MIX_USERS` changes it).
+pub(super) const USERS: usize = 10_000;
+/// Clerk refreshes a session's token every 50 s.
+const ROTATION: Duration = Duration::from_secs(50);
+/// Lifetime of the tokens minted ahead. Clerk's live 60 s; minting every token of the
+/// run ahead takes minutes here. The server's check of a token costs the same whatever
+/// its lifetime: what the mix reproduces is how often a new token arrives.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(1800);
+/// Users' entities per namespace (see the bench's doc comment: the emulator scans).
+const PER_NAMESPACE: usize = 100;
+/// The mix, in percent: the rest are `GET /v1/me`.
+const QUERY_PCT: usize = 70;
+const TRANSACT_PCT: usize = 15;
+const SESSION_PCT: usize = 10;
+/// Clerk users the cold sign-ins are spread over (at most; fewer with fewer mix users).
+const COLD_USERS: usize = 1_000;
+/// Single-use tokens per side of the cold run, per mix user (50,000 each by default):
+/// enough for 11 turns of either side at 4,500 sign-ins/s. A side whose pool runs dry
+/// stops sending for the rest of that turn; only what was sent counts, and the turns
+/// it happened in are reported (`cold_dry_turns`).
+const COLD_POOL_PER_USER: usize = 5;
+const TARGET_RATIO: f64 = 0.8;
+const TARGET_P99_ADDED_MS: f64 = 1.0;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const AS_TOKEN: HeaderName = HeaderName::from_static("as-token");
+const APP_ID: HeaderName = HeaderName::from_static("app-id");
+
+/// The server's side and the emulator's side of the same turns.
+pub(super) struct Comparison {
+    server: Phase,
+    direct: Phase,
+    server_name: &'static str,
+    direct_name: &'static str,
+    users: usize,
+}
+
+impl Comparison {
+    fn ratio(&self) -> f64 {
+        self.server.per_s() / self.direct.per_s()
+    }
+
+    fn p99_added_ms(&self) -> f64 {
+        self.server.percentile_ms(99) - self.direct.percentile_ms(99)
+    }
+
+    /// Its figures, as `<prefix>_…` fields.
+    pub(super) fn report(&self, prefix: &str, report: &mut Map<String, Value>) {
+        let fields = [
+            ("users", json!(self.users)),
+            ("server_per_s", json!(self.server.per_s().round())),
+            (
+                "server_p50_ms",
+                json!(round3(self.server.percentile_ms(50))),
+            ),
+            (
+                "server_p99_ms",
+                json!(round3(self.server.percentile_ms(99))),
+            ),
+            ("direct_per_s", json!(self.direct.per_s().round())),
+            (
+                "direct_p50_ms",
+                json!(round3(self.direct.percentile_ms(50))),
+            ),
+            (
+                "direct_p99_ms",
+                json!(round3(self.direct.percentile_ms(99))),
+            ),
+            ("ratio", json!(round3(self.ratio()))),
+            ("p99_added_ms", json!(round3(self.p99_added_ms()))),
+            (
+                "dry_turns",
+                json!(self.server.dry_turns + self.direct.dry_turns),
+            ),
+        ];
+        for (name, value) in fields {
+            report.insert(format!("{prefix}_{name}"), value);
+        }
+    }
+
+    /// The summary line.
+    pub(super) fn verdict(&self, name: &str) -> String {
+        let ratio = self.ratio();
+        let added = self.p99_added_ms();
+        let dry = self.server.dry_turns + self.direct.dry_turns;
+        format!(
+            "{name}: server {:.0}/s vs direct {:.0}/s -> ratio {ratio:.3} ({} target >= {TARGET_RATIO}); p99 {:.3} ms vs {:.3} ms -> added {added:.3} ms ({} target <= {TARGET_P99_ADDED_MS} ms){}",
+            self.server.per_s(),
+            self.direct.per_s(),
+            verdict(ratio >= TARGET_RATIO),
+            self.server.percentile_ms(99),
+            self.direct.percentile_ms(99),
+            verdict(added <= TARGET_P99_ADDED_MS),
+            if dry > 0 {
+                format!(
+                    "; a token pool ran dry in {dry} measured turns: figures count only what was sent"
+                )
+            } else {
+                String::new()
+            }
+        )
+    }
+
+    pub(super) fn failures(self) -> [(&'static str, Failures); 2] {
+        [
+            (self.server_name, self.server.failures),
+            (self.direct_name, self.direct.failures),
+        ]
+    }
+}
+
+/// One user of the mix.
+struct MixUser {
+    /// `Bearer <token>` for each 50 s period since the turns began, in order.
+    tokens: Vec<HeaderValue>,
+    /// Where in Clerk's 50 s cycle this user's token changes.
+    offset: Duration,
+    /// The InstantDB refresh token the server got for the user's session.
+    refresh_token: HeaderValue,
+    /// `{"query": …}`: the user's own entity, found by a where clause.
+    query: String,
+    namespace: String,
+    entity: String,
+    /// `POST /runtime/auth/verify_refresh_token`'s body for the refresh token.
+    verify: String,
+    /// `GET /admin/users?app_id=…&refresh_token=…`.
+    me_url: String,
+}
+
+impl MixUser {
+    /// The token Clerk would have handed the user at `since` (the turns' start + `since`).
+    fn token(&self, since: Duration) -> HeaderValue {
+        let period = usize::try_from((since + self.offset).as_nanos() / ROTATION.as_nanos())
+            .unwrap_or(usize::MAX)
+            .min(self.tokens.len() - 1);
+        self.tokens[period].clone()
+    }
+
+    /// `{"steps": …}`: one attribute of the user's own entity.
+    fn transact(&self, seen: u64) -> String {
+        json!({"steps": [["update", self.namespace, self.entity, {"seen": seen}]]}).to_string()
+    }
+}
+
+/// The emulator's admin headers, as `instant-client` sends them (the SDK version
+/// headers aside).
+fn admin_headers(stack: &DevStack) -> anyhow::Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, JSON);
+    headers.insert(APP_ID, HeaderValue::from_str(&stack.app.id)?);
+    headers.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {}", stack.app.admin_token.expose()))?,
+    );
+    Ok(headers)
+}
+
+/// The time the turns of one run take, and a second to spare.
+fn run_length() -> Duration {
+    SLOT * u32::try_from(2 * (WARM_UP_SLOTS + MEASURED_SLOTS) + 1).unwrap_or(u32::MAX)
+}
+
+/// The realistic mix: `users` users signed in once through a fresh server, then the
+/// mix through the server against the same mix straight to the emulator.
+pub(super) async fn mix(stack: &DevStack, users: usize) -> anyhow::Result<Comparison> {
+    let server = Server::spawn_with(stack, &[("MAX_SESSIONS", (users + 1_000).to_string())])?;
+    let mut server = server;
+    server.wait_ready().await?;
+    let http = http_client()?;
+
+    // Users, one session each, and the tokens Clerk would hand each over the run.
+    let started = Instant::now();
+    let clerk = &stack.clerk;
+    let mut seed = Rng::new(0x000F_F5E7);
+    let mut offsets = Vec::with_capacity(users);
+    let mut sessions = Vec::new();
+    let mut periods = Vec::with_capacity(users);
+    for i in 0..users {
+        let signed = clerk.sign_in(&format!("mix-{i}@example.com"))?;
+        let offset = Duration::from_millis(seed.next_u64() % (ROTATION.as_secs() * 1000));
+        let count = usize::try_from((offset + run_length()).as_nanos() / ROTATION.as_nanos())? + 1;
+        sessions.extend(std::iter::repeat_n(signed.session.id, count));
+        offsets.push(offset);
+        periods.push(count);
+    }
+    let minted = mint_all(stack, &sessions, TOKEN_LIFETIME)?;
+    println!(
+        "minted {} tokens for {users} users (each changes every {} s at its own offset; they live {} s, not Clerk's 60 s, as minting them all ahead takes minutes) in {:.1} s",
+        minted.len(),
+        ROTATION.as_secs(),
+        TOKEN_LIFETIME.as_secs(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut minted = minted.into_iter();
+    let tokens: Vec<Vec<String>> = periods
+        .iter()
+        .map(|&n| minted.by_ref().take(n).collect())
+        .collect();
+
+    // Every user signed in once through the server, with the first token.
+    let started = Instant::now();
+    let answers = sign_in_each(&server.url, tokens.iter().map(|t| t[0].clone()).collect()).await?;
+    println!(
+        "signed the {users} users in through the server in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Each user's own entity, in namespaces of PER_NAMESPACE entities.
+    let instant = stack.instant.url();
+    let app_id = &stack.app.id;
+    let mut mix_users = Vec::with_capacity(users);
+    for (i, ((answer, tokens), offset)) in answers.iter().zip(tokens).zip(offsets).enumerate() {
+        let refresh = answer["refresh_token"]
+            .as_str()
+            .context("a sign-in answer without refresh_token")?;
+        let instant_id = answer["user"]["id"]
+            .as_str()
+            .context("a sign-in answer without user.id")?;
+        let namespace = format!("profiles{}", i / PER_NAMESPACE);
+        let entity = uuid::Uuid::from_u128(0x6d69_7800_0000_4000_8000_0000_0000_0000 + i as u128)
+            .to_string();
+        let mut refresh_token = HeaderValue::from_str(refresh)?;
+        refresh_token.set_sensitive(true);
+        mix_users.push(MixUser {
+            tokens: tokens
+                .iter()
+                .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
+                .collect::<Result<_, _>>()?,
+            offset,
+            refresh_token,
+            query: json!({"query": {&namespace: {"$": {"where": {"owner": instant_id}}}}})
+                .to_string(),
+            verify: json!({"app-id": app_id, "refresh-token": refresh}).to_string(),
+            me_url: format!("{instant}/admin/users?app_id={app_id}&refresh_token={refresh}"),
+            namespace,
+            entity,
+        });
+    }
+    let admin = admin_headers(stack)?;
+    let transact_url = format!("{instant}/admin/transact?app_id={app_id}");
+    for (n, chunk) in answers.chunks(PER_NAMESPACE).enumerate() {
+        let steps: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, answer)| {
+                let user = &mix_users[n * PER_NAMESPACE + j];
+                json!(["create", user.namespace, user.entity, {"owner": answer["user"]["id"], "seen": 0}])
+            })
+            .collect();
+        let answer = http
+            .post(&transact_url)
+            .headers(admin.clone())
+            .body(json!({"steps": steps}).to_string())
+            .send()
+            .await?;
+        let status = answer.status();
+        ensure!(
+            status == 200,
+            "creating the mix's entities answered {status}: {}",
+            answer.text().await?
+        );
+    }
+
+    let users = Arc::new(mix_users);
+    let sides = [
+        server_side(&server.url, &users),
+        direct_side(stack, &users)?,
+    ];
+    // Both sides find the user's entity, once.
+    check_query(&http, &sides).await?;
+
+    let upstream_before = instant_calls(&http, &server.url).await?;
+    let [server_phase, direct] = drive(sides, server.pid()).await?;
+    let upstream = instant_calls(&http, &server.url).await? - upstream_before;
+    println!(
+        "{} ({upstream} InstantDB calls)",
+        server_phase.line("server mix")
+    );
+    println!("{}", direct.line("direct mix"));
+    super::print_turn_ratios(&server_phase, &direct);
+    Ok(Comparison {
+        server: server_phase,
+        direct,
+        server_name: "mix through the server",
+        direct_name: "mix straight to the emulator",
+        users: users.len(),
+    })
+}
+
+/// The mix through the server: the user's current token on every route.
+fn server_side(url: &str, users: &Arc<Vec<MixUser>>) -> MakeRequest {
+    let users = Arc::clone(users);
+    let [query, transact, session, me] =
+        ["query", "transact", "session", "me"].map(|route| format!("{url}/v1/{route}"));
+    Arc::new(move |http, rng, since| {
+        let user = &users[rng.below(users.len())];
+        let auth = user.token(since);
+        let roll = rng.below(100);
+        Some(if roll < QUERY_PCT {
+            Request {
+                what: "POST /v1/query",
+                builder: http
+                    .post(&query)
+                    .header(AUTHORIZATION, auth)
+                    .header(CONTENT_TYPE, JSON)
+                    .body(user.query.clone()),
+            }
+        } else if roll < QUERY_PCT + TRANSACT_PCT {
+            Request {
+                what: "POST /v1/transact",
+                builder: http
+                    .post(&transact)
+                    .header(AUTHORIZATION, auth)
+                    .header(CONTENT_TYPE, JSON)
+                    .body(user.transact(rng.next_u64() >> 12)),
+            }
+        } else if roll < QUERY_PCT + TRANSACT_PCT + SESSION_PCT {
+            Request {
+                what: "POST /v1/session",
+                builder: http.post(&session).header(AUTHORIZATION, auth),
+            }
+        } else {
+            Request {
+                what: "GET /v1/me",
+                builder: http.get(&me).header(AUTHORIZATION, auth),
+            }
+        })
+    })
+}
+
+/// The same mix straight to the emulator, with the user's refresh token: query and
+/// transact as admin calls with `as-token`, session as the refresh token's check, me
+/// as the user read by refresh token.
+fn direct_side(stack: &DevStack, users: &Arc<Vec<MixUser>>) -> anyhow::Result<MakeRequest> {
+    let users = Arc::clone(users);
+    let admin = admin_headers(stack)?;
+    let instant = stack.instant.url();
+    let app_id = &stack.app.id;
+    let query = format!("{instant}/admin/query?app_id={app_id}");
+    let transact = format!("{instant}/admin/transact?app_id={app_id}");
+    let verify = format!("{instant}/runtime/auth/verify_refresh_token?app_id={app_id}");
+    Ok(Arc::new(move |http, rng, _| {
+        // Drawn as the server's side draws them, so both sides pick alike.
+        let user = &users[rng.below(users.len())];
+        let roll = rng.below(100);
+        Some(if roll < QUERY_PCT {
+            Request {
+                what: "POST /admin/query (as-token)",
+                builder: http
+                    .post(&query)
+                    .headers(admin.clone())
+                    .header(AS_TOKEN, user.refresh_token.clone())
+                    .body(user.query.clone()),
+            }
+        } else if roll < QUERY_PCT + TRANSACT_PCT {
+            Request {
+                what: "POST /admin/transact (as-token)",
+                builder: http
+                    .post(&transact)
+                    .headers(admin.clone())
+                    .header(AS_TOKEN, user.refresh_token.clone())
+                    .body(user.transact(rng.next_u64() >> 12)),
+            }
+        } else if roll < QUERY_PCT + TRANSACT_PCT + SESSION_PCT {
+            Request {
+                what: "POST /runtime/auth/verify_refresh_token",
+                builder: http
+                    .post(&verify)
+                    .header(CONTENT_TYPE, JSON)
+                    .body(user.verify.clone()),
+            }
+        } else {
+            Request {
+                what: "GET /admin/users?refresh_token=",
+                builder: http.get(&user.me_url).headers(admin.clone()),
+            }
+        })
+    }))
+}
+
+/// One query on each side (the first draw of a fresh PRNG is a query for some user)
+/// finds exactly that user's entity.
+async fn check_query(http: &reqwest::Client, sides: &[MakeRequest; 2]) -> anyhow::Result<()> {
+    for side in sides {
+        // Draw until a query comes up: the PRNG is the clients' kind.
+        let mut rng = Rng::new(1);
+        let request = loop {
+            let request = side(http, &mut rng, Duration::ZERO).context("a request")?;
+            if request.what.contains("query") {
+                break request;
+            }
+        };
+        let answer = request.builder.send().await?;
+        let status = answer.status();
+        let body: Value = answer.json().await?;
+        let rows = body
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        ensure!(
+            status == 200 && rows == 1,
+            "{} answered {status} with {rows} rows, not the user's one entity",
+            request.what
+        );
+    }
+    Ok(())
+}
+
+/// Signs each token in once through the server; the answers, in order. Any failure
+/// stops the bench: the mix needs every user signed in.
+async fn sign_in_each(url: &str, tokens: Vec<String>) -> anyhow::Result<Vec<Value>> {
+    let url: Arc<str> = format!("{url}/v1/session").into();
+    let tokens = Arc::new(tokens);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let http = http_client()?;
+        let (url, tokens, next) = (Arc::clone(&url), Arc::clone(&tokens), Arc::clone(&next));
+        tasks.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(token) = tokens.get(i) else { break };
+                let answer = http.post(&*url).bearer_auth(token).send().await?;
+                let status = answer.status();
+                let body = answer.text().await?;
+                if status != 200 {
+                    bail!("signing a mix user in answered {status}: {body}");
+                }
+                answers.push((i, serde_json::from_str::<Value>(&body)?));
+            }
+            Ok(answers)
+        }));
+    }
+    let mut answers = Vec::with_capacity(tokens.len());
+    for task in tasks {
+        answers.extend(task.await??);
+    }
+    answers.sort_unstable_by_key(|(i, _)| *i);
+    Ok(answers.into_iter().map(|(_, answer)| answer).collect())
+}
+
+/// The cold sign-in: every request through a fresh server is a new Clerk session (so
+/// the server signs in at InstantDB each time), against the emulator's id-token
+/// sign-in called directly with other new sessions' tokens.
+pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Comparison> {
+    let clerk_users = users.min(COLD_USERS);
+    let pool = users * COLD_POOL_PER_USER;
+    let mut server = Server::spawn_with(
+        stack,
+        &[("MAX_SESSIONS", (pool + clerk_users + 1_000).to_string())],
+    )?;
+    server.wait_ready().await?;
+    let http = http_client()?;
+    let clerk = &stack.clerk;
+
+    // Existing users: known to Clerk and to InstantDB (signed in once, directly).
+    let started = Instant::now();
+    let firsts = (0..clerk_users)
+        .map(|i| Ok(clerk.sign_in(&format!("cold-{i}@example.com"))?))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sessions: Vec<String> = firsts.iter().map(|s| s.session.id.clone()).collect();
+    let first_tokens = mint_all(stack, &sessions, TOKEN_LIFETIME)?;
+    let id_token_url = format!("{}/runtime/oauth/id_token", stack.instant.url());
+    let body = |token: &str| {
+        json!({"app_id": stack.app.id, "id_token": token, "client_name": stack.client_name})
+            .to_string()
+    };
+    for token in &first_tokens {
+        let answer = http
+            .post(&id_token_url)
+            .header(CONTENT_TYPE, JSON)
+            .body(body(token))
+            .send()
+            .await?;
+        let status = answer.status();
+        ensure!(
+            status == 200,
+            "signing a cold user in at the emulator answered {status}: {}",
+            answer.text().await?
+        );
+    }
+    // New sessions of those users, a token each: half for each side.
+    let sessions = (0..2 * pool)
+        .map(|i| Ok(clerk.create_session(&firsts[i % clerk_users].user.id)?.id))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut tokens = mint_all(stack, &sessions, TOKEN_LIFETIME)?;
+    println!(
+        "minted {} tokens of new sessions over {clerk_users} existing users, {pool} for each side, in {:.1} s",
+        tokens.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let direct_pool: Vec<String> = tokens.split_off(pool).iter().map(|t| body(t)).collect();
+    let server_pool = tokens
+        .iter()
+        .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let session_url = format!("{}/v1/session", server.url);
+    let server_pool = Arc::new(server_pool);
+    let server_next = Arc::new(AtomicUsize::new(0));
+    let server_side: MakeRequest = {
+        let (pool, next) = (Arc::clone(&server_pool), Arc::clone(&server_next));
+        Arc::new(move |http, _, _| {
+            let auth = pool.get(next.fetch_add(1, Ordering::Relaxed))?;
+            Some(Request {
+                what: "POST /v1/session (new session)",
+                builder: http.post(&session_url).header(AUTHORIZATION, auth.clone()),
+            })
+        })
+    };
+    let direct_pool = Arc::new(direct_pool);
+    let direct_next = Arc::new(AtomicUsize::new(0));
+    let direct_side: MakeRequest = {
+        let (pool, next) = (Arc::clone(&direct_pool), Arc::clone(&direct_next));
+        Arc::new(move |http, _, _| {
+            let body = pool.get(next.fetch_add(1, Ordering::Relaxed))?;
+            Some(Request {
+                what: "POST /runtime/oauth/id_token",
+                builder: http
+                    .post(&id_token_url)
+                    .header(CONTENT_TYPE, JSON)
+                    .body(body.clone()),
+            })
+        })
+    };
+
+    let upstream_before = instant_calls(&http, &server.url).await?;
+    let [server_phase, direct] = drive([server_side, direct_side], server.pid()).await?;
+    let upstream = instant_calls(&http, &server.url).await? - upstream_before;
+    println!(
+        "{} ({upstream} InstantDB calls; {} of {pool} tokens used)",
+        server_phase.line("server cold"),
+        server_next.load(Ordering::Relaxed).min(pool)
+    );
+    println!(
+        "{} ({} of {pool} tokens used)",
+        direct.line("direct cold"),
+        direct_next.load(Ordering::Relaxed).min(pool)
+    );
+    super::print_turn_ratios(&server_phase, &direct);
+    Ok(Comparison {
+        server: server_phase,
+        direct,
+        server_name: "cold sign-in through the server",
+        direct_name: "cold sign-in straight to the emulator",
+        users: clerk_users,
+    })
+}
+
+/// RS256 verifications per second on one core for one second: aws-lc-rs's
+/// `ParsedPublicKey::verify_sig` (PKCS#1 v1.5, SHA-256) of a token of the local Clerk,
+/// with its 2048-bit key, parsed once (as `cargo xtask bench verify` measures its floor).
+pub(super) fn raw_rsa_verify_per_s(stack: &DevStack) -> anyhow::Result<f64> {
+    let signed = stack.clerk.sign_in("bench-rsa@example.com")?;
+    let token = stack.clerk.mint(&signed.session.id)?;
+    let jwks = stack.clerk.jwks();
+    let jwk = &jwks["keys"][0];
+    let part = |name: &str| -> anyhow::Result<Vec<u8>> {
+        let text = jwk[name].as_str().context("a JWK without n or e")?;
+        Ok(URL_SAFE_NO_PAD.decode(text)?)
+    };
+    let (n, e) = (part("n")?, part("e")?);
+    let key: ParsedPublicKey = RsaPublicKeyComponents { n: &n, e: &e }
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .map_err(|_| anyhow::anyhow!("the local Clerk's JWK is not an RSA key aws-lc-rs takes"))?;
+    let (input, signature) = token
+        .rsplit_once('.')
+        .context("a token without a signature")?;
+    let signature = URL_SAFE_NO_PAD.decode(signature)?;
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < Duration::from_secs(1) {
+        for _ in 0..64 {
+            key.verify_sig(std::hint::black_box(input.as_bytes()), &signature)
+                .map_err(|_| anyhow::anyhow!("the local Clerk's token does not verify"))?;
+        }
+        count += 64;
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
