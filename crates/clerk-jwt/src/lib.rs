@@ -130,4 +130,14 @@ pub mod __fuzz {
             Err(_) => false,
         }
     }
+
+    /// Holds the payload scanner to `serde_json` on one decoded payload: the same
+    /// slots and typed claims when it accepts, the same verdict otherwise.
+    ///
+    /// # Panics
+    ///
+    /// When the two disagree.
+    pub fn claims_agree(payload: &str) {
+        crate::claims::assert_agrees(payload);
+    }
 }

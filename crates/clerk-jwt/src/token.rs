@@ -192,10 +192,12 @@ impl<'a> Decoded<'a> {
         claims: &mut RawClaims<'s>,
     ) -> Result<(), DecodeError> {
         let payload = utf8(self.payload_json(), "payload")?;
-        let mut de = serde_json::Deserializer::from_str(payload);
-        serde::de::DeserializeSeed::deserialize(&mut *claims, &mut de)
-            .and_then(|()| de.end())
-            .map_err(|e| json_error("payload", &e))
+        if crate::claims::scan(payload, claims).is_some() {
+            return Ok(());
+        }
+        // The scanner gave up: serde_json decides, and words the error.
+        *claims = RawClaims::default();
+        parse_claims_serde(payload, claims)
     }
 
     /// The header and payload as JSON objects, for display.
@@ -210,6 +212,19 @@ impl<'a> Decoded<'a> {
     pub(crate) fn signature(&self) -> &[u8] {
         &self.bytes[self.payload_end..]
     }
+}
+
+/// The payload sorted into `claims` by `serde_json`: the reference the scanner
+/// ([`crate::claims::scan`]) agrees with, and its fallback.
+#[cold]
+pub(crate) fn parse_claims_serde<'s>(
+    payload: &'s str,
+    claims: &mut RawClaims<'s>,
+) -> Result<(), DecodeError> {
+    let mut de = serde_json::Deserializer::from_str(payload);
+    serde::de::DeserializeSeed::deserialize(&mut *claims, &mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| json_error("payload", &e))
 }
 
 #[cold]
