@@ -69,6 +69,10 @@ const INLINE_BYTES: usize = 2048;
 
 /// The decoded parts: inline for every ordinary token, so a verification allocates
 /// nothing for them; on the heap for a larger one.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "inline is the point: the buffer lives on the stack of one verification"
+)]
 enum Buffer {
     Inline {
         bytes: [u8; INLINE_BYTES],

@@ -396,6 +396,10 @@ impl Verifier {
 }
 
 /// How [`Verifier::verify_now`] ended, when no rule refused the token.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once and taken apart at once; boxing would cost an allocation"
+)]
 enum Checked<'v> {
     /// Every rule passed: the claims and the key that verified them.
     Verified(SessionClaims, VerifyingKey),
