@@ -3,6 +3,7 @@
 mod fva;
 mod org;
 mod raw;
+mod scan;
 
 use std::fmt;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub(crate) use raw::{EmailClaim, Parsed, RawClaims};
+pub(crate) use scan::{assert_agrees, scan};
 
 /// The claims of a verified Clerk session token.
 ///

@@ -105,7 +105,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[doc(hidden)]
 pub mod __fuzz {
-    //! The token parser, exposed for the fuzz target only.
+    //! The token parser, exposed for the fuzz targets and the verify bench only.
 
     /// Decodes a token and runs the header rules, as the verifier does first.
     /// Returns whether the token got past the structure and header rules, and checks
@@ -129,5 +129,28 @@ pub mod __fuzz {
             }
             Err(_) => false,
         }
+    }
+
+    /// Holds the payload scanner to `serde_json` on one decoded payload: the same
+    /// slots and typed claims when it accepts, the same verdict otherwise.
+    ///
+    /// # Panics
+    ///
+    /// When the two disagree.
+    pub fn claims_agree(payload: &str) {
+        crate::claims::assert_agrees(payload);
+    }
+
+    /// Reads a payload into claim slots with the scanner alone (the verify bench
+    /// compares it with [`serde_claims`]); whether it accepted.
+    pub fn scan_claims(payload: &str) -> bool {
+        let mut claims = crate::claims::RawClaims::default();
+        crate::claims::scan(payload, &mut claims).is_some()
+    }
+
+    /// Reads a payload into claim slots with serde_json alone; whether it accepted.
+    pub fn serde_claims(payload: &str) -> bool {
+        let mut claims = crate::claims::RawClaims::default();
+        crate::token::parse_claims_serde(payload, &mut claims).is_ok()
     }
 }

@@ -332,18 +332,24 @@ impl RemoteJwks {
         i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
     }
 
+    /// The key for `kid` when the cached keys are fresh and hold it: no await, one
+    /// uncontended read lock. The verifier's fast path; `resolve` does the rest.
+    pub(crate) fn fresh_key(&self, kid: &str, now: i64) -> Option<VerifyingKey> {
+        let ttl = Self::secs(self.inner.options.ttl);
+        let state = self.read();
+        let keys = state.keys.as_ref()?;
+        if now < state.fetched_at.saturating_add(ttl) {
+            keys.get(kid).cloned()
+        } else {
+            None
+        }
+    }
+
     /// Finds the key for `kid`, fetching when the rules allow.
     pub(crate) async fn resolve(&self, kid: &str, now: i64) -> Result<VerifyingKey, LookupError> {
         let ttl = Self::secs(self.inner.options.ttl);
-        // Fast path: fresh keys, known kid. No await, one uncontended read lock.
-        {
-            let state = self.read();
-            if let Some(keys) = &state.keys
-                && now < state.fetched_at.saturating_add(ttl)
-                && let Some(key) = keys.get(kid)
-            {
-                return Ok(key.clone());
-            }
+        if let Some(key) = self.fresh_key(kid, now) {
+            return Ok(key);
         }
 
         // Slow path: one task at a time decides and fetches; the others wait here and

@@ -22,8 +22,8 @@ use crate::claims::{EmailClaim, Parsed, SessionClaims, SessionStatus};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::json::describe_str;
-use crate::keys::{KeySource, VerifyingKey};
-use crate::remote::LookupError;
+use crate::keys::{KeySet, KeySource, VerifyingKey};
+use crate::remote::{LookupError, RemoteJwks};
 use crate::token::{CAT_JWT_TEMPLATE, CAT_MACHINE, Parts};
 use crate::{Reason, Result};
 
@@ -115,15 +115,33 @@ impl Verifier {
         if let Some(claims) = inner.verified.get(token, now, inner.leeway, &inner.keys) {
             return Ok(claims);
         }
-        let (claims, key) = self.verify_fully(token, now).await?;
+        // Every rule runs in `verify_now`, without awaiting. Only a remote key source
+        // without fresh keys for the kid sends it back here, to fetch and then verify
+        // again with the key (the header is cached by then: it is not decoded again).
+        let mut fetched = None;
+        let (claims, key) = loop {
+            match self.verify_now(token, now, fetched.take())? {
+                Checked::Verified(claims, key) => break (claims, key),
+                Checked::FetchKeys(remote, kid) => {
+                    fetched = Some(self.fetch_key(remote, kid.as_deref(), now).await?);
+                }
+            }
+        };
         inner
             .verified
             .put(token, &claims, &key, now, inner.max_lifetime, &inner.keys);
         Ok(claims)
     }
 
-    /// Every rule, in order. Returns the claims and the key that verified them.
-    async fn verify_fully(&self, token: &str, now: i64) -> Result<(SessionClaims, VerifyingKey)> {
+    /// Every rule, in order, with `fetched` (a key just fetched for this token's kid) or
+    /// the keys at hand. Returns the claims and the key that verified them, or, when
+    /// the remote keys must be fetched first, that source and the kid.
+    fn verify_now(
+        &self,
+        token: &str,
+        now: i64,
+        fetched: Option<VerifyingKey>,
+    ) -> Result<Checked<'_>> {
         let inner = &*self.inner;
         let reject = |e: crate::token::DecodeError| Error::rejected(e.reason, e.detail);
 
@@ -153,7 +171,17 @@ impl Verifier {
         };
 
         // 3. The key named by kid.
-        let key = self.key_for(header.kid.as_deref(), now).await?;
+        let key = match (fetched, &inner.keys) {
+            (Some(key), _) => key,
+            (None, KeySource::Pem(key)) => key.clone(),
+            (None, KeySource::Static(set)) => static_key(set, header.kid.as_deref())?,
+            (None, KeySource::Remote(remote)) => {
+                match remote.fresh_key(header.kid.as_deref().unwrap_or_default(), now) {
+                    Some(key) => key,
+                    None => return Ok(Checked::FetchKeys(remote, header.kid)),
+                }
+            }
+        };
 
         // 4. The signature, before any claim is trusted.
         if !key.verify_rs256(decoded.signing_input, decoded.signature()) {
@@ -363,8 +391,20 @@ impl Verifier {
                 "email_verified is false",
             ));
         }
-        Ok((claims, key))
+        Ok(Checked::Verified(claims, key))
     }
+}
+
+/// How [`Verifier::verify_now`] ended, when no rule refused the token.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once and taken apart at once; boxing would cost an allocation"
+)]
+enum Checked<'v> {
+    /// Every rule passed: the claims and the key that verified them.
+    Verified(SessionClaims, VerifyingKey),
+    /// The remote source has no fresh key for the kid: fetch, then verify again.
+    FetchKeys(&'v RemoteJwks, Option<Arc<str>>),
 }
 
 /// Whether `id` is a Clerk id with this prefix: the prefix, then 1 to 64 ASCII letters
@@ -375,44 +415,48 @@ fn is_clerk_id(id: &str, prefix: &str) -> bool {
     })
 }
 
+/// The key of a static JWKS named by `kid`.
+fn static_key(set: &KeySet, kid: Option<&str>) -> Result<VerifyingKey> {
+    let kid = kid.unwrap_or_default();
+    set.get(kid).cloned().ok_or_else(|| {
+        Error::rejected(
+            Reason::JwkKidMismatch,
+            format!(
+                "no key with kid {} in the configured JWKS (it has {})",
+                describe_str(kid),
+                set.kids().join(", ")
+            ),
+        )
+    })
+}
+
 impl Verifier {
-    async fn key_for(&self, kid: Option<&str>, now: i64) -> Result<VerifyingKey> {
-        match &self.inner.keys {
-            KeySource::Pem(key) => Ok(key.clone()),
-            KeySource::Static(set) => {
-                let kid = kid.unwrap_or_default();
-                set.get(kid).cloned().ok_or_else(|| {
-                    Error::rejected(
-                        Reason::JwkKidMismatch,
-                        format!(
-                            "no key with kid {} in the configured JWKS (it has {})",
-                            describe_str(kid),
-                            set.kids().join(", ")
-                        ),
-                    )
-                })
-            }
-            KeySource::Remote(remote) => {
-                let kid = kid.unwrap_or_default();
-                remote.resolve(kid, now).await.map_err(|e| match e {
-                    LookupError::KidMismatch => Error::rejected(
-                        Reason::JwkKidMismatch,
-                        format!(
-                            "no key with kid {} at {}, even after a refresh",
-                            describe_str(kid),
-                            remote.jwks_url()
-                        ),
-                    ),
-                    LookupError::Unavailable(source) => Error::KeysUnavailable {
-                        reason: if source.is_unauthorized() {
-                            Reason::SecretKeyInvalid
-                        } else {
-                            Reason::JwkRemoteFailedToLoad
-                        },
-                        source,
-                    },
-                })
-            }
-        }
+    /// The key for `kid` from the remote source, fetching the keys when they are stale
+    /// or do not hold it.
+    async fn fetch_key(
+        &self,
+        remote: &RemoteJwks,
+        kid: Option<&str>,
+        now: i64,
+    ) -> Result<VerifyingKey> {
+        let kid = kid.unwrap_or_default();
+        remote.resolve(kid, now).await.map_err(|e| match e {
+            LookupError::KidMismatch => Error::rejected(
+                Reason::JwkKidMismatch,
+                format!(
+                    "no key with kid {} at {}, even after a refresh",
+                    describe_str(kid),
+                    remote.jwks_url()
+                ),
+            ),
+            LookupError::Unavailable(source) => Error::KeysUnavailable {
+                reason: if source.is_unauthorized() {
+                    Reason::SecretKeyInvalid
+                } else {
+                    Reason::JwkRemoteFailedToLoad
+                },
+                source,
+            },
+        })
     }
 }

@@ -21,12 +21,12 @@ pub(crate) enum OrgSlot<'a> {
 /// and kept for the v1 case, where `o` is just another claim.
 #[derive(Debug, Default)]
 pub(crate) struct RawOrg<'a> {
-    id: Option<Scalar<'a>>,
-    slg: Option<Scalar<'a>>,
-    rol: Option<Scalar<'a>>,
-    per: Option<Scalar<'a>>,
-    fpm: Option<Scalar<'a>>,
-    others: Map<String, Value>,
+    pub(super) id: Option<Scalar<'a>>,
+    pub(super) slg: Option<Scalar<'a>>,
+    pub(super) rol: Option<Scalar<'a>>,
+    pub(super) per: Option<Scalar<'a>>,
+    pub(super) fpm: Option<Scalar<'a>>,
+    pub(super) others: Map<String, Value>,
 }
 
 impl<'de> Deserialize<'de> for OrgSlot<'de> {
