@@ -10,6 +10,9 @@
 //!   [--no-abandon]`:
 //!   the fault soak (`soak.rs`), writing `target/bench/soak.json`; `ci` runs a short
 //!   one.
+//! - `dist`: release archives of the server and the CLI for this platform, their
+//!   `SHA256SUMS`, a `CHANGELOG.md` section and a `cargo package` check of every
+//!   library crate, in `target/dist/` (`dist.rs`).
 //!
 //! Hygiene checks ("tidy") are ordinary tests in `tidy.rs`, so `cargo test` runs them.
 //! xtask shells out to cargo; its one project dependency is `devstack`, the local
@@ -24,6 +27,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
+mod dist;
 mod soak;
 #[cfg(test)]
 mod tidy;
@@ -35,10 +39,12 @@ fn main() -> ExitCode {
         Some("bench") => bench(args.get(1).map_or("all", String::as_str)),
         Some("fuzz") => fuzz(&args[1..]),
         Some("soak") => soak::parse(&args[1..]).and_then(|options| soak::run(&options)),
+        Some("dist") => dist::run(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N] [TARGET…] | soak …>\n  {}",
-                soak::USAGE
+                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N] [TARGET…] | soak … | dist>\n  {}\n  {}",
+                soak::USAGE,
+                dist::USAGE
             );
             return ExitCode::from(2);
         }
@@ -134,6 +140,18 @@ fn ci() -> anyhow::Result<()> {
         "warnings",
     ]);
     step("clippy", clippy)?;
+
+    // Every example program builds (the test step then runs each against the local
+    // stack: examples/tests/run.rs).
+    let mut examples = cargo();
+    examples.args([
+        "build",
+        "-p",
+        "clerk-instant-examples",
+        "--bins",
+        "--locked",
+    ]);
+    step("examples", examples)?;
 
     let mut tests = cargo();
     if has_nextest() {
