@@ -10,8 +10,10 @@
 //!   [--no-abandon]`:
 //!   the fault soak (`soak.rs`), writing `target/bench/soak.json`; `ci` runs a short
 //!   one, then schemathesis against the dev server (`schemathesis.rs`).
-//!
 //! - `schemathesis`: only the schemathesis step of `ci`.
+//! - `dist`: release archives of the server and the CLI for this platform, their
+//!   `SHA256SUMS`, a `CHANGELOG.md` section and a `cargo package` check of every
+//!   library crate, in `target/dist/` (`dist.rs`).
 //!
 //! Hygiene checks ("tidy") are ordinary tests in `tidy.rs`, so `cargo test` runs them.
 //! xtask shells out to cargo; its one project dependency is `devstack`, the local
@@ -26,6 +28,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
+mod dist;
 mod schemathesis;
 mod soak;
 #[cfg(test)]
@@ -39,10 +42,12 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         Some("soak") => soak::parse(&args[1..]).and_then(|options| soak::run(&options)),
         Some("schemathesis") => schemathesis::run(),
+        Some("dist") => dist::run(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N] [TARGET…] | soak … | schemathesis>\n  {}",
-                soak::USAGE
+                "usage: cargo xtask <ci | bench [verify|client|server|all] | fuzz [--seconds N] [TARGET…] | soak … | schemathesis | dist>\n  {}\n  {}",
+                soak::USAGE,
+                dist::USAGE
             );
             return ExitCode::from(2);
         }
@@ -138,6 +143,11 @@ fn ci() -> anyhow::Result<()> {
         "warnings",
     ]);
     step("clippy", clippy)?;
+
+    // The example programs are built and run by the test step (examples/tests/run.rs
+    // runs each against the local stack), with the workspace's features: a separate
+    // `cargo build -p clerk-instant-examples` would rebuild tokio, axum and more with
+    // other features for nothing.
 
     let mut tests = cargo();
     if has_nextest() {

@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The library
+//!
 //! The server behind the `clerk-instant-server` binary: configuration, the HTTP routes
 //! over `auth-core`'s broker, and (feature `local-stack`, on by default) the embedded
 //! local stack that `--dev` runs on. The binary (`main.rs`) only parses

@@ -1,12 +1,6 @@
-//! Clerk session in, InstantDB session out.
+#![doc = include_str!("../README.md")]
 //!
-//! [`SessionBroker`] verifies a Clerk session token locally first (a bad token never
-//! reaches InstantDB, and the caller learns the exact reason), then obtains the user's
-//! InstantDB session by one of two [`Strategy`]s, keeps it per Clerk session so repeated
-//! sign-ins reuse it instead of piling up refresh tokens that never expire, runs queries
-//! and transactions as the user, and signs out of both services. Sessions it displaces
-//! or sweeps are signed out in the background, tracked: [`SessionBroker::drain`] waits
-//! for them (at shutdown, within a deadline).
+//! # How it works
 //!
 //! Clerk's decisions, as its webhooks report them, reach InstantDB through the broker
 //! too: [`SessionBroker::end_session`], [`SessionBroker::delete_user`] (by a
@@ -18,24 +12,6 @@
 //! ([`TokenVerifier`], [`InstantAuth`], [`ClerkSessions`]) and a [`SessionStore`], so
 //! its logic is tested with `mockall` doubles; the concrete clients of the workspace
 //! implement them. It knows no HTTP framework and reads no environment.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use auth_core::{BrokerConfig, MemorySessionStore, SessionBroker, StoreLimits, Strategy};
-//!
-//! # async fn demo(verifier: clerk_jwt::Verifier, instant: instant_client::Client) -> Result<(), auth_core::Error> {
-//! let broker = SessionBroker::new(
-//!     BrokerConfig::new(Strategy::IdToken { client_name: "clerk".into() }),
-//!     Arc::new(verifier),
-//!     Arc::new(instant),
-//!     None, // no Clerk secret key: sign-out reports the Clerk half as skipped
-//!     Arc::new(MemorySessionStore::new(StoreLimits::default())),
-//! );
-//! let session = broker.sign_in("<Clerk session token>").await?;
-//! let (clerk_user, instant_user) = (&session.clerk.user_id, session.user.id);
-//! # let _ = (clerk_user, instant_user);
-//! # Ok(()) }
-//! ```
 //!
 //! # Security defaults
 //!

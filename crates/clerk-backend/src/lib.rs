@@ -1,20 +1,4 @@
-//! A small client for Clerk's Backend API: the calls clerk-instant needs (sessions: get
-//! and revoke; users: get), with Clerk's error shape, retries on 429 honouring
-//! `Retry-After`, and a secret key that never shows.
-//!
-//! It works against the real Backend API (`https://api.clerk.com`) and against any
-//! server with the same surface, such as the local Clerk of the project's dev stack.
-//!
-//! ```no_run
-//! use clerk_backend::BackendClient;
-//! use clerk_jwt::SecretKey;
-//!
-//! # async fn demo() -> Result<(), clerk_backend::Error> {
-//! let clerk = BackendClient::builder(SecretKey::new("sk_test_…").unwrap()).build()?;
-//! let session = clerk.revoke_session("sess_2abc").await?;
-//! assert_eq!(session.status.as_str(), "revoked");
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # Security defaults
 //!

@@ -1,4 +1,4 @@
-//! Verify Clerk session tokens, strictly and at the speed of the signature check.
+#![doc = include_str!("../README.md")]
 //!
 //! `clerk-jwt` knows Clerk and JWTs, and nothing of InstantDB, HTTP frameworks or the
 //! environment: it takes typed configuration and returns data.

@@ -1,18 +1,6 @@
-//! Verify Clerk webhook deliveries and read them as typed Clerk events.
+#![doc = include_str!("../README.md")]
 //!
-//! Clerk delivers its webhooks through Svix, which signs them as the Standard Webhooks
-//! specification defines. This crate checks a delivery — its `svix-id`,
-//! `svix-timestamp` and `svix-signature` headers (or the `webhook-*` names) and its raw
-//! body bytes — and returns a [`Delivery`]: the message id to deduplicate on, the
-//! signed timestamp, and the [`Event`] (`user.created`, `user.updated`,
-//! `user.deleted`, `session.created`, `session.ended`, `session.removed`,
-//! `session.revoked`, or any other type kept as [`Event::Unknown`]).
-//!
-//! It knows Svix's signature scheme and Clerk's event shapes, nothing of HTTP servers,
-//! InstantDB or the environment: it takes an [`http::HeaderMap`] (or the three header
-//! values as text), the body and the time, and returns data. It depends on no other
-//! crate of this workspace, so the server, the CLI and any application can verify
-//! webhooks without a Backend API client.
+//! # What it holds
 //!
 //! - [`Secrets`]: one or several `whsec_<base64>` secrets (the prefix is optional),
 //!   separated by whitespace or commas so a deploy can carry the old and the new across

@@ -1,5 +1,6 @@
-//! A local Clerk and an InstantDB emulator that behave like the real services on the
-//! wire, so integration tests, the CLI and newcomers need no account and no network.
+#![doc = include_str!("../README.md")]
+//!
+//! # What it holds
 //!
 //! - [`LocalClerk`]: a Clerk instance on `127.0.0.1` with its own RSA key (`kid`
 //!   `ins_…`), a publishable key that encodes its host (so [`clerk_jwt`] derives its
@@ -17,31 +18,6 @@
 //!   persistence off, to kill and restart empty, for the Redis session store's tests.
 //! - [`Faults`]: make the next N calls to a route fail with a status, stall, or lose
 //!   their connection, on either server.
-//!
-//! ```
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use devstack::{DevStack, DevStackConfig};
-//!
-//! let stack = DevStack::start(DevStackConfig::default()).await?;
-//! let session_token = stack.clerk.session_token("alice@example.com")?;
-//! let answer: serde_json::Value = reqwest::Client::new()
-//!     .post(format!("{}/runtime/oauth/id_token", stack.instant.url()))
-//!     .json(&serde_json::json!({
-//!         "app_id": stack.app.id,
-//!         "id_token": session_token,
-//!         "client_name": stack.client_name,
-//!     }))
-//!     .send()
-//!     .await
-//!     .unwrap()
-//!     .json()
-//!     .await
-//!     .unwrap();
-//! assert_eq!(answer["user"]["email"], "alice@example.com");
-//! stack.shutdown().await;
-//! # Ok::<(), devstack::Error>(())
-//! # }).unwrap();
-//! ```
 //!
 //! # What the emulator does not do
 //!

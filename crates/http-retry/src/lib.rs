@@ -1,11 +1,6 @@
-//! One retry loop for the workspace's HTTP clients (`instant-client` and
-//! `clerk-backend`): the `Retry-After` parser, the backoff and its jitter, the attempt
-//! and time bounds, and the [`Clock`] every wait goes through.
+#![doc = include_str!("../README.md")]
 //!
-//! It knows HTTP only as far as the `Retry-After` header: which failures are worth
-//! retrying, and what each attempt sends, stay with the client that calls [`run`]. It
-//! depends on no project crate, so both clients can use it while neither depends on
-//! the other.
+//! # What it holds
 //!
 //! - [`Policy`]: at most [`Policy::max_attempts`] attempts, waits from a [`Backoff`]
 //!   (constant, or doubling with jitter), an asked wait (`Retry-After`) used as a
@@ -18,25 +13,6 @@
 //!   `testing` feature, `TestClock` records each sleep and returns at once, so no
 //!   test waits for real.
 //! - [`parse_retry_after`] and [`retry_after`]: delta-seconds or an HTTP date.
-//!
-//! ```
-//! use std::time::Duration;
-//! use http_retry::{Backoff, Policy, TokioClock, Verdict, run};
-//!
-//! # async fn demo() {
-//! let policy = Policy::new(3, Backoff::Constant(Duration::from_millis(10)));
-//! let finished = run(
-//!     &TokioClock,
-//!     &policy,
-//!     async |attempt| if attempt < 3 { Err("busy") } else { Ok(attempt) },
-//!     |_error: &&str| Verdict::Retry { retry_after: None },
-//!     |_attempt, _wait, _error: &&str| {},
-//! )
-//! .await;
-//! assert_eq!(finished.result, Ok(3));
-//! assert_eq!(finished.attempts, 3);
-//! # }
-//! ```
 //!
 //! # Defaults
 //!

@@ -1,8 +1,6 @@
-//! InstantDB's runtime-auth and admin HTTP API, sent exactly as the official
-//! `@instantdb/core` and `@instantdb/admin` SDKs send it.
+#![doc = include_str!("../README.md")]
 //!
-//! `instant-client` knows InstantDB's HTTP surface and nothing of Clerk, HTTP
-//! frameworks or the environment: it takes typed configuration and returns data.
+//! # What it holds
 //!
 //! - [`Client`] (built with [`Client::builder`]): app id, optional [`AdminToken`], base
 //!   URL (any `http(s)` URL: the hosted API, a self-hosted server, the local emulator),
@@ -26,31 +24,6 @@
 //!   [`Error::BadCredentials`] (fix the admin token), [`Error::RateLimited`] and
 //!   [`Error::Unavailable`] (retry later), [`Error::UnexpectedResponse`] (check the
 //!   base URL and server version), [`Error::InvalidInput`] and [`Error::Config`].
-//!
-//! ```
-//! use instant_client::{AdminToken, Client, IdToken, IdTokenSignIn, Query, Uuid};
-//! use serde_json::json;
-//!
-//! # async fn run() -> instant_client::Result<()> {
-//! let client = Client::builder(Uuid::parse_str("11111111-2222-4333-8444-555555555555").unwrap())
-//!     .admin_token(AdminToken::new("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee")?)
-//!     .base_url("http://localhost:8888") // a self-hosted server; default: the hosted API
-//!     .build()?;
-//!
-//! // Sign a Clerk user in, then read their goals with their permissions.
-//! let clerk_token = IdToken::new("eyJhbGciOi.eyJzdWIi.sig")?;
-//! let signed_in = client
-//!     .sign_in_with_id_token(&IdTokenSignIn::new(clerk_token, "clerk"))
-//!     .await?;
-//! let goals = client
-//!     .as_refresh_token(signed_in.refresh_token.clone())
-//!     .query(&Query::new(json!({"goals": {}})))
-//!     .await?;
-//! # let _ = goals;
-//! # Ok(())
-//! # }
-//! # let _ = run;
-//! ```
 //!
 //! # The wire
 //!

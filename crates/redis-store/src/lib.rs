@@ -1,24 +1,10 @@
-//! The session store on Redis: [`RedisStore`] implements [`auth_core::SessionStore`]
-//! so several replicas of the server share one truth (one InstantDB session per Clerk
-//! session, the signed-out sessions, the user links, webhook deduplication and the
-//! sign-in locks).
+#![doc = include_str!("../README.md")]
 //!
-//! Its boundary: it knows Redis, the store contract of `auth-core` and how to seal a
+//! # Boundary
+//!
+//! It knows Redis, the store contract of `auth-core` and how to seal a
 //! value; it decides nothing about sessions (the broker does) and reads no
 //! environment (the apps turn settings into a [`RedisStoreConfig`]).
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use auth_core::SessionStore;
-//! use redis_store::{EncryptionKeys, RedisStore, RedisStoreConfig, RedisUrl, Sealing};
-//!
-//! let keys = EncryptionKeys::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")?;
-//! let url = RedisUrl::parse("redis://127.0.0.1:6379")?;
-//! let store = RedisStore::new(RedisStoreConfig::new(url, Sealing::Keys(keys)))?;
-//! store.ping().await?; // the first call connects
-//! assert_eq!(store.kind(), "redis");
-//! # Ok(()) }
-//! ```
 //!
 //! # Key layout
 //!

@@ -1,37 +1,15 @@
-//! The Clerk and InstantDB settings both apps take, in one place: the flags and
-//! environment names ([`ServiceArgs`], a `clap::Args` struct each app flattens into its
-//! own arguments), the checks with their fixes ([`ServiceArgs::resolve`] reports every
-//! problem at once, each naming the setting), and the clients built from the checked
-//! settings ([`ServiceConfig::clients`]); and where the session store lives
-//! ([`StoreArgs`]: in memory, or in Redis shared by every replica and the CLI); and
-//! where a server listens ([`resolve_listen_addr`]: `host:port`, host names included).
+#![doc = include_str!("../README.md")]
 //!
-//! Boundary: only the apps (`clerk-instant-server`, `clerk-instant`) depend on this
+//! It also says where a server listens ([`resolve_listen_addr`]: `host:port`, host
+//! names included).
+//!
+//! # Boundary
+//!
+//! Only the apps (`clerk-instant-server`, `clerk-instant`) depend on this
 //! crate. It names environment variables and flags so that the libraries below it
 //! (`auth-core`, `clerk-jwt`, `instant-client`, `clerk-backend`) never do; it reads the
 //! environment only through `clap` when an app parses its arguments, and through the
 //! lookup an app passes to [`ServiceArgs::resolve_in`] (to name misnamed settings).
-//!
-//! ```
-//! use clap::Parser as _;
-//! use service_config::ServiceArgs;
-//!
-//! #[derive(clap::Parser)]
-//! struct Cli {
-//!     #[command(flatten)]
-//!     service: ServiceArgs,
-//! }
-//!
-//! let cli = Cli::try_parse_from([
-//!     "app",
-//!     "--clerk-publishable-key", "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k",
-//!     "--instant-app-id", "11111111-2222-4333-8444-555555555555",
-//! ])
-//! .unwrap();
-//! let config = cli.service.resolve().expect("both required settings are given");
-//! let clients = config.build_clients().expect("no network call is made");
-//! assert!(clients.clerk.is_none(), "no secret key: no Backend API client");
-//! ```
 //!
 //! # Security defaults
 //!
