@@ -32,14 +32,43 @@ struct LinkAttr {
     rev_label: String,
 }
 
-#[derive(Debug, Clone, Default)]
+/// A link triple: (link attribute index, from entity, to entity).
+type Triple = (usize, String, String);
+
+/// How to take back one change a transaction made (see [`Db::transact`]).
+#[derive(Debug, Clone, PartialEq)]
+enum Undo {
+    /// `seq` had this value.
+    Seq(u64),
+    /// This attribute was added to `attrs`.
+    Attr(String, String),
+    /// This namespace map was created.
+    Namespace(String),
+    /// This entity was in this state (`None`: absent) before it was created, extended
+    /// or removed.
+    Entity {
+        ns: String,
+        id: String,
+        before: Option<Entity>,
+    },
+    /// A link attribute was pushed onto `links`.
+    Link,
+    /// This triple was inserted.
+    TripleInserted(Triple),
+    /// This triple was removed.
+    TripleRemoved(Triple),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Db {
     namespaces: BTreeMap<String, BTreeMap<String, Entity>>,
     attrs: BTreeSet<(String, String)>,
     links: Vec<LinkAttr>,
-    /// (link attribute index, from entity, to entity).
-    triples: BTreeSet<(usize, String, String)>,
+    triples: BTreeSet<Triple>,
     seq: u64,
+    /// While a transaction runs, how to undo what it changed so far, oldest first;
+    /// `None` outside a transaction.
+    journal: Option<Vec<Undo>>,
 }
 
 impl Db {
@@ -79,13 +108,41 @@ impl Db {
             .map(|(id, _)| id.clone())
     }
 
+    /// Notes how to undo a change, when a transaction is running.
+    fn record(&mut self, undo: impl FnOnce() -> Undo) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(undo());
+        }
+    }
+
+    /// Adds an attribute to `attrs` (journalled).
+    fn add_attr(&mut self, ns: &str, label: &str) {
+        if self.attrs.insert((ns.to_owned(), label.to_owned())) {
+            self.record(|| Undo::Attr(ns.to_owned(), label.to_owned()));
+        }
+    }
+
     /// Creates the entity if needed and sets attributes.
     pub(crate) fn upsert(&mut self, ns: &str, id: &str, attrs: Map<String, Value>, now: i64) {
+        let old_seq = self.seq;
+        self.record(|| Undo::Seq(old_seq));
         self.seq += 1;
         let seq = self.seq;
-        self.attrs.insert((ns.to_owned(), "id".to_owned()));
+        self.add_attr(ns, "id");
         for key in attrs.keys() {
-            self.attrs.insert((ns.to_owned(), key.clone()));
+            self.add_attr(ns, key);
+        }
+        if !self.namespaces.contains_key(ns) {
+            self.namespaces.insert(ns.to_owned(), BTreeMap::new());
+            self.record(|| Undo::Namespace(ns.to_owned()));
+        }
+        if self.journal.is_some() {
+            let before = self.entity(ns, id).cloned();
+            self.record(|| Undo::Entity {
+                ns: ns.to_owned(),
+                id: id.to_owned(),
+                before,
+            });
         }
         let entity = self
             .namespaces
@@ -103,8 +160,86 @@ impl Db {
     /// Deletes an entity and every link touching it.
     pub(crate) fn delete(&mut self, ns: &str, id: &str) -> Option<Entity> {
         let removed = self.namespaces.get_mut(ns)?.remove(id)?;
-        self.triples.retain(|(_, from, to)| from != id && to != id);
+        self.record(|| Undo::Entity {
+            ns: ns.to_owned(),
+            id: id.to_owned(),
+            before: Some(removed.clone()),
+        });
+        let journal = &mut self.journal;
+        self.triples.retain(|triple| {
+            let keep = triple.1 != id && triple.2 != id;
+            if !keep && let Some(journal) = journal {
+                journal.push(Undo::TripleRemoved(triple.clone()));
+            }
+            keep
+        });
         Some(removed)
+    }
+
+    /// Adds a link attribute (journalled).
+    fn add_link(&mut self, attr: LinkAttr) {
+        self.links.push(attr);
+        self.record(|| Undo::Link);
+    }
+
+    /// Inserts (`link`) or removes a triple (journalled).
+    fn set_triple(&mut self, triple: Triple, link: bool) {
+        if link {
+            if !self.triples.contains(&triple) {
+                self.triples.insert(triple.clone());
+                self.record(|| Undo::TripleInserted(triple));
+            }
+        } else if self.triples.remove(&triple) {
+            self.record(|| Undo::TripleRemoved(triple));
+        }
+    }
+
+    /// Starts journalling changes so that [`Db::rollback`] can take them back.
+    fn begin(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
+    /// Keeps the changes since [`Db::begin`].
+    fn commit(&mut self) {
+        self.journal = None;
+    }
+
+    /// Takes back every change since [`Db::begin`], newest first.
+    fn rollback(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        for undo in journal.into_iter().rev() {
+            match undo {
+                Undo::Seq(seq) => self.seq = seq,
+                Undo::Attr(ns, label) => {
+                    self.attrs.remove(&(ns, label));
+                }
+                Undo::Namespace(ns) => {
+                    self.namespaces.remove(&ns);
+                }
+                Undo::Entity { ns, id, before } => {
+                    let rows = self.namespaces.entry(ns).or_default();
+                    match before {
+                        Some(entity) => {
+                            rows.insert(id, entity);
+                        }
+                        None => {
+                            rows.remove(&id);
+                        }
+                    }
+                }
+                Undo::Link => {
+                    self.links.pop();
+                }
+                Undo::TripleInserted(triple) => {
+                    self.triples.remove(&triple);
+                }
+                Undo::TripleRemoved(triple) => {
+                    self.triples.insert(triple);
+                }
+            }
+        }
     }
 
     fn link_attr(&self, ns: &str, label: &str) -> Option<(usize, bool)> {
@@ -307,6 +442,106 @@ mod tests {
         assert_eq!(result["profiles"].as_array().unwrap().len(), 1);
         assert_eq!(result["profiles"][0]["name"], "Alice");
         assert_eq!(result["profiles"][0]["handle"], "al");
+    }
+
+    const G2: &str = "00000000-0000-4000-8000-000000000004";
+    const T3: &str = "00000000-0000-4000-8000-000000000005";
+    const N1: &str = "00000000-0000-4000-8000-000000000006";
+    const U1: &str = "00000000-0000-4000-8000-000000000007";
+    const MISSING: &str = "00000000-0000-4000-8000-0000000000ff";
+
+    /// Steps making every kind of change a transaction can make, then `last`.
+    fn every_change_then(last: Value) -> Value {
+        json!([
+            // An upsert of an existing entity, with a new attribute.
+            ["update", "goals", G1, {"title": "Changed", "color": "red"}],
+            // A new entity, then the same one extended.
+            ["update", "goals", G2, {"title": "New"}],
+            ["merge", "goals", G2, {"meta": {"x": 1}}],
+            ["merge", "goals", G1, {"meta": {"b": {"d": 3}, "a": null}}],
+            // A new namespace.
+            ["create", "notes", N1, {"text": "n"}],
+            // A lookup that creates its entity.
+            ["update", "profiles", ["handle", "bo"], {"name": "Bo"}],
+            // An existing link attribute, and a new one whose lookup target is created.
+            ["link", "goals", G2, {"todos": [T1, T3], "tags": [["label", "x"]]}],
+            ["unlink", "goals", G1, {"todos": T2}],
+            // Drops G1->T1 and G2->T1.
+            ["delete", "todos", T1, null],
+            ["delete", "$users", U1, null],
+            ["link", "todos", T2, {"goals": G2}],
+            last,
+        ])
+    }
+
+    fn seeded_with_a_user() -> Db {
+        let mut db = seeded();
+        let mut attrs = Map::new();
+        attrs.insert("email".into(), json!("u@example.com"));
+        db.upsert(USERS, U1, attrs, 100);
+        db
+    }
+
+    #[test]
+    fn a_transaction_whose_last_step_fails_leaves_the_store_exactly_as_before() {
+        let failing_last_steps = [
+            (
+                json!(["create", "todos", T2, {}]),
+                format!("Creating entities that exist: {T2}"),
+            ),
+            (
+                json!(["update", "todos", MISSING, {"n": 1}, {"upsert": false}]),
+                format!("Updating entities that don't exist: {MISSING}"),
+            ),
+            (
+                json!(["link", "goals", G1, {"todos": [T2, "not-an-id"]}]),
+                "Invalid entity ID".to_owned(),
+            ),
+        ];
+        for (last, message) in failing_last_steps {
+            let mut db = seeded_with_a_user();
+            let before = db.clone();
+            let err = db
+                .transact(&every_change_then(last), false, 200)
+                .unwrap_err();
+            assert!(err.text().contains(&message), "{}", err.text());
+            assert_eq!(db, before, "after a failed {message:?}");
+        }
+    }
+
+    #[test]
+    fn the_same_steps_without_the_failing_one_all_apply() {
+        let mut db = seeded_with_a_user();
+        let before = db.clone();
+        let outcome = db
+            .transact(
+                &every_change_then(json!(["ruleParams", "goals", G1, {}])),
+                false,
+                200,
+            )
+            .unwrap();
+        assert_ne!(db, before);
+        assert_eq!(db.journal, None);
+        assert_eq!(outcome.deleted_users, vec![U1.to_owned()]);
+        let result = db
+            .query(&json!({"goals": {"todos": {}, "tags": {}}, "notes": {}, "profiles": {}, "$users": {}}))
+            .unwrap();
+        assert_eq!(
+            result,
+            json!({
+                "goals": [
+                    {"id": G1, "title": "Changed", "color": "red",
+                     "meta": {"b": {"c": 2, "d": 3}}, "todos": [], "tags": []},
+                    {"id": G2, "title": "New", "meta": {"x": 1},
+                     // T3 is linked to but was never created, so not shown.
+                     "todos": [{"id": T2, "title": "swim", "n": 5}],
+                     "tags": [{"id": result["goals"][1]["tags"][0]["id"], "label": "x"}]},
+                ],
+                "notes": [{"id": N1, "text": "n"}],
+                "profiles": [{"id": result["profiles"][0]["id"], "handle": "bo", "name": "Bo"}],
+                "$users": [],
+            })
+        );
     }
 
     #[test]
