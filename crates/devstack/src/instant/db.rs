@@ -102,9 +102,12 @@ impl Db {
             let id = value.as_str().and_then(parse_uuid)?;
             return self.entity(ns, &id).map(|_| id);
         }
-        self.entities(ns)
-            .into_iter()
-            .find(|(_, e)| e.attrs.get(attr) == Some(value))
+        // The earliest created match, in one pass: no sorted copy of the namespace.
+        self.namespaces
+            .get(ns)?
+            .iter()
+            .filter(|(_, e)| e.attrs.get(attr) == Some(value))
+            .min_by_key(|(_, e)| e.seq)
             .map(|(id, _)| id.clone())
     }
 
@@ -541,6 +544,31 @@ mod tests {
                 "profiles": [{"id": result["profiles"][0]["id"], "handle": "bo", "name": "Bo"}],
                 "$users": [],
             })
+        );
+    }
+
+    #[test]
+    fn a_lookup_matching_several_entities_picks_the_earliest_created() {
+        // The later one has the smaller id, so id order would pick it.
+        const LATER: &str = "00000000-0000-4000-8000-000000000010";
+        const EARLIER: &str = "00000000-0000-4000-8000-000000000020";
+        let mut db = Db::new();
+        db.transact(
+            &json!([
+                ["create", "profiles", EARLIER, {"handle": "al"}],
+                ["create", "profiles", LATER, {"handle": "al"}],
+                ["update", "profiles", ["handle", "al"], {"name": "Al"}],
+            ]),
+            false,
+            1,
+        )
+        .unwrap();
+        assert_eq!(db.entity("profiles", EARLIER).unwrap().attrs["name"], "Al");
+        assert!(
+            !db.entity("profiles", LATER)
+                .unwrap()
+                .attrs
+                .contains_key("name")
         );
     }
 
