@@ -65,6 +65,9 @@ pub(crate) struct Db {
     attrs: BTreeSet<(String, String)>,
     links: Vec<LinkAttr>,
     triples: BTreeSet<Triple>,
+    /// The same triples as (link attribute index, to entity, from entity), to find
+    /// the links pointing at an entity without a scan.
+    reverse: BTreeSet<Triple>,
     seq: u64,
     /// While a transaction runs, how to undo what it changed so far, oldest first;
     /// `None` outside a transaction.
@@ -168,15 +171,41 @@ impl Db {
             id: id.to_owned(),
             before: Some(removed.clone()),
         });
-        let journal = &mut self.journal;
-        self.triples.retain(|triple| {
-            let keep = triple.1 != id && triple.2 != id;
-            if !keep && let Some(journal) = journal {
-                journal.push(Undo::TripleRemoved(triple.clone()));
-            }
-            keep
-        });
+        let mut touching = BTreeSet::new();
+        for index in 0..self.links.len() {
+            touching.extend(Db::starting_with(&self.triples, index, id).cloned());
+            touching.extend(
+                Db::starting_with(&self.reverse, index, id)
+                    .map(|(i, to, from)| (*i, from.clone(), to.clone())),
+            );
+        }
+        for triple in touching {
+            self.set_triple(triple, false);
+        }
         Some(removed)
+    }
+
+    /// The triples of `set` whose link attribute is `index` and whose first entity
+    /// is `id`.
+    fn starting_with<'a>(
+        set: &'a BTreeSet<Triple>,
+        index: usize,
+        id: &'a str,
+    ) -> impl Iterator<Item = &'a Triple> {
+        set.range((index, id.to_owned(), String::new())..)
+            .take_while(move |(i, first, _)| *i == index && first == id)
+    }
+
+    fn insert_triple(&mut self, triple: Triple) {
+        let (index, from, to) = &triple;
+        self.reverse.insert((*index, to.clone(), from.clone()));
+        self.triples.insert(triple);
+    }
+
+    fn remove_triple(&mut self, triple: &Triple) -> bool {
+        let (index, from, to) = triple;
+        self.reverse.remove(&(*index, to.clone(), from.clone()));
+        self.triples.remove(triple)
     }
 
     /// Adds a link attribute (journalled).
@@ -189,10 +218,10 @@ impl Db {
     fn set_triple(&mut self, triple: Triple, link: bool) {
         if link {
             if !self.triples.contains(&triple) {
-                self.triples.insert(triple.clone());
+                self.insert_triple(triple.clone());
                 self.record(|| Undo::TripleInserted(triple));
             }
-        } else if self.triples.remove(&triple) {
+        } else if self.remove_triple(&triple) {
             self.record(|| Undo::TripleRemoved(triple));
         }
     }
@@ -236,10 +265,10 @@ impl Db {
                     self.links.pop();
                 }
                 Undo::TripleInserted(triple) => {
-                    self.triples.remove(&triple);
+                    self.remove_triple(&triple);
                 }
                 Undo::TripleRemoved(triple) => {
-                    self.triples.insert(triple);
+                    self.insert_triple(triple);
                 }
             }
         }
@@ -267,14 +296,15 @@ impl Db {
     fn linked(&self, ns: &str, id: &str, label: &str) -> Option<(String, Vec<String>)> {
         let (index, forward) = self.link_attr(ns, label)?;
         let target_ns = self.target_ns(index, forward).to_owned();
-        let mut ids: Vec<(u64, String)> = self
-            .triples
-            .iter()
-            .filter(|(i, from, to)| *i == index && if forward { from == id } else { to == id })
-            .map(|(_, from, to)| if forward { to.clone() } else { from.clone() })
-            .filter_map(|other| {
-                let seq = self.entity(&target_ns, &other)?.seq;
-                Some((seq, other))
+        let set = if forward {
+            &self.triples
+        } else {
+            &self.reverse
+        };
+        let mut ids: Vec<(u64, String)> = Db::starting_with(set, index, id)
+            .filter_map(|(_, _, other)| {
+                let seq = self.entity(&target_ns, other)?.seq;
+                Some((seq, other.clone()))
             })
             .collect();
         ids.sort();
@@ -451,6 +481,7 @@ mod tests {
     const T3: &str = "00000000-0000-4000-8000-000000000005";
     const N1: &str = "00000000-0000-4000-8000-000000000006";
     const U1: &str = "00000000-0000-4000-8000-000000000007";
+    const P1: &str = "00000000-0000-4000-8000-000000000008";
     const MISSING: &str = "00000000-0000-4000-8000-0000000000ff";
 
     /// Steps making every kind of change a transaction can make, then `last`.
@@ -473,6 +504,10 @@ mod tests {
             ["delete", "todos", T1, null],
             ["delete", "$users", U1, null],
             ["link", "todos", T2, {"goals": G2}],
+            // A link from an entity to itself, dropped with it.
+            ["create", "people", P1, {}],
+            ["link", "people", P1, {"people": [P1, G1]}],
+            ["delete", "people", P1, null],
             last,
         ])
     }
@@ -525,6 +560,19 @@ mod tests {
             .unwrap();
         assert_ne!(db, before);
         assert_eq!(db.journal, None);
+        let mirrored: BTreeSet<_> = db
+            .triples
+            .iter()
+            .map(|(i, from, to)| (*i, to.clone(), from.clone()))
+            .collect();
+        assert_eq!(db.reverse, mirrored);
+        // Deleted: T1 (linked from G1 and G2) and P1 (to itself and to G1).
+        let dangling: Vec<_> = db
+            .triples
+            .iter()
+            .filter(|(_, from, to)| [from, to].iter().any(|e| [T1, P1].contains(&e.as_str())))
+            .collect();
+        assert_eq!(dangling, Vec::<&Triple>::new());
         assert_eq!(outcome.deleted_users, vec![U1.to_owned()]);
         let result = db
             .query(&json!({"goals": {"todos": {}, "tags": {}}, "notes": {}, "profiles": {}, "$users": {}}))
