@@ -32,14 +32,46 @@ struct LinkAttr {
     rev_label: String,
 }
 
-#[derive(Debug, Clone, Default)]
+/// A link triple: (link attribute index, from entity, to entity).
+type Triple = (usize, String, String);
+
+/// How to take back one change a transaction made (see [`Db::transact`]).
+#[derive(Debug, Clone, PartialEq)]
+enum Undo {
+    /// `seq` had this value.
+    Seq(u64),
+    /// This attribute was added to `attrs`.
+    Attr(String, String),
+    /// This namespace map was created.
+    Namespace(String),
+    /// This entity was in this state (`None`: absent) before it was created, extended
+    /// or removed.
+    Entity {
+        ns: String,
+        id: String,
+        before: Option<Entity>,
+    },
+    /// A link attribute was pushed onto `links`.
+    Link,
+    /// This triple was inserted.
+    TripleInserted(Triple),
+    /// This triple was removed.
+    TripleRemoved(Triple),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Db {
     namespaces: BTreeMap<String, BTreeMap<String, Entity>>,
     attrs: BTreeSet<(String, String)>,
     links: Vec<LinkAttr>,
-    /// (link attribute index, from entity, to entity).
-    triples: BTreeSet<(usize, String, String)>,
+    triples: BTreeSet<Triple>,
+    /// The same triples as (link attribute index, to entity, from entity), to find
+    /// the links pointing at an entity without a scan.
+    reverse: BTreeSet<Triple>,
     seq: u64,
+    /// While a transaction runs, how to undo what it changed so far, oldest first;
+    /// `None` outside a transaction.
+    journal: Option<Vec<Undo>>,
 }
 
 impl Db {
@@ -73,19 +105,50 @@ impl Db {
             let id = value.as_str().and_then(parse_uuid)?;
             return self.entity(ns, &id).map(|_| id);
         }
-        self.entities(ns)
-            .into_iter()
-            .find(|(_, e)| e.attrs.get(attr) == Some(value))
+        // The earliest created match, in one pass: no sorted copy of the namespace.
+        self.namespaces
+            .get(ns)?
+            .iter()
+            .filter(|(_, e)| e.attrs.get(attr) == Some(value))
+            .min_by_key(|(_, e)| e.seq)
             .map(|(id, _)| id.clone())
+    }
+
+    /// Notes how to undo a change, when a transaction is running.
+    fn record(&mut self, undo: impl FnOnce() -> Undo) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(undo());
+        }
+    }
+
+    /// Adds an attribute to `attrs` (journalled).
+    fn add_attr(&mut self, ns: &str, label: &str) {
+        if self.attrs.insert((ns.to_owned(), label.to_owned())) {
+            self.record(|| Undo::Attr(ns.to_owned(), label.to_owned()));
+        }
     }
 
     /// Creates the entity if needed and sets attributes.
     pub(crate) fn upsert(&mut self, ns: &str, id: &str, attrs: Map<String, Value>, now: i64) {
+        let old_seq = self.seq;
+        self.record(|| Undo::Seq(old_seq));
         self.seq += 1;
         let seq = self.seq;
-        self.attrs.insert((ns.to_owned(), "id".to_owned()));
+        self.add_attr(ns, "id");
         for key in attrs.keys() {
-            self.attrs.insert((ns.to_owned(), key.clone()));
+            self.add_attr(ns, key);
+        }
+        if !self.namespaces.contains_key(ns) {
+            self.namespaces.insert(ns.to_owned(), BTreeMap::new());
+            self.record(|| Undo::Namespace(ns.to_owned()));
+        }
+        if self.journal.is_some() {
+            let before = self.entity(ns, id).cloned();
+            self.record(|| Undo::Entity {
+                ns: ns.to_owned(),
+                id: id.to_owned(),
+                before,
+            });
         }
         let entity = self
             .namespaces
@@ -103,8 +166,112 @@ impl Db {
     /// Deletes an entity and every link touching it.
     pub(crate) fn delete(&mut self, ns: &str, id: &str) -> Option<Entity> {
         let removed = self.namespaces.get_mut(ns)?.remove(id)?;
-        self.triples.retain(|(_, from, to)| from != id && to != id);
+        self.record(|| Undo::Entity {
+            ns: ns.to_owned(),
+            id: id.to_owned(),
+            before: Some(removed.clone()),
+        });
+        let mut touching = BTreeSet::new();
+        for index in 0..self.links.len() {
+            touching.extend(Db::starting_with(&self.triples, index, id).cloned());
+            touching.extend(
+                Db::starting_with(&self.reverse, index, id)
+                    .map(|(i, to, from)| (*i, from.clone(), to.clone())),
+            );
+        }
+        for triple in touching {
+            self.set_triple(triple, false);
+        }
         Some(removed)
+    }
+
+    /// The triples of `set` whose link attribute is `index` and whose first entity
+    /// is `id`.
+    fn starting_with<'a>(
+        set: &'a BTreeSet<Triple>,
+        index: usize,
+        id: &'a str,
+    ) -> impl Iterator<Item = &'a Triple> {
+        set.range((index, id.to_owned(), String::new())..)
+            .take_while(move |(i, first, _)| *i == index && first == id)
+    }
+
+    fn insert_triple(&mut self, triple: Triple) {
+        let (index, from, to) = &triple;
+        self.reverse.insert((*index, to.clone(), from.clone()));
+        self.triples.insert(triple);
+    }
+
+    fn remove_triple(&mut self, triple: &Triple) -> bool {
+        let (index, from, to) = triple;
+        self.reverse.remove(&(*index, to.clone(), from.clone()));
+        self.triples.remove(triple)
+    }
+
+    /// Adds a link attribute (journalled).
+    fn add_link(&mut self, attr: LinkAttr) {
+        self.links.push(attr);
+        self.record(|| Undo::Link);
+    }
+
+    /// Inserts (`link`) or removes a triple (journalled).
+    fn set_triple(&mut self, triple: Triple, link: bool) {
+        if link {
+            if !self.triples.contains(&triple) {
+                self.insert_triple(triple.clone());
+                self.record(|| Undo::TripleInserted(triple));
+            }
+        } else if self.remove_triple(&triple) {
+            self.record(|| Undo::TripleRemoved(triple));
+        }
+    }
+
+    /// Starts journalling changes so that [`Db::rollback`] can take them back.
+    fn begin(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
+    /// Keeps the changes since [`Db::begin`].
+    fn commit(&mut self) {
+        self.journal = None;
+    }
+
+    /// Takes back every change since [`Db::begin`], newest first.
+    fn rollback(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        for undo in journal.into_iter().rev() {
+            match undo {
+                Undo::Seq(seq) => self.seq = seq,
+                Undo::Attr(ns, label) => {
+                    self.attrs.remove(&(ns, label));
+                }
+                Undo::Namespace(ns) => {
+                    self.namespaces.remove(&ns);
+                }
+                Undo::Entity { ns, id, before } => {
+                    let rows = self.namespaces.entry(ns).or_default();
+                    match before {
+                        Some(entity) => {
+                            rows.insert(id, entity);
+                        }
+                        None => {
+                            rows.remove(&id);
+                        }
+                    }
+                }
+                Undo::Link => {
+                    self.links.pop();
+                }
+                Undo::TripleInserted(triple) => {
+                    self.remove_triple(&triple);
+                }
+                Undo::TripleRemoved(triple) => {
+                    self.insert_triple(triple);
+                }
+            }
+        }
     }
 
     fn link_attr(&self, ns: &str, label: &str) -> Option<(usize, bool)> {
@@ -129,14 +296,15 @@ impl Db {
     fn linked(&self, ns: &str, id: &str, label: &str) -> Option<(String, Vec<String>)> {
         let (index, forward) = self.link_attr(ns, label)?;
         let target_ns = self.target_ns(index, forward).to_owned();
-        let mut ids: Vec<(u64, String)> = self
-            .triples
-            .iter()
-            .filter(|(i, from, to)| *i == index && if forward { from == id } else { to == id })
-            .map(|(_, from, to)| if forward { to.clone() } else { from.clone() })
-            .filter_map(|other| {
-                let seq = self.entity(&target_ns, &other)?.seq;
-                Some((seq, other))
+        let set = if forward {
+            &self.triples
+        } else {
+            &self.reverse
+        };
+        let mut ids: Vec<(u64, String)> = Db::starting_with(set, index, id)
+            .filter_map(|(_, _, other)| {
+                let seq = self.entity(&target_ns, other)?.seq;
+                Some((seq, other.clone()))
             })
             .collect();
         ids.sort();
@@ -307,6 +475,149 @@ mod tests {
         assert_eq!(result["profiles"].as_array().unwrap().len(), 1);
         assert_eq!(result["profiles"][0]["name"], "Alice");
         assert_eq!(result["profiles"][0]["handle"], "al");
+    }
+
+    const G2: &str = "00000000-0000-4000-8000-000000000004";
+    const T3: &str = "00000000-0000-4000-8000-000000000005";
+    const N1: &str = "00000000-0000-4000-8000-000000000006";
+    const U1: &str = "00000000-0000-4000-8000-000000000007";
+    const P1: &str = "00000000-0000-4000-8000-000000000008";
+    const MISSING: &str = "00000000-0000-4000-8000-0000000000ff";
+
+    /// Steps making every kind of change a transaction can make, then `last`.
+    fn every_change_then(last: Value) -> Value {
+        json!([
+            // An upsert of an existing entity, with a new attribute.
+            ["update", "goals", G1, {"title": "Changed", "color": "red"}],
+            // A new entity, then the same one extended.
+            ["update", "goals", G2, {"title": "New"}],
+            ["merge", "goals", G2, {"meta": {"x": 1}}],
+            ["merge", "goals", G1, {"meta": {"b": {"d": 3}, "a": null}}],
+            // A new namespace.
+            ["create", "notes", N1, {"text": "n"}],
+            // A lookup that creates its entity.
+            ["update", "profiles", ["handle", "bo"], {"name": "Bo"}],
+            // An existing link attribute, and a new one whose lookup target is created.
+            ["link", "goals", G2, {"todos": [T1, T3], "tags": [["label", "x"]]}],
+            ["unlink", "goals", G1, {"todos": T2}],
+            // Drops G1->T1 and G2->T1.
+            ["delete", "todos", T1, null],
+            ["delete", "$users", U1, null],
+            ["link", "todos", T2, {"goals": G2}],
+            // A link from an entity to itself, dropped with it.
+            ["create", "people", P1, {}],
+            ["link", "people", P1, {"people": [P1, G1]}],
+            ["delete", "people", P1, null],
+            last,
+        ])
+    }
+
+    fn seeded_with_a_user() -> Db {
+        let mut db = seeded();
+        let mut attrs = Map::new();
+        attrs.insert("email".into(), json!("u@example.com"));
+        db.upsert(USERS, U1, attrs, 100);
+        db
+    }
+
+    #[test]
+    fn a_transaction_whose_last_step_fails_leaves_the_store_exactly_as_before() {
+        let failing_last_steps = [
+            (
+                json!(["create", "todos", T2, {}]),
+                format!("Creating entities that exist: {T2}"),
+            ),
+            (
+                json!(["update", "todos", MISSING, {"n": 1}, {"upsert": false}]),
+                format!("Updating entities that don't exist: {MISSING}"),
+            ),
+            (
+                json!(["link", "goals", G1, {"todos": [T2, "not-an-id"]}]),
+                "Invalid entity ID".to_owned(),
+            ),
+        ];
+        for (last, message) in failing_last_steps {
+            let mut db = seeded_with_a_user();
+            let before = db.clone();
+            let err = db
+                .transact(&every_change_then(last), false, 200)
+                .unwrap_err();
+            assert!(err.text().contains(&message), "{}", err.text());
+            assert_eq!(db, before, "after a failed {message:?}");
+        }
+    }
+
+    #[test]
+    fn the_same_steps_without_the_failing_one_all_apply() {
+        let mut db = seeded_with_a_user();
+        let before = db.clone();
+        let outcome = db
+            .transact(
+                &every_change_then(json!(["ruleParams", "goals", G1, {}])),
+                false,
+                200,
+            )
+            .unwrap();
+        assert_ne!(db, before);
+        assert_eq!(db.journal, None);
+        let mirrored: BTreeSet<_> = db
+            .triples
+            .iter()
+            .map(|(i, from, to)| (*i, to.clone(), from.clone()))
+            .collect();
+        assert_eq!(db.reverse, mirrored);
+        // Deleted: T1 (linked from G1 and G2) and P1 (to itself and to G1).
+        let dangling: Vec<_> = db
+            .triples
+            .iter()
+            .filter(|(_, from, to)| [from, to].iter().any(|e| [T1, P1].contains(&e.as_str())))
+            .collect();
+        assert_eq!(dangling, Vec::<&Triple>::new());
+        assert_eq!(outcome.deleted_users, vec![U1.to_owned()]);
+        let result = db
+            .query(&json!({"goals": {"todos": {}, "tags": {}}, "notes": {}, "profiles": {}, "$users": {}}))
+            .unwrap();
+        assert_eq!(
+            result,
+            json!({
+                "goals": [
+                    {"id": G1, "title": "Changed", "color": "red",
+                     "meta": {"b": {"c": 2, "d": 3}}, "todos": [], "tags": []},
+                    {"id": G2, "title": "New", "meta": {"x": 1},
+                     // T3 is linked to but was never created, so not shown.
+                     "todos": [{"id": T2, "title": "swim", "n": 5}],
+                     "tags": [{"id": result["goals"][1]["tags"][0]["id"], "label": "x"}]},
+                ],
+                "notes": [{"id": N1, "text": "n"}],
+                "profiles": [{"id": result["profiles"][0]["id"], "handle": "bo", "name": "Bo"}],
+                "$users": [],
+            })
+        );
+    }
+
+    #[test]
+    fn a_lookup_matching_several_entities_picks_the_earliest_created() {
+        // The later one has the smaller id, so id order would pick it.
+        const LATER: &str = "00000000-0000-4000-8000-000000000010";
+        const EARLIER: &str = "00000000-0000-4000-8000-000000000020";
+        let mut db = Db::new();
+        db.transact(
+            &json!([
+                ["create", "profiles", EARLIER, {"handle": "al"}],
+                ["create", "profiles", LATER, {"handle": "al"}],
+                ["update", "profiles", ["handle", "al"], {"name": "Al"}],
+            ]),
+            false,
+            1,
+        )
+        .unwrap();
+        assert_eq!(db.entity("profiles", EARLIER).unwrap().attrs["name"], "Al");
+        assert!(
+            !db.entity("profiles", LATER)
+                .unwrap()
+                .attrs
+                .contains_key("name")
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! InstaML transactions on the store: steps checked first, then applied to a copy
-//! that replaces the store only when every step succeeded.
+//! InstaML transactions on the store: steps checked first, then applied in place with
+//! an undo journal that takes them back when a step fails.
 
 use std::collections::BTreeSet;
 
@@ -79,6 +79,29 @@ fn deep_merge(target: &mut Value, patch: &Value) {
             }
         }
         (target, patch) => *target = patch.clone(),
+    }
+}
+
+/// A running transaction: rolls the store back when dropped uncommitted.
+struct Rollback<'a> {
+    db: &'a mut Db,
+}
+
+impl<'a> Rollback<'a> {
+    fn begin(db: &'a mut Db) -> Self {
+        db.begin();
+        Rollback { db }
+    }
+
+    fn commit(self) {
+        self.db.commit();
+    }
+}
+
+impl Drop for Rollback<'_> {
+    fn drop(&mut self) {
+        // After commit the journal is gone and this does nothing.
+        self.db.rollback();
     }
 }
 
@@ -245,12 +268,14 @@ impl Db {
                 ));
             }
         }
-        let mut next = self.clone();
+        // Applied in place, journalled: the guard rolls back unless committed, so an
+        // error (or a panic) part-way leaves the store as it was, without copying it.
+        let tx = Rollback::begin(self);
         let mut outcome = TxOutcome::default();
         for step in &steps {
-            next.apply(step, now, &mut outcome)?;
+            tx.db.apply(step, now, &mut outcome)?;
         }
-        *self = next;
+        tx.commit();
         Ok(outcome)
     }
 
@@ -338,13 +363,13 @@ impl Db {
                     let (index, forward) = match self.link_attr(ns, &label) {
                         Some(found) => found,
                         None if link => {
-                            self.links.push(LinkAttr {
+                            self.add_link(LinkAttr {
                                 fwd_ns: ns.to_owned(),
                                 fwd_label: label.clone(),
                                 rev_ns: label.clone(),
                                 rev_label: ns.to_owned(),
                             });
-                            self.attrs.insert((ns.to_owned(), label.clone()));
+                            self.add_attr(ns, &label);
                             (self.links.len() - 1, true)
                         }
                         None => continue,
@@ -375,11 +400,7 @@ impl Db {
                         } else {
                             (index, target, source.clone())
                         };
-                        if link {
-                            self.triples.insert(triple);
-                        } else {
-                            self.triples.remove(&triple);
-                        }
+                        self.set_triple(triple, link);
                     }
                 }
             }
