@@ -57,37 +57,12 @@ pub(crate) struct CheckedHeader<'a> {
 pub(crate) struct Decoded<'a> {
     /// `<header>.<payload>` as sent: the bytes the signature covers.
     pub(crate) signing_input: &'a [u8],
-    /// Header, payload and signature, decoded one after the other into one buffer.
-    bytes: Buffer,
+    /// Header, payload and signature, decoded one after the other into one buffer (one
+    /// allocation: a 2 KB buffer on the stack was tried, and zeroing and moving it cost
+    /// ten times what the allocation does).
+    bytes: Vec<u8>,
     header_end: usize,
     payload_end: usize,
-}
-
-/// The most decoded bytes kept inline rather than on the heap: more than a Clerk session
-/// token with a full organization claim and custom claims decodes to.
-const INLINE_BYTES: usize = 2048;
-
-/// The decoded parts: inline for every ordinary token, so a verification allocates
-/// nothing for them; on the heap for a larger one.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "inline is the point: the buffer lives on the stack of one verification"
-)]
-enum Buffer {
-    Inline {
-        bytes: [u8; INLINE_BYTES],
-        len: usize,
-    },
-    Heap(Vec<u8>),
-}
-
-impl Buffer {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Buffer::Inline { bytes, len } => &bytes[..*len],
-            Buffer::Heap(bytes) => bytes,
-        }
-    }
 }
 
 impl fmt::Debug for Decoded<'_> {
@@ -160,23 +135,6 @@ impl<'a> Parts<'a> {
     }
 
     fn decode_parts(self, with_header: bool) -> Result<Decoded<'a>, DecodeError> {
-        let estimate = |part: &str| base64::decoded_len_estimate(part.len());
-        let header = if with_header { self.header } else { "" };
-        if estimate(header) + estimate(self.payload) + estimate(self.signature) <= INLINE_BYTES {
-            // Each part's estimate fits in what is left after the parts before it.
-            let mut bytes = [0u8; INLINE_BYTES];
-            let header_end = decode_into(header, "header", &mut bytes)?;
-            let payload_end =
-                header_end + decode_into(self.payload, "payload", &mut bytes[header_end..])?;
-            let len =
-                payload_end + decode_into(self.signature, "signature", &mut bytes[payload_end..])?;
-            return Ok(Decoded {
-                signing_input: self.signing_input,
-                bytes: Buffer::Inline { bytes, len },
-                header_end,
-                payload_end,
-            });
-        }
         // One allocation for all three parts (base64 shrinks by a quarter).
         let mut bytes = Vec::with_capacity((self.signing_input.len() / 4 + 1) * 3 + 400);
         if with_header {
@@ -192,7 +150,7 @@ impl<'a> Parts<'a> {
         decode_part(self.signature, "signature", &mut bytes)?;
         Ok(Decoded {
             signing_input: self.signing_input,
-            bytes: Buffer::Heap(bytes),
+            bytes,
             header_end,
             payload_end,
         })
@@ -206,11 +164,11 @@ impl<'a> Decoded<'a> {
     }
 
     fn header_json(&self) -> &[u8] {
-        &self.bytes.as_slice()[..self.header_end]
+        &self.bytes[..self.header_end]
     }
 
     fn payload_json(&self) -> &[u8] {
-        &self.bytes.as_slice()[self.header_end..self.payload_end]
+        &self.bytes[self.header_end..self.payload_end]
     }
 
     /// The first rule group, part two: the header and the payload are JSON objects with
@@ -254,7 +212,7 @@ impl<'a> Decoded<'a> {
 
     /// The decoded signature bytes.
     pub(crate) fn signature(&self) -> &[u8] {
-        &self.bytes.as_slice()[self.payload_end..]
+        &self.bytes[self.payload_end..]
     }
 }
 
@@ -422,21 +380,6 @@ fn decode_part(part: &str, name: &str, out: &mut Vec<u8>) -> Result<(), DecodeEr
     base64url()
         .decode_vec(part.as_bytes(), out)
         .map_err(|e| DecodeError::invalid(format!("{name} is not base64url: {e}")))
-}
-
-/// Decodes `part` into `out`, which holds at least its estimated length; returns the
-/// length written.
-fn decode_into(part: &str, name: &str, out: &mut [u8]) -> Result<usize, DecodeError> {
-    base64url()
-        .decode_slice(part.as_bytes(), out)
-        .map_err(|e| match e {
-            base64::DecodeSliceError::DecodeError(e) => {
-                DecodeError::invalid(format!("{name} is not base64url: {e}"))
-            }
-            base64::DecodeSliceError::OutputSliceTooSmall => {
-                DecodeError::invalid(format!("{name} is too long"))
-            }
-        })
 }
 
 fn parse_object(json: &[u8], name: &str) -> Result<Map<String, Value>, DecodeError> {

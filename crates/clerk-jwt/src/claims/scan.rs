@@ -174,7 +174,7 @@ impl<'a> Scanner<'a> {
         self.eat(b'"')?;
         let bytes = self.bytes();
         let start = self.pos;
-        let mut i = start;
+        let mut i = plain_run(bytes, start);
         loop {
             match *bytes.get(i)? {
                 b'"' => {
@@ -192,6 +192,7 @@ impl<'a> Scanner<'a> {
         self.pos = i;
         loop {
             let run = self.pos;
+            self.pos = plain_run(bytes, self.pos);
             loop {
                 match *bytes.get(self.pos)? {
                     b'"' | b'\\' => break,
@@ -507,6 +508,32 @@ pub(crate) fn assert_agrees(payload: &str) {
         }
         (None, Err(_)) => {}
     }
+}
+
+/// Where the run of string bytes that need no look (no quote, no backslash, no control
+/// character) starting at `i` may end: skips eight bytes at a time while none of the
+/// eight can be one of those (a few ordinary bytes right after a special one may count
+/// as special too: that only ends the run early), and stops with fewer than eight left.
+/// The byte-by-byte loops after it decide.
+fn plain_run(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of every byte of `x` that is zero (and maybe of some above it).
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let quote = zero_bytes(w ^ (ONES * u64::from(b'"')));
+        let backslash = zero_bytes(w ^ (ONES * u64::from(b'\\')));
+        // Bytes below 0x20 (and none at or above 0x80, whose high bit `!w` clears).
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        if quote | backslash | control != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i
 }
 
 #[cfg(test)]
