@@ -286,14 +286,23 @@ pub(crate) async fn dev_revoke_session(
         .sessions
         .revoke_session(body.session_id.trim())
         .await
-        .map_err(|e| {
-            ApiError::new(
+        .map_err(|e| match e {
+            // The caller's mistakes, not the local Clerk's failure.
+            clerk_backend::Error::NotFound { id, .. } => ApiError::new(
+                Code::NotFound,
+                format!("the local Clerk has no session {id}"),
+            ),
+            clerk_backend::Error::InvalidId(_) => ApiError::new(
+                Code::InvalidBody,
+                "session_id must be a Clerk session id (sess_…)",
+            ),
+            e => ApiError::new(
                 Code::DevClerkFailed,
                 format!(
                     "the local Clerk could not revoke the session: {:#}",
                     anyhow::Error::new(e)
                 ),
-            )
+            ),
         })?;
     Ok(Json(json!({"session_id": session.id, "status": session.status.as_str()})).into_response())
 }
