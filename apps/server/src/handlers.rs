@@ -338,17 +338,32 @@ pub(crate) async fn query(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let token = authenticate(&state, &headers).await?;
+    let query = query_of(&headers, body)?;
+    // The common case, the stored session as is, mints nothing: answered inline.
+    let broker = &state.inner.broker;
+    let stored = broker.query_stored(&token, &query).await;
+    if let Some(result) = stored.map_err(|e| state.fail(e))? {
+        return Ok(Json(result).into_response());
+    }
     state
-        .detach(|state| async move { query_to_the_end(&state, &headers, body).await })
+        .detach(|state| async move {
+            // Verified again inside the task, which must own what it uses (the
+            // verified-token cache answers).
+            let token = authenticate(&state, &headers).await?;
+            let result = state
+                .inner
+                .broker
+                .query_verified(&token, &query)
+                .await
+                .map_err(|e| state.fail(e))?;
+            Ok(Json(result).into_response())
+        })
         .await
 }
 
-async fn query_to_the_end(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let token = authenticate(state, headers).await?;
+/// The query of a `POST /v1/query` body (checked after the token).
+fn query_of(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Query, ApiError> {
     require_json(headers)?;
     let body: QueryBody = parse(&body.map_err(|e| body_error(&e))?)?;
     if !body.query.is_object() {
@@ -361,13 +376,7 @@ async fn query_to_the_end(
     if let Some(params) = body.rule_params {
         query = query.rule_params(params);
     }
-    let result = state
-        .inner
-        .broker
-        .query_verified(&token, &query)
-        .await
-        .map_err(|e| state.fail(e))?;
-    Ok(Json(result).into_response())
+    Ok(query)
 }
 
 /// `POST /v1/transact`'s body: InstantDB's transaction steps, bare or as
@@ -439,33 +448,43 @@ pub(crate) async fn transact(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let token = authenticate(&state, &headers).await?;
+    let transaction = transaction_of(&headers, body)?;
+    // The common case, the stored session as is, mints nothing: answered inline.
+    let broker = &state.inner.broker;
+    let stored = broker.transact_stored(&token, &transaction).await;
+    if let Some(TxId(tx_id)) = stored.map_err(|e| state.fail(e))? {
+        return Ok(Json(Transacted { tx_id }).into_response());
+    }
     state
-        .detach(|state| async move { transact_to_the_end(&state, &headers, body).await })
+        .detach(|state| async move {
+            // Verified again inside the task, which must own what it uses.
+            let token = authenticate(&state, &headers).await?;
+            let TxId(tx_id) = state
+                .inner
+                .broker
+                .transact_verified(&token, &transaction)
+                .await
+                .map_err(|e| state.fail(e))?;
+            Ok(Json(Transacted { tx_id }).into_response())
+        })
         .await
 }
 
-async fn transact_to_the_end(
-    state: &AppState,
+/// The transaction of a `POST /v1/transact` body (checked after the token).
+fn transaction_of(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let token = authenticate(state, headers).await?;
+) -> Result<Transaction, ApiError> {
     let body = body.map_err(|e| body_error(&e))?;
     require_json(headers)?;
-    let transaction = Transaction::from_json(&steps_object(&body)).map_err(|e| match e {
+    Transaction::from_json(&steps_object(&body)).map_err(|e| match e {
         instant_client::Error::InvalidInput { detail, .. } => ApiError::new(
             Code::InvalidTransaction,
             format!("the transaction is not valid: {detail}"),
         ),
         _ => ApiError::new(Code::InvalidTransaction, "the transaction is not valid"),
-    })?;
-    let TxId(tx_id) = state
-        .inner
-        .broker
-        .transact_verified(&token, &transaction)
-        .await
-        .map_err(|e| state.fail(e))?;
-    Ok(Json(Transacted { tx_id }).into_response())
+    })
 }
 
 /// A body that is a bare array of steps, as `{"steps": [...]}`; any other body as it

@@ -731,6 +731,59 @@ impl SessionBroker {
         .await
     }
 
+    /// [`query_verified`](Self::query_verified) when the stored session can be used as
+    /// is: the result, or `None` when the caller must run `query_verified` (no usable
+    /// stored session, or InstantDB no longer knows its token), which may mint a token.
+    /// Nothing is minted here, so a caller dropped midway loses nothing: a server answers
+    /// most queries with this alone, without the detached task a sign-in needs.
+    pub async fn query_stored(
+        &self,
+        token: &Verified<'_>,
+        query: &Query,
+    ) -> Result<Option<Value>, Error> {
+        let instant = &self.instant;
+        self.as_stored_user(token, InstantOp::Query, |rt| async move {
+            instant.query_as(&rt, query).await
+        })
+        .await
+    }
+
+    /// [`transact_verified`](Self::transact_verified) when the stored session can be
+    /// used as is; `None` as for [`query_stored`](Self::query_stored) (a transaction
+    /// InstantDB refused for a dead token was not applied, so running it again through
+    /// `transact_verified` is safe).
+    pub async fn transact_stored(
+        &self,
+        token: &Verified<'_>,
+        transaction: &Transaction,
+    ) -> Result<Option<TxId>, Error> {
+        let instant = &self.instant;
+        self.as_stored_user(token, InstantOp::Transact, |rt| async move {
+            instant.transact_as(&rt, transaction).await
+        })
+        .await
+    }
+
+    /// Runs `call` with the stored session's refresh token when it can be used as is.
+    async fn as_stored_user<T, F, Fut>(
+        &self,
+        token: &Verified<'_>,
+        op: InstantOp,
+        call: F,
+    ) -> Result<Option<T>, Error>
+    where
+        F: FnOnce(RefreshToken) -> Fut,
+        Fut: Future<Output = Result<T, instant_client::Error>>,
+    {
+        let Ok(session) = self.reusable(token.identity.clone()).await? else {
+            return Ok(None);
+        };
+        match call(session.refresh_token).await {
+            Err(e) if is_dead_refresh_token(&e) => Ok(None),
+            other => other.map(Some).map_err(Error::instant(op)),
+        }
+    }
+
     /// Runs `call` with the user's refresh token; when InstantDB no longer knows the
     /// token, signs in again once and retries.
     async fn as_user<T, F, Fut>(

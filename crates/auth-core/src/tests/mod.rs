@@ -488,6 +488,48 @@ async fn query_and_transact_run_as_the_user_and_renew_a_dead_session_once() {
 }
 
 #[tokio::test]
+async fn the_stored_session_path_runs_only_a_usable_session_and_leaves_the_rest_to_the_full_path() {
+    let f = Fixture::new();
+    let mut seq = Sequence::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(1, true)));
+    instant
+        .expect_query_as()
+        .withf(|token, _| *token == rt(1))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(json!({"goals": []})));
+    instant
+        .expect_transact_as()
+        .with(eq(rt(1)), always())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Err(dead_token()));
+    let broker = f.broker(id_token(), instant, None);
+    let token = f.token();
+    let verified = broker.authenticate(&token).await.unwrap();
+    let query = Query::new(json!({"goals": {}}));
+    let tx = Transaction::new().update("goals", Uuid::from_u128(1), json!({"title": "x"}));
+    // Nothing stored yet: the stored path asks nothing of InstantDB (no sign-in, no
+    // query) and leaves it to the full path.
+    assert_eq!(broker.query_stored(&verified, &query).await.unwrap(), None);
+    assert_eq!(broker.transact_stored(&verified, &tx).await.unwrap(), None);
+    broker.sign_in(&token).await.unwrap();
+    // Stored: run as the user without a sign-in.
+    assert_eq!(
+        broker.query_stored(&verified, &query).await.unwrap(),
+        Some(json!({"goals": []}))
+    );
+    // InstantDB no longer knows the token: `None`, and no renewal here (it may mint).
+    assert_eq!(broker.transact_stored(&verified, &tx).await.unwrap(), None);
+    settle(&broker).await;
+}
+
+#[tokio::test]
 async fn permission_and_input_errors_of_queries_are_the_callers() {
     let f = Fixture::new();
     let mut instant = MockInstantAuth::new();
