@@ -184,10 +184,10 @@ pub struct ServerArgs {
     )]
     pub shutdown_timeout: u64,
     /// Origins of the browser apps that may call the API cross-origin, with
-    /// credentials (comma-separated, e.g. https://app.example.com). Default: the
+    /// credentials (comma-separated, e.g. <https://app.example.com>). Default: the
     /// CLERK_AUTHORIZED_PARTIES origins (none when it is unset or *), plus, in dev mode,
-    /// http://localhost:3000 and http://127.0.0.1:3000. * is refused: browsers refuse a
-    /// wildcard origin with credentials.
+    /// <http://localhost:3000> and <http://127.0.0.1:3000>. * is refused: browsers refuse
+    /// a wildcard origin with credentials.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
 }
