@@ -133,8 +133,9 @@ fn signed_in(signed: &auth_core::SignIn) -> Response {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignOutBody {
-    /// The InstantDB refresh token to sign out, when the server does not hold it (a
-    /// session signed in elsewhere); by default the Clerk session's own.
+    /// The InstantDB refresh token (a UUID) to sign out, when the server does not hold
+    /// it (a session signed in elsewhere); by default the Clerk session's own.
+    #[schema(format = "uuid")]
     refresh_token: Option<String>,
 }
 
@@ -208,12 +209,19 @@ pub(crate) async fn sign_out(
         })?;
         match parsed.and_then(|body| body.refresh_token) {
             None => None,
-            Some(text) => Some(RefreshToken::new(text).map_err(|_| {
-                ApiError::new(
-                    Code::InvalidBody,
-                    "refresh_token is not an InstantDB refresh token",
-                )
-            })?),
+            // InstantDB's refresh tokens are UUIDs: anything else is refused here, before
+            // either half of the sign-out runs.
+            Some(text) => Some(
+                instant_client::Uuid::parse_str(&text)
+                    .ok()
+                    .and_then(|_| RefreshToken::new(text).ok())
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            Code::InvalidBody,
+                            "refresh_token is not an InstantDB refresh token (a UUID)",
+                        )
+                    })?,
+            ),
         }
     };
     let out = state

@@ -158,3 +158,29 @@ async fn a_sign_out_with_a_null_body_signs_out() {
     assert_eq!(body["instant"]["status"], "done", "{body}");
     h.shutdown().await;
 }
+
+/// schemathesis found a sign-out naming a refresh token that is not a UUID answered
+/// 502 after revoking the Clerk session: InstantDB refused the malformed token. Bad
+/// input is now a 400 that changes nothing: the session still works.
+#[tokio::test]
+async fn a_sign_out_naming_a_malformed_refresh_token_is_refused_and_changes_nothing() {
+    let h = Harness::start().await;
+    let (_, token) = h.clerk_sign_in("malformed-rt@example.com");
+    let (status, body) = h.sign_in(&token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = h
+        .call(
+            Method::DELETE,
+            "/v1/session",
+            Some(&token),
+            Some(serde_json::json!({"refresh_token": "not-a-refresh-token"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(crate::support::code(&body), "invalid-body", "{body}");
+    // Nothing was signed out: the same session still signs in, reused.
+    let (status, body) = h.sign_in(&token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reused"], true, "{body}");
+    h.shutdown().await;
+}
