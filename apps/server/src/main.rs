@@ -12,6 +12,12 @@ use clap::Parser as _;
 use clerk_instant_server::config::{Mode, ServerArgs};
 use service_config::AuthorizedParties;
 
+/// mimalloc, not glibc's malloc: a request allocates and frees dozens of small buffers
+/// across the runtime's threads, and mimalloc's per-thread free lists make that a
+/// fraction of the cost (see docs/architecture.md, "Performance").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = ServerArgs::parse();
     let mode = match args.resolve_in(|name| std::env::var_os(name)) {
