@@ -30,7 +30,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -158,6 +158,30 @@ enum Phase {
     Idle(Instant),
 }
 
+/// A connection's phase, shared by its reader, its service and its watchdog. A change
+/// wakes nothing and arms no timer: the watchdog's one timer never fires later than
+/// the current phase's deadline (see [`expiry`]), so requests pay a lock, not a wake.
+#[derive(Clone)]
+struct SharedPhase(Arc<Mutex<Phase>>);
+
+impl SharedPhase {
+    fn get(&self) -> Phase {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, phase: Phase) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = phase;
+    }
+
+    /// Idle to headers (the first byte of a next request), else nothing.
+    fn wake_up(&self, header_read_timeout: Duration) {
+        let mut phase = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(*phase, Phase::Idle(_)) {
+            *phase = Phase::Headers(Instant::now() + header_read_timeout);
+        }
+    }
+}
+
 impl Phase {
     /// The deadline and what it is, when the phase has one.
     fn deadline(self) -> Option<(Instant, &'static str)> {
@@ -181,7 +205,9 @@ async fn connection(
 ) {
     // Answers are written at once; do not hold a small one back for an ACK.
     let _ = stream.set_nodelay(true);
-    let phase = watch::Sender::new(Phase::Headers(Instant::now() + limits.header_read_timeout));
+    let phase = SharedPhase(Arc::new(Mutex::new(Phase::Headers(
+        Instant::now() + limits.header_read_timeout,
+    ))));
     let io = Watched {
         stream,
         phase: phase.clone(),
@@ -192,13 +218,13 @@ async fn connection(
         hyper::service::service_fn(move |mut request: Request<Incoming>| {
             // What `into_make_service_with_connect_info` gave: the peer for extractors.
             request.extensions_mut().insert(ConnectInfo(peer));
-            phase.send_replace(Phase::Busy);
+            phase.set(Phase::Busy);
             let answer = service.call(request);
             let phase = phase.clone();
             let idle_timeout = limits.idle_timeout;
             async move {
                 let response: Result<Response<Body>, Infallible> = answer.await;
-                phase.send_replace(Phase::Idle(Instant::now() + idle_timeout));
+                phase.set(Phase::Idle(Instant::now() + idle_timeout));
                 response
             }
         })
@@ -209,7 +235,8 @@ async fn connection(
         .header_read_timeout(None)
         .serve_connection(TokioIo::new(io), handle);
     let mut connection = pin!(connection);
-    let mut expired = pin!(expiry(phase.subscribe()));
+    let step = limits.header_read_timeout.min(limits.idle_timeout);
+    let mut expired = pin!(expiry(phase, step));
     let mut stopping = false;
     loop {
         tokio::select! {
@@ -234,26 +261,29 @@ async fn connection(
 }
 
 /// Resolves when the connection has stayed in one phase past its deadline; says which.
-async fn expiry(mut phase: watch::Receiver<Phase>) -> &'static str {
+///
+/// One timer, re-armed only when it fires, at the current phase's deadline or `step`
+/// from now, whichever is sooner (`step` is the shorter of the two timeouts). Every
+/// phase change sets a deadline at least `step` after the change, so the armed time is
+/// never later than the current deadline: when it fires, the phase has expired or the
+/// timer is re-armed, and the deadline is kept exactly. An idle or busy connection
+/// costs one timer firing per `step`.
+async fn expiry(phase: SharedPhase, step: Duration) -> &'static str {
+    let next = |now: Instant| match phase.get().deadline() {
+        Some((deadline, what)) if deadline <= now => Err(what),
+        Some((deadline, _)) => Ok(deadline.min(now + step)),
+        None => Ok(now + step),
+    };
+    let first = match next(Instant::now()) {
+        Ok(at) => at,
+        Err(what) => return what,
+    };
+    let mut timer = pin!(tokio::time::sleep_until(first));
     loop {
-        let current = *phase.borrow_and_update();
-        match current.deadline() {
-            None => {
-                if phase.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            Some((deadline, what)) => {
-                tokio::select! {
-                    biased;
-                    changed = phase.changed() => {
-                        if changed.is_err() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                    () = tokio::time::sleep_until(deadline) => return what,
-                }
-            }
+        timer.as_mut().await;
+        match next(Instant::now()) {
+            Ok(at) => timer.as_mut().reset(at),
+            Err(what) => return what,
         }
     }
 }
@@ -262,7 +292,7 @@ async fn expiry(mut phase: watch::Receiver<Phase>) -> &'static str {
 /// request arrives on an idle connection.
 struct Watched {
     stream: TcpStream,
-    phase: watch::Sender<Phase>,
+    phase: SharedPhase,
     header_read_timeout: Duration,
 }
 
@@ -275,15 +305,8 @@ impl AsyncRead for Watched {
         let this = self.get_mut();
         let before = buf.filled().len();
         let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
-        if buf.filled().len() > before && matches!(*this.phase.borrow(), Phase::Idle(_)) {
-            let until = Instant::now() + this.header_read_timeout;
-            this.phase.send_if_modified(|phase| match phase {
-                Phase::Idle(_) => {
-                    *phase = Phase::Headers(until);
-                    true
-                }
-                _ => false,
-            });
+        if buf.filled().len() > before {
+            this.phase.wake_up(this.header_read_timeout);
         }
         poll
     }

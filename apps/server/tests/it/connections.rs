@@ -187,6 +187,39 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_next_request_half_sent_on_a_kept_alive_connection_gets_the_header_timeout() {
+    // The idle deadline is far; the header deadline of the second request must apply.
+    let h = harness(|s| {
+        s.options.connections.header_read_timeout = secs(2);
+        s.options.connections.idle_timeout = secs(600);
+    })
+    .await;
+    let mut stream = TcpStream::connect(h.server.addr).await.unwrap();
+    assert_eq!(healthz(&mut stream).await, 200);
+    stream.write_all(HALF_SENT).await.unwrap();
+    closed_by_server(&mut stream).await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_sending_whole_requests_outlives_the_header_timeout() {
+    // Each request's headers come at once, with pauses shorter than either deadline
+    // but longer, all together, than both: no deadline may fire early.
+    let h = harness(|s| {
+        s.options.connections.header_read_timeout = secs(1);
+        s.options.connections.idle_timeout = secs(2);
+    })
+    .await;
+    let mut stream = TcpStream::connect(h.server.addr).await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(healthz(&mut stream).await, 200);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert_eq!(healthz(&mut stream).await, 200);
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn shutdown_completes_within_its_deadline_with_a_half_sent_request_open() {
     let h = harness(|s| {
         s.options.connections.header_read_timeout = secs(600);
