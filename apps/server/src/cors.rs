@@ -11,9 +11,10 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use std::convert::Infallible;
+
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use service_config::{AuthorizedParties, normalize_origin};
 use tower::{Layer as _, ServiceExt as _};
@@ -157,8 +158,16 @@ fn is_preflight(request: &Request) -> bool {
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-/// The middleware: CORS headers for allowed origins, preflights answered here.
-pub(crate) async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// CORS headers for allowed origins, preflights answered here; `inner` answers the
+/// rest (called at most once).
+pub(crate) async fn cors<F>(
+    state: &AppState,
+    request: Request,
+    inner: impl FnOnce(Request) -> F + Send,
+) -> Response
+where
+    F: Future<Output = Response> + Send,
+{
     let cors = &state.inner.cors;
     let allowed = request
         .headers()
@@ -166,14 +175,25 @@ pub(crate) async fn cors(State(state): State<AppState>, request: Request, next: 
         .is_some_and(|origin| cors.allows(origin));
     let preflight = is_preflight(&request);
     let mut response = if allowed {
-        match cors.layer.clone().layer(next).oneshot(request).await {
+        // tower-http's layer wants a service; it calls it once, or not for a preflight.
+        let mut inner = Some(inner);
+        let service = tower::service_fn(move |request| {
+            let inner = inner.take();
+            async move {
+                Ok::<_, Infallible>(match inner {
+                    Some(inner) => inner(request).await,
+                    None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                })
+            }
+        });
+        match cors.layer.clone().layer(service).oneshot(request).await {
             Ok(response) => response,
             Err(infallible) => match infallible {},
         }
     } else if preflight {
         StatusCode::NO_CONTENT.into_response()
     } else {
-        next.run(request).await
+        inner(request).await
     };
     if preflight && response.status() == StatusCode::OK {
         *response.status_mut() = StatusCode::NO_CONTENT;

@@ -1,6 +1,8 @@
 //! Around every request: a request id, a span, the per-request timeout, the request
 //! metric and one log line.
 
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -28,6 +30,11 @@ fn method_label(method: &Method) -> &'static str {
 
 /// A request id from the client when it is short and plain, else a new one.
 fn request_id(headers: &HeaderMap) -> String {
+    client_request_id(headers).map_or_else(fresh_request_id, str::to_owned)
+}
+
+/// The client's `x-request-id` when it is short and plain.
+fn client_request_id(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -38,15 +45,35 @@ fn request_id(headers: &HeaderMap) -> String {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         })
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
 }
 
-/// Request id, span, timeout, metrics and one log line per request.
-pub(crate) async fn observe(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// 32 hex digits, like a UUID's simple form: a random prefix drawn once per process
+/// and a counter. Unique across replicas without asking the OS for randomness on every
+/// request (a random UUID each time was a `getrandom` call per request).
+fn fresh_request_id() -> String {
+    static PREFIX: LazyLock<u64> = LazyLock::new(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{:016x}{:016x}", *PREFIX, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The middleware, outermost first: request id, span, timeout, metrics and the log
+/// line ([`observe`]); CORS, preflights answered ([`crate::cors::cors`]); the rate
+/// limits ([`crate::ratelimit::limit`]). One layer, not three: a layer costs each
+/// request a boxed clone of the service inside it and a boxed future.
+pub(crate) async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    observe(&state, request, |request| {
+        crate::cors::cors(&state, request, |request| {
+            crate::ratelimit::limit(&state, request, next)
+        })
+    })
+    .await
+}
+
+/// Request id, span, timeout, metrics and one log line per request, around `inner`.
+async fn observe<F>(state: &AppState, request: Request, inner: impl FnOnce(Request) -> F) -> Response
+where
+    F: Future<Output = Response>,
+{
     let id = request_id(request.headers());
     let route = Route::label(request.extensions().get::<MatchedPath>());
     let method = method_label(request.method());
@@ -54,7 +81,7 @@ pub(crate) async fn observe(
     let start = Instant::now();
     let limit = state.inner.request_timeout;
     let mut response =
-        match tokio::time::timeout(limit, next.run(request).instrument(span.clone())).await {
+        match tokio::time::timeout(limit, inner(request).instrument(span.clone())).await {
             Ok(response) => response,
             Err(_) => ApiError::timeout(limit).into_response(),
         };

@@ -32,7 +32,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -526,7 +526,7 @@ async fn forget_idle(limits: Weak<Limiters>) {
 /// The limits around every request: 429 before the handler runs when the client is
 /// over its request limit or (on a route taking a Clerk token) its rejected-token
 /// limit; afterwards, a rejected token is counted against the client.
-pub(crate) async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn limit(state: &AppState, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -8,8 +8,7 @@ use axum::routing::{MethodRouter, delete, get, post};
 
 use crate::error::ApiError;
 use crate::handlers;
-use crate::middleware::observe;
-use crate::ratelimit::limit;
+use crate::middleware::edge;
 use crate::ready::readyz;
 use crate::state::AppState;
 
@@ -226,13 +225,9 @@ impl AppState {
         router
             .fallback(|| async { ApiError::not_found() })
             .layer(DefaultBodyLimit::max(self.inner.body_limit))
-            .layer(middleware::from_fn_with_state(self.clone(), limit))
-            // Preflights are answered before the rate limits, after the metrics.
-            .layer(middleware::from_fn_with_state(
-                self.clone(),
-                crate::cors::cors,
-            ))
-            .layer(middleware::from_fn_with_state(self.clone(), observe))
+            // Metrics and logs, then CORS (preflights answered before the rate limits),
+            // then the rate limits: one layer (see `middleware::edge`).
+            .layer(middleware::from_fn_with_state(self.clone(), edge))
             .with_state(self.clone())
     }
 }

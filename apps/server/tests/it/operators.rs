@@ -220,6 +220,44 @@ fn series<'t>(text: &'t str, name: &str) -> Vec<&'t str> {
 }
 
 #[tokio::test]
+async fn every_answer_carries_a_request_id_the_clients_when_plain() {
+    let h = Harness::start().await;
+    let id_of = |response: &reqwest::Response| {
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let given = h
+        .http
+        .get(h.url("/healthz"))
+        .header("x-request-id", "abc-123_x.y")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(id_of(&given), "abc-123_x.y");
+    // Not plain (a space), too long, or absent: a fresh id each time, 32 hex digits.
+    let mut fresh = Vec::new();
+    for sent in [Some("a b"), Some(&*"x".repeat(65)), None, None] {
+        let mut request = h.http.get(h.url("/nope"));
+        if let Some(sent) = sent {
+            request = request.header("x-request-id", sent);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let id = id_of(&response);
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{id}"
+        );
+        fresh.push(id);
+    }
+    fresh.sort();
+    fresh.dedup();
+    assert_eq!(fresh.len(), 4, "ids repeat: {fresh:?}");
+}
+
+#[tokio::test]
 async fn metrics_have_request_latency_by_route_the_build_and_the_process() {
     let h = Harness::start().await;
     for _ in 0..3 {
