@@ -6,7 +6,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use auth_core::{ClerkSessions, InstantAuth};
 use instant_client::{Query, RefreshToken, SignedIn, Transaction, TxId, User};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::metrics::Metrics;
 
@@ -98,7 +98,7 @@ impl InstantAuth for TimedInstant {
         &self,
         refresh_token: &RefreshToken,
         query: &Query,
-    ) -> Result<Value, instant_client::Error> {
+    ) -> Result<Box<RawValue>, instant_client::Error> {
         self.time(
             "query",
             InstantAuth::query_as(&self.inner, refresh_token, query),

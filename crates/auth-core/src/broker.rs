@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clerk_jwt::{Clock, SystemClock};
 use instant_client::{IdToken, Query, RefreshToken, SignedIn, Transaction, TxId};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::background::Background;
 use crate::error::{Error, InstantOp, is_dead_refresh_token};
@@ -691,8 +691,9 @@ impl SessionBroker {
     }
 
     /// Runs an InstaQL query as the user of the Clerk token (InstantDB's permission
-    /// rules apply), signing in first if needed.
-    pub async fn query(&self, token: &str, query: &Query) -> Result<Value, Error> {
+    /// rules apply), signing in first if needed. The result tree is as InstantDB sent
+    /// it, unparsed: pass it on as is, or `serde_json::from_str(result.get())`.
+    pub async fn query(&self, token: &str, query: &Query) -> Result<Box<RawValue>, Error> {
         self.query_verified(&self.authenticate(token).await?, query)
             .await
     }
@@ -702,7 +703,7 @@ impl SessionBroker {
         &self,
         token: &Verified<'_>,
         query: &Query,
-    ) -> Result<Value, Error> {
+    ) -> Result<Box<RawValue>, Error> {
         let instant = &self.instant;
         self.as_user(token, InstantOp::Query, |rt| async move {
             instant.query_as(&rt, query).await
@@ -740,7 +741,7 @@ impl SessionBroker {
         &self,
         token: &Verified<'_>,
         query: &Query,
-    ) -> Result<Option<Value>, Error> {
+    ) -> Result<Option<Box<RawValue>>, Error> {
         let instant = &self.instant;
         self.as_stored_user(token, InstantOp::Query, |rt| async move {
             instant.query_as(&rt, query).await

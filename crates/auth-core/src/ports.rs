@@ -7,7 +7,7 @@ use instant_client::{
     Client, IdToken, IdTokenSignIn, Query, RefreshToken, SignedIn, TokenSubject, Transaction, TxId,
     User, UserRef, Uuid,
 };
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Verifies Clerk session tokens.
 #[cfg_attr(test, mockall::automock)]
@@ -49,12 +49,13 @@ pub trait InstantAuth: Send + Sync {
         refresh_token: &RefreshToken,
     ) -> Result<User, instant_client::Error>;
 
-    /// Runs a query as the user of a refresh token (permissions apply).
+    /// Runs a query as the user of a refresh token (permissions apply); the result tree
+    /// as InstantDB sent it, not parsed (a server passes it on unchanged).
     async fn query_as(
         &self,
         refresh_token: &RefreshToken,
         query: &Query,
-    ) -> Result<Value, instant_client::Error>;
+    ) -> Result<Box<RawValue>, instant_client::Error>;
 
     /// Runs a transaction as the user of a refresh token (permissions apply).
     async fn transact_as(
@@ -107,9 +108,9 @@ impl InstantAuth for Client {
         &self,
         refresh_token: &RefreshToken,
         query: &Query,
-    ) -> Result<Value, instant_client::Error> {
+    ) -> Result<Box<RawValue>, instant_client::Error> {
         self.as_refresh_token(refresh_token.clone())
-            .query(query)
+            .query_raw(query)
             .await
     }
 

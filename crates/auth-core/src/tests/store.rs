@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clerk_jwt::testing::{TEST_SESSION_ID, TokenBuilder};
 use instant_client::{IdToken, Query, RefreshToken, SignedIn, Transaction, TxId, User, Uuid};
-use serde_json::Value;
 
 use super::{Fixture, ISSUER, NOW, down, id_token, key, rt, signed};
 use crate::ports::MockInstantAuth;
@@ -68,7 +67,11 @@ impl InstantAuth for CountingInstant {
         Err(down())
     }
 
-    async fn query_as(&self, _: &RefreshToken, _: &Query) -> Result<Value, instant_client::Error> {
+    async fn query_as(
+        &self,
+        _: &RefreshToken,
+        _: &Query,
+    ) -> Result<Box<serde_json::value::RawValue>, instant_client::Error> {
         Err(down())
     }
 

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::Result;
@@ -111,6 +112,12 @@ impl Client {
         self.query_impl(query, None).await
     }
 
+    /// Runs a query; the result tree as InstantDB sent it (checked to be a JSON object,
+    /// not parsed into a tree): for passing it on unchanged, key order included.
+    pub async fn query_raw(&self, query: &Query) -> Result<Box<RawValue>> {
+        self.query_impl(query, None).await.and_then(raw_result_tree)
+    }
+
     /// Applies a transaction (`POST /admin/transact`), bypassing permissions. Not
     /// retried unless [`RetryPolicy::retry_writes`](crate::RetryPolicy::retry_writes).
     pub async fn transact(&self, tx: &Transaction) -> Result<TxId> {
@@ -194,6 +201,15 @@ impl Client {
 }
 
 /// A query result is an object of namespaces.
+pub(super) fn raw_result_tree(tree: Box<RawValue>) -> Result<Box<RawValue>> {
+    // Valid JSON without surrounding space (serde_json trims it): an object starts so.
+    if tree.get().starts_with('{') {
+        Ok(tree)
+    } else {
+        Err(missing(Endpoint::Query, "the result is not a json object"))
+    }
+}
+
 pub(super) fn result_tree(tree: Value) -> Result<Value> {
     if tree.is_object() {
         Ok(tree)

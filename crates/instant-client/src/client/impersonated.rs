@@ -2,6 +2,7 @@
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::Result;
 use crate::query::Query;
@@ -9,7 +10,7 @@ use crate::secret::RefreshToken;
 use crate::transact::Transaction;
 
 use super::Client;
-use super::calls::result_tree;
+use super::calls::{raw_result_tree, result_tree};
 use super::request::{Impersonation, TxId};
 
 /// A view of a [`Client`] whose queries and transactions run as one user, with that
@@ -32,6 +33,15 @@ impl Impersonated {
             .query_impl(query, Some(&self.who))
             .await
             .and_then(result_tree)
+    }
+
+    /// Runs a query as this user; the result as InstantDB sent it (see
+    /// [`Client::query_raw`]).
+    pub async fn query_raw(&self, query: &Query) -> Result<Box<RawValue>> {
+        self.client
+            .query_impl(query, Some(&self.who))
+            .await
+            .and_then(raw_result_tree)
     }
 
     /// Runs a query as this user and deserializes the result into `T`.

@@ -109,6 +109,35 @@ async fn admin_success_shapes_parse() {
     client.sign_out_user(&by_email).await.unwrap();
 }
 
+#[tokio::test]
+async fn a_raw_query_result_is_the_answer_as_sent_and_must_be_an_object() {
+    // Keys out of order and odd spacing inside: a tree would sort and respace them.
+    const ANSWER: &str = r#"{"zebras":[{"id":"2","a":1}],"apes":{"b" : true}}"#;
+    let server = Server::scripted([
+        Reply::Raw(200, "application/json", ANSWER),
+        Reply::Raw(200, "application/json", " [1,2] "),
+        Reply::Raw(200, "application/json", "{\"unclosed\": "),
+    ])
+    .await;
+    let client = builder(&server.url())
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let raw = client.query_raw(&goals()).await.unwrap();
+    assert_eq!(raw.get(), ANSWER);
+    let not_an_object = client.query_raw(&goals()).await.unwrap_err();
+    assert!(
+        matches!(&not_an_object, Error::UnexpectedResponse { detail, .. } if detail == "the result is not a json object"),
+        "{not_an_object:?}"
+    );
+    // Invalid JSON is refused as for a parsed query.
+    let invalid = client.query_raw(&goals()).await.unwrap_err();
+    assert!(
+        matches!(invalid, Error::UnexpectedResponse { .. }),
+        "{invalid:?}"
+    );
+}
+
 /// One call against a server answering `reply` once, without retries.
 async fn error_for(reply: Reply) -> Error {
     let server = Server::scripted([reply]).await;
