@@ -136,12 +136,7 @@ impl VerifiedCache {
         }
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= self.capacity {
-            // Expired tokens go first; if that is not enough, start over (bounded, and
-            // the next requests simply verify fully again).
-            entries.retain(|_, e| e.claims.exp > now && e.until > now);
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
+            make_room(&mut entries, now, self.capacity);
         }
         // Checked under the write lock: a retirement stored before this check is seen
         // here; one stored after it bumps the count, and the next `get` drops the entry.
@@ -156,6 +151,40 @@ impl VerifiedCache {
             );
         }
     }
+}
+
+impl Entry {
+    /// The clock second from which the entry is of no use.
+    fn end(&self) -> i64 {
+        self.claims.exp.min(self.until)
+    }
+}
+
+/// Frees room in a full cache: expired entries go; if live ones still fill it, the
+/// half that ends first goes (the older tokens of sessions that have since rotated to
+/// a new one), not all of it. Forgetting every entry at once made every client's next
+/// request pay a full signature check in the same moment. Costs one pass and one
+/// selection over the entries, once per `capacity / 2` new tokens.
+fn make_room(entries: &mut HashMap<Box<str>, Entry>, now: i64, capacity: usize) {
+    entries.retain(|_, e| e.end() > now);
+    if entries.len() < capacity {
+        return;
+    }
+    let mut ends: Vec<i64> = entries.values().map(Entry::end).collect();
+    let to_drop = ends.len() - capacity / 2;
+    let (_, &mut last_dropped, _) = ends.select_nth_unstable(to_drop - 1);
+    // Everything ending before `last_dropped` goes; of the entries ending exactly then,
+    // only as many as it takes.
+    let mut ties = to_drop - ends.iter().filter(|&&end| end < last_dropped).count();
+    entries.retain(|_, e| match e.end().cmp(&last_dropped) {
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal if ties > 0 => {
+            ties -= 1;
+            false
+        }
+        std::cmp::Ordering::Equal => true,
+    });
 }
 
 #[cfg(all(test, feature = "testing"))]
@@ -196,6 +225,52 @@ mod tests {
         cache.put("t", &claims(10_000), &key, 100, 60, &keys);
         assert!(cache.get("t", 159, 5, &keys).is_some());
         assert!(cache.get("t", 160, 5, &keys).is_none());
+    }
+
+    #[test]
+    fn a_full_cache_forgets_the_expired_then_the_half_that_ends_first() {
+        let key = TestKey::generate("ins_a").verifying_key();
+        let keys = KeySource::Static(KeySet::from_keys([key.clone()]));
+        let cache = VerifiedCache::new(4);
+        // One expired by now (exp 150), three live ending at 300, 400, 500.
+        for (token, exp) in [("t150", 150), ("t300", 300), ("t400", 400), ("t500", 500)] {
+            cache.put(token, &claims(exp), &key, 100, 3600, &keys);
+        }
+        cache.put("t600", &claims(600), &key, 200, 3600, &keys);
+        // The expired one made room: nothing live was forgotten.
+        assert!(cache.get("t150", 200, 0, &keys).is_none());
+        for token in ["t300", "t400", "t500", "t600"] {
+            assert!(cache.get(token, 200, 0, &keys).is_some(), "{token}");
+        }
+        // Full of live tokens: the two ending first go, the rest stay.
+        cache.put("t700", &claims(700), &key, 200, 3600, &keys);
+        for (token, kept) in [
+            ("t300", false),
+            ("t400", false),
+            ("t500", true),
+            ("t600", true),
+            ("t700", true),
+        ] {
+            assert_eq!(cache.get(token, 200, 0, &keys).is_some(), kept, "{token}");
+        }
+    }
+
+    #[test]
+    fn a_full_cache_of_equal_ends_keeps_half() {
+        let key = TestKey::generate("ins_a").verifying_key();
+        let keys = KeySource::Static(KeySet::from_keys([key.clone()]));
+        let cache = VerifiedCache::new(6);
+        let tokens: Vec<String> = (0..7).map(|i| format!("t{i}")).collect();
+        for token in &tokens {
+            cache.put(token, &claims(1000), &key, 100, 3600, &keys);
+        }
+        let kept = tokens
+            .iter()
+            .filter(|t| cache.get(t, 100, 0, &keys).is_some())
+            .count();
+        // Three of the six kept, and the newest added after the room was made.
+        assert_eq!(kept, 4);
+        assert!(cache.get("t6", 100, 0, &keys).is_some());
     }
 
     #[test]
