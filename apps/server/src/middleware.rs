@@ -53,7 +53,11 @@ fn client_request_id(headers: &HeaderMap) -> Option<&str> {
 fn fresh_request_id() -> String {
     static PREFIX: LazyLock<u64> = LazyLock::new(|| uuid::Uuid::new_v4().as_u64_pair().0);
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{:016x}{:016x}", *PREFIX, NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{:016x}{:016x}",
+        *PREFIX,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The middleware, outermost first: request id, span, timeout, metrics and the log
@@ -70,7 +74,11 @@ pub(crate) async fn edge(State(state): State<AppState>, request: Request, next: 
 }
 
 /// Request id, span, timeout, metrics and one log line per request, around `inner`.
-async fn observe<F>(state: &AppState, request: Request, inner: impl FnOnce(Request) -> F) -> Response
+async fn observe<F>(
+    state: &AppState,
+    request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response
 where
     F: Future<Output = Response>,
 {

@@ -521,12 +521,21 @@ async fn the_stored_session_path_runs_only_a_usable_session_and_leaves_the_rest_
     let tx = Transaction::new().update("goals", Uuid::from_u128(1), json!({"title": "x"}));
     // Nothing stored yet: the stored path asks nothing of InstantDB (no sign-in, no
     // query) and leaves it to the full path.
-    assert!(broker.query_stored(&verified, &query).await.unwrap().is_none());
+    assert!(
+        broker
+            .query_stored(&verified, &query)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(broker.transact_stored(&verified, &tx).await.unwrap(), None);
     broker.sign_in(&token).await.unwrap();
     // Stored: run as the user without a sign-in.
     let result = broker.query_stored(&verified, &query).await.unwrap();
-    assert_eq!(result.map(|r| r.get().to_owned()).as_deref(), Some(r#"{"goals":[]}"#));
+    assert_eq!(
+        result.map(|r| r.get().to_owned()).as_deref(),
+        Some(r#"{"goals":[]}"#)
+    );
     // InstantDB no longer knows the token: `None`, and no renewal here (it may mint).
     assert_eq!(broker.transact_stored(&verified, &tx).await.unwrap(), None);
     settle(&broker).await;
