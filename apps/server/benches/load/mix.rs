@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     CLIENTS, Failures, MEASURED_SLOTS, MakeRequest, Phase, Request, Rng, SLOT, Server,
-    WARM_UP_SLOTS, drive, http_client, instant_calls, mint_all, round3, verdict,
+    WARM_UP_SLOTS, drive, drive_paced, http_client, instant_calls, mint_all, round3, verdict,
 };
 
 /// Users in the mix by default (`CLERK_INSTANT_BENCH_MIX_USERS` changes it).
@@ -34,22 +34,41 @@ const TRANSACT_PCT: usize = 15;
 const SESSION_PCT: usize = 10;
 /// Clerk users the cold sign-ins are spread over (at most; fewer with fewer mix users).
 const COLD_USERS: usize = 1_000;
-/// Single-use tokens per side of the cold run, per mix user (50,000 each by default):
-/// enough for 11 turns of either side at 4,500 sign-ins/s. A side whose pool runs dry
-/// stops sending for the rest of that turn; only what was sent counts, and the turns
-/// it happened in are reported (`cold_dry_turns`).
+/// Single-use tokens per side of the cold run, per mix user (50,000 each by default),
+/// and at least `COLD_POOL_MIN`: enough for the flat-out turns and the paced ones of
+/// either side at 3,000 sign-ins/s (11 turns each). A side whose pool runs dry stops
+/// sending for the rest of that turn; only what was sent counts, and the turns it
+/// happened in are reported (`cold_dry_turns`).
 const COLD_POOL_PER_USER: usize = 5;
+const COLD_POOL_MIN: usize = 50_000;
 const TARGET_RATIO: f64 = 0.8;
 const TARGET_P99_ADDED_MS: f64 = 1.0;
+/// The offered load of the latency turns, as a share of the floor's flat-out
+/// throughput: both sides get the same requests per second (see [`Comparison`]).
+const PACED_SHARE: f64 = 0.5;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const AS_TOKEN: HeaderName = HeaderName::from_static("as-token");
 const APP_ID: HeaderName = HeaderName::from_static("app-id");
 
-/// The server's side and the emulator's side of the same turns.
+/// The server's side and the emulator's side of the same turns: flat out (32 clients
+/// back to back) for throughput, then both at the same fixed offered load for latency.
+///
+/// Flat out, each client waits for its answer before sending again, so the latency is
+/// 32 / throughput, queueing included: it measures throughput a second time, and any
+/// throughput gap shows up there as added milliseconds (at a ratio of 0.8 and 9,000
+/// requests/s, already +0.9 ms at the median). What the server adds to a request is
+/// measured at equal load instead: both sides offered the same requests per second
+/// (`PACED_SHARE` of the floor's flat-out rate), each client on a fixed schedule,
+/// latency counted from when a request was due. The flat-out percentiles are reported
+/// too (`…_saturated_p99_added_ms`).
 pub(super) struct Comparison {
     server: Phase,
     direct: Phase,
+    /// The paced turns: the server's side and the floor's, at `rate` requests/s.
+    paced_server: Phase,
+    paced_direct: Phase,
+    rate: f64,
     server_name: &'static str,
     direct_name: &'static str,
     users: usize,
@@ -60,7 +79,12 @@ impl Comparison {
         self.server.per_s() / self.direct.per_s()
     }
 
+    /// At equal offered load (the paced turns).
     fn p99_added_ms(&self) -> f64 {
+        self.paced_server.percentile_ms(99) - self.paced_direct.percentile_ms(99)
+    }
+
+    fn saturated_p99_added_ms(&self) -> f64 {
         self.server.percentile_ms(99) - self.direct.percentile_ms(99)
     }
 
@@ -87,30 +111,57 @@ impl Comparison {
                 json!(round3(self.direct.percentile_ms(99))),
             ),
             ("ratio", json!(round3(self.ratio()))),
-            ("p99_added_ms", json!(round3(self.p99_added_ms()))),
             (
-                "dry_turns",
-                json!(self.server.dry_turns + self.direct.dry_turns),
+                "saturated_p99_added_ms",
+                json!(round3(self.saturated_p99_added_ms())),
             ),
+            ("paced_per_s", json!(self.rate.round())),
+            (
+                "paced_server_p50_ms",
+                json!(round3(self.paced_server.percentile_ms(50))),
+            ),
+            (
+                "paced_server_p99_ms",
+                json!(round3(self.paced_server.percentile_ms(99))),
+            ),
+            (
+                "paced_direct_p50_ms",
+                json!(round3(self.paced_direct.percentile_ms(50))),
+            ),
+            (
+                "paced_direct_p99_ms",
+                json!(round3(self.paced_direct.percentile_ms(99))),
+            ),
+            ("p99_added_ms", json!(round3(self.p99_added_ms()))),
+            ("dry_turns", json!(self.dry_turns())),
         ];
         for (name, value) in fields {
             report.insert(format!("{prefix}_{name}"), value);
         }
     }
 
+    fn dry_turns(&self) -> u64 {
+        self.server.dry_turns
+            + self.direct.dry_turns
+            + self.paced_server.dry_turns
+            + self.paced_direct.dry_turns
+    }
+
     /// The summary line.
     pub(super) fn verdict(&self, name: &str) -> String {
         let ratio = self.ratio();
         let added = self.p99_added_ms();
-        let dry = self.server.dry_turns + self.direct.dry_turns;
+        let dry = self.dry_turns();
         format!(
-            "{name}: server {:.0}/s vs direct {:.0}/s -> ratio {ratio:.3} ({} target >= {TARGET_RATIO}); p99 {:.3} ms vs {:.3} ms -> added {added:.3} ms ({} target <= {TARGET_P99_ADDED_MS} ms){}",
+            "{name}: server {:.0}/s vs direct {:.0}/s -> ratio {ratio:.3} ({} target >= {TARGET_RATIO}); at {:.0} requests/s each, p99 {:.3} ms vs {:.3} ms -> added {added:.3} ms ({} target <= {TARGET_P99_ADDED_MS} ms; flat out it was {:+.3} ms){}",
             self.server.per_s(),
             self.direct.per_s(),
             verdict(ratio >= TARGET_RATIO),
-            self.server.percentile_ms(99),
-            self.direct.percentile_ms(99),
+            self.rate,
+            self.paced_server.percentile_ms(99),
+            self.paced_direct.percentile_ms(99),
             verdict(added <= TARGET_P99_ADDED_MS),
+            self.saturated_p99_added_ms(),
             if dry > 0 {
                 format!(
                     "; a token pool ran dry in {dry} measured turns: figures count only what was sent"
@@ -121,11 +172,33 @@ impl Comparison {
         )
     }
 
-    pub(super) fn failures(self) -> [(&'static str, Failures); 2] {
+    pub(super) fn failures(self) -> [(&'static str, Failures); 4] {
         [
             (self.server_name, self.server.failures),
             (self.direct_name, self.direct.failures),
+            (self.server_name, self.paced_server.failures),
+            (self.direct_name, self.paced_direct.failures),
         ]
+    }
+
+    /// Both sides flat out, then both paced at `PACED_SHARE` of the floor's throughput
+    /// (the sides' clock continuing, so tokens keep rotating as they would).
+    async fn measure(
+        sides: [MakeRequest; 2],
+        server_pid: u32,
+        names: [&'static str; 2],
+    ) -> anyhow::Result<([Phase; 2], [Phase; 2], f64)> {
+        let again = sides.clone();
+        let flat_out = drive(sides, server_pid).await?;
+        println!("{}", flat_out[0].line(names[0]));
+        println!("{}", flat_out[1].line(names[1]));
+        super::print_turn_ratios(&flat_out[0], &flat_out[1]);
+        let rate = flat_out[1].per_s() * PACED_SHARE;
+        let paced = drive_paced(again, server_pid, Some(rate), turns_length()).await?;
+        println!("paced at {rate:.0} requests/s each (half the floor's flat-out rate):");
+        println!("{}", paced[0].line(names[0]));
+        println!("{}", paced[1].line(names[1]));
+        Ok((flat_out, paced, rate))
     }
 }
 
@@ -175,9 +248,14 @@ fn admin_headers(stack: &DevStack) -> anyhow::Result<HeaderMap> {
     Ok(headers)
 }
 
-/// The time the turns of one run take, and a second to spare.
+/// The time one set of turns takes.
+fn turns_length() -> Duration {
+    SLOT * u32::try_from(2 * (WARM_UP_SLOTS + MEASURED_SLOTS)).unwrap_or(u32::MAX)
+}
+
+/// The time the turns of one run take (flat out, then paced), and a second to spare.
 fn run_length() -> Duration {
-    SLOT * u32::try_from(2 * (WARM_UP_SLOTS + MEASURED_SLOTS) + 1).unwrap_or(u32::MAX)
+    2 * turns_length() + SLOT
 }
 
 /// The realistic mix: `users` users signed in once through a fresh server, then the
@@ -290,17 +368,16 @@ pub(super) async fn mix(stack: &DevStack, users: usize) -> anyhow::Result<Compar
     check_query(&http, &sides).await?;
 
     let upstream_before = instant_calls(&http, &server.url).await?;
-    let [server_phase, direct] = drive(sides, server.pid()).await?;
+    let ([server_phase, direct], [paced_server, paced_direct], rate) =
+        Comparison::measure(sides, server.pid(), ["server mix", "direct mix"]).await?;
     let upstream = instant_calls(&http, &server.url).await? - upstream_before;
-    println!(
-        "{} ({upstream} InstantDB calls)",
-        server_phase.line("server mix")
-    );
-    println!("{}", direct.line("direct mix"));
-    super::print_turn_ratios(&server_phase, &direct);
+    println!("({upstream} InstantDB calls from the server over both runs)");
     Ok(Comparison {
         server: server_phase,
         direct,
+        paced_server,
+        paced_direct,
+        rate,
         server_name: "mix through the server",
         direct_name: "mix straight to the emulator",
         users: users.len(),
@@ -466,7 +543,7 @@ async fn sign_in_each(url: &str, tokens: Vec<String>) -> anyhow::Result<Vec<Valu
 /// sign-in called directly with other new sessions' tokens.
 pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Comparison> {
     let clerk_users = users.min(COLD_USERS);
-    let pool = users * COLD_POOL_PER_USER;
+    let pool = (users * COLD_POOL_PER_USER).max(COLD_POOL_MIN);
     let mut server = Server::spawn_with(
         stack,
         &[("MAX_SESSIONS", (pool + clerk_users + 1_000).to_string())],
@@ -547,22 +624,24 @@ pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Compa
     };
 
     let upstream_before = instant_calls(&http, &server.url).await?;
-    let [server_phase, direct] = drive([server_side, direct_side], server.pid()).await?;
+    let ([server_phase, direct], [paced_server, paced_direct], rate) = Comparison::measure(
+        [server_side, direct_side],
+        server.pid(),
+        ["server cold", "direct cold"],
+    )
+    .await?;
     let upstream = instant_calls(&http, &server.url).await? - upstream_before;
     println!(
-        "{} ({upstream} InstantDB calls; {} of {pool} tokens used)",
-        server_phase.line("server cold"),
-        server_next.load(Ordering::Relaxed).min(pool)
-    );
-    println!(
-        "{} ({} of {pool} tokens used)",
-        direct.line("direct cold"),
+        "({upstream} InstantDB calls from the server; tokens used: server {}, direct {}, of {pool} each)",
+        server_next.load(Ordering::Relaxed).min(pool),
         direct_next.load(Ordering::Relaxed).min(pool)
     );
-    super::print_turn_ratios(&server_phase, &direct);
     Ok(Comparison {
         server: server_phase,
         direct,
+        paced_server,
+        paced_direct,
+        rate,
         server_name: "cold sign-in through the server",
         direct_name: "cold sign-in straight to the emulator",
         users: clerk_users,
