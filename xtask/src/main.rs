@@ -246,7 +246,7 @@ const BENCHES: &[Bench] = &[
             ("mix_p99_added_ms", 1.0),
             ("cold_p99_added_ms", 1.0),
             // A cold run's token pool that ran dry in a measured turn makes its ratio
-            // meaningless: the pools need resizing (COLD_POOL_PER_USER).
+            // meaningless: the pools need resizing (COLD_POOL).
             ("cold_dry_turns", 1.0),
         ],
         at_least: &[

@@ -33,15 +33,15 @@
 //!   user (1,000 users, known to InstantDB), so the server verifies the token and signs
 //!   in at InstantDB (`/runtime/oauth/id_token`) each time; the floor calls that
 //!   endpoint directly with other new sessions' tokens, as `instant-client` does. Each
-//!   side has its own pool of single-use tokens (5 per mix user, at least 50,000
-//!   each); a side whose pool runs dry stops sending for the rest of that turn, only
-//!   what was sent counts, and the dry turns are reported (`cold_dry_turns`).
+//!   side has its own pool of single-use tokens (200,000 each); a side whose pool
+//!   runs dry stops sending for the rest of that turn, only what was sent counts, and
+//!   the dry turns are reported (`cold_dry_turns`).
 //!
 //! The two sides of a phase take turns in one-second slots (3 s of warm-up each, then
 //! 8 s measured each), so load from other processes on the machine hits both alike.
 //! `mix` and `cold` run their turns twice: flat out (each client sends again as soon
 //! as it is answered) for throughput, then paced, both sides offered the same load
-//! (half the floor's flat-out rate, each client on a fixed schedule, a request's
+//! (half the slower side's flat-out rate, each client on a fixed schedule, a request's
 //! latency counted from when it was due) for the latency the server adds. Flat out,
 //! 32 clients waiting on each other make latency 32 / throughput, so a throughput gap
 //! shows there a second time as milliseconds; the paced turns compare like with like.

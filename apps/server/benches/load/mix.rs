@@ -34,17 +34,16 @@ const TRANSACT_PCT: usize = 15;
 const SESSION_PCT: usize = 10;
 /// Clerk users the cold sign-ins are spread over (at most; fewer with fewer mix users).
 const COLD_USERS: usize = 1_000;
-/// Single-use tokens per side of the cold run, per mix user (50,000 each by default),
-/// and at least `COLD_POOL_MIN`: enough for the flat-out turns and the paced ones of
-/// either side at 3,000 sign-ins/s (11 turns each). A side whose pool runs dry stops
-/// sending for the rest of that turn; only what was sent counts, and the turns it
-/// happened in are reported (`cold_dry_turns`).
-const COLD_POOL_PER_USER: usize = 5;
-const COLD_POOL_MIN: usize = 50_000;
+/// Single-use tokens per side of the cold run: enough for the 11 flat-out turns of
+/// either side at 12,000 sign-ins/s and the 11 paced ones at half that rate. A
+/// side whose pool runs dry stops sending for the rest of that turn; only what was sent
+/// counts, and the turns it happened in are reported (`cold_dry_turns`).
+const COLD_POOL: usize = 200_000;
 const TARGET_RATIO: f64 = 0.8;
 const TARGET_P99_ADDED_MS: f64 = 1.0;
-/// The offered load of the latency turns, as a share of the floor's flat-out
-/// throughput: both sides get the same requests per second (see [`Comparison`]).
+/// The offered load of the latency turns, as a share of the slower side's flat-out
+/// throughput: both sides get the same requests per second, which both can sustain
+/// (see [`Comparison`]).
 const PACED_SHARE: f64 = 0.5;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -59,7 +58,7 @@ const APP_ID: HeaderName = HeaderName::from_static("app-id");
 /// throughput gap shows up there as added milliseconds (at a ratio of 0.8 and 9,000
 /// requests/s, already +0.9 ms at the median). What the server adds to a request is
 /// measured at equal load instead: both sides offered the same requests per second
-/// (`PACED_SHARE` of the floor's flat-out rate), each client on a fixed schedule,
+/// (`PACED_SHARE` of the slower side's flat-out rate), each client on a fixed schedule,
 /// latency counted from when a request was due. The flat-out percentiles are reported
 /// too (`…_saturated_p99_added_ms`).
 pub(super) struct Comparison {
@@ -181,7 +180,7 @@ impl Comparison {
         ]
     }
 
-    /// Both sides flat out, then both paced at `PACED_SHARE` of the floor's throughput
+    /// Both sides flat out, then both paced at `PACED_SHARE` of the slower one's throughput
     /// (the sides' clock continuing, so tokens keep rotating as they would).
     async fn measure(
         sides: [MakeRequest; 2],
@@ -193,9 +192,9 @@ impl Comparison {
         println!("{}", flat_out[0].line(names[0]));
         println!("{}", flat_out[1].line(names[1]));
         super::print_turn_ratios(&flat_out[0], &flat_out[1]);
-        let rate = flat_out[1].per_s() * PACED_SHARE;
+        let rate = flat_out[0].per_s().min(flat_out[1].per_s()) * PACED_SHARE;
         let paced = drive_paced(again, server_pid, Some(rate), turns_length()).await?;
-        println!("paced at {rate:.0} requests/s each (half the floor's flat-out rate):");
+        println!("paced at {rate:.0} requests/s each (half the slower side's flat-out rate):");
         println!("{}", paced[0].line(names[0]));
         println!("{}", paced[1].line(names[1]));
         Ok((flat_out, paced, rate))
@@ -543,7 +542,7 @@ async fn sign_in_each(url: &str, tokens: Vec<String>) -> anyhow::Result<Vec<Valu
 /// sign-in called directly with other new sessions' tokens.
 pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Comparison> {
     let clerk_users = users.min(COLD_USERS);
-    let pool = (users * COLD_POOL_PER_USER).max(COLD_POOL_MIN);
+    let pool = COLD_POOL;
     let mut server = Server::spawn_with(
         stack,
         &[("MAX_SESSIONS", (pool + clerk_users + 1_000).to_string())],
