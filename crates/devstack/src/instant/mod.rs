@@ -112,12 +112,8 @@ impl ClerkClient {
 /// The provider of Clerk clients (users are linked by `(sub, provider)`).
 const CLERK_PROVIDER: &str = "clerk";
 
-#[derive(Debug)]
-struct OAuthLink {
-    provider: String,
-    sub: String,
-    user_id: String,
-}
+/// An OAuth link's key: the provider and the subject it names.
+type LinkKey = (String, String);
 
 #[derive(Debug)]
 pub(crate) struct AppData {
@@ -128,7 +124,13 @@ pub(crate) struct AppData {
     db: Db,
     /// SHA-256 (hex) of each refresh token → user id. The tokens themselves are not kept.
     refresh_tokens: HashMap<String, String>,
-    links: Vec<OAuthLink>,
+    /// `(provider, sub)` → user id: InstantDB's OAuth links, by their unique key.
+    links: HashMap<LinkKey, String>,
+    /// Email → the user created or last given it. A hint, checked on use (the user must
+    /// still exist with that email) and else found by a scan: InstantDB looks users up
+    /// by an index, and a scan of every user on each id-token sign-in made the emulator
+    /// slower than what it stands for (emails of `$users` are unique).
+    users_by_email: HashMap<String, String>,
     next_tx: u64,
 }
 
@@ -141,7 +143,8 @@ impl AppData {
             origins: Vec::new(),
             db: Db::new(),
             refresh_tokens: HashMap::new(),
-            links: Vec::new(),
+            links: HashMap::new(),
+            users_by_email: HashMap::new(),
             next_tx: 1,
         }
     }
@@ -172,8 +175,16 @@ impl AppData {
     }
 
     fn user_by_email(&self, email: &str) -> Option<String> {
-        self.db
-            .find_by_attr(USERS, "email", &Value::String(email.to_owned()))
+        let value = Value::String(email.to_owned());
+        if let Some(id) = self.users_by_email.get(email)
+            && self
+                .db
+                .entity(USERS, id)
+                .is_some_and(|user| user.attrs.get("email") == Some(&value))
+        {
+            return Some(id.clone());
+        }
+        self.db.find_by_attr(USERS, "email", &value)
     }
 
     fn user_by_token(&self, token: &str) -> Option<String> {
@@ -192,6 +203,7 @@ impl AppData {
         let mut attrs = extra;
         if let Some(email) = email {
             attrs.insert("email".into(), Value::String(email.to_owned()));
+            self.users_by_email.insert(email.to_owned(), id.clone());
         }
         attrs.insert("type".into(), Value::String("user".into()));
         if let Some(url) = image_url {
@@ -210,7 +222,7 @@ impl AppData {
 
     fn forget_user(&mut self, user_id: &str) {
         self.refresh_tokens.retain(|_, user| user != user_id);
-        self.links.retain(|link| link.user_id != user_id);
+        self.links.retain(|_, user| user != user_id);
     }
 
     fn delete_user(&mut self, user_id: &str) -> Option<Value> {
@@ -228,10 +240,8 @@ impl AppData {
         extra: Map<String, Value>,
         now: i64,
     ) -> (String, bool) {
-        let by_link = self
-            .links
-            .iter()
-            .position(|l| l.provider == CLERK_PROVIDER && l.sub == info.sub);
+        let link = (CLERK_PROVIDER.to_owned(), info.sub.clone());
+        let by_link = self.links.get(&link).cloned();
         let by_email = info.email.as_deref().and_then(|e| self.user_by_email(e));
         match (by_email, by_link) {
             (None, None) => {
@@ -242,32 +252,24 @@ impl AppData {
                     extra,
                     now,
                 );
-                self.links.push(OAuthLink {
-                    provider: CLERK_PROVIDER.into(),
-                    sub: info.sub.clone(),
-                    user_id: id.clone(),
-                });
+                self.links.insert(link, id.clone());
                 (id, true)
             }
             (Some(user_id), None) => {
-                self.links.push(OAuthLink {
-                    provider: CLERK_PROVIDER.into(),
-                    sub: info.sub.clone(),
-                    user_id: user_id.clone(),
-                });
+                self.links.insert(link, user_id.clone());
                 (user_id, false)
             }
-            (Some(user_id), Some(link)) => {
+            (Some(user_id), Some(_)) => {
                 // Two users matched: the email wins and the link moves to it.
-                self.links[link].user_id = user_id.clone();
+                self.links.insert(link, user_id.clone());
                 (user_id, false)
             }
-            (None, Some(link)) => {
-                let user_id = self.links[link].user_id.clone();
+            (None, Some(user_id)) => {
                 if let Some(email) = &info.email {
                     let mut attrs = Map::new();
                     attrs.insert("email".into(), Value::String(email.clone()));
                     self.db.upsert(USERS, &user_id, attrs, now);
+                    self.users_by_email.insert(email.clone(), user_id.clone());
                 }
                 (user_id, false)
             }
@@ -525,5 +527,27 @@ impl InstantEmulator {
     pub fn entities(&self, app_id: &str, namespace: &str) -> Result<Vec<Value>> {
         let result = self.query(app_id, &json!({ namespace: {} }))?;
         Ok(result[namespace].as_array().cloned().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_email_hint_never_outlives_the_email() {
+        let mut app = AppData::new("t");
+        let id = app.create_user(None, Some("a@example.com"), None, Map::new(), 1);
+        assert_eq!(app.user_by_email("a@example.com"), Some(id.clone()));
+        // The email changed behind the hint's back, as an admin transaction would.
+        let mut attrs = Map::new();
+        attrs.insert("email".into(), Value::String("b@example.com".into()));
+        app.db.upsert(USERS, &id, attrs, 2);
+        assert_eq!(app.user_by_email("a@example.com"), None);
+        assert_eq!(app.user_by_email("b@example.com"), Some(id.clone()));
+        // Gone: the hint finds nothing either.
+        let other = app.create_user(None, Some("c@example.com"), None, Map::new(), 3);
+        app.delete_user(&other);
+        assert_eq!(app.user_by_email("c@example.com"), None);
     }
 }
