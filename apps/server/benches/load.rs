@@ -32,10 +32,11 @@
 //! - `cold`: every request through a fresh server is a new Clerk session of an existing
 //!   user (1,000 users, known to InstantDB), so the server verifies the token and signs
 //!   in at InstantDB (`/runtime/oauth/id_token`) each time; the floor calls that
-//!   endpoint directly with other new sessions' tokens, as `instant-client` does. Each
-//!   side has its own pool of single-use tokens (200,000 each); a side whose pool
-//!   runs dry stops sending for the rest of that turn, only what was sent counts, and
-//!   the dry turns are reported (`cold_dry_turns`).
+//!   endpoint directly with other new sessions' tokens, as `instant-client` does. The
+//!   server's side has a pool of 200,000 single-use tokens (a pool that runs dry stops
+//!   sending for the rest of that turn, only what was sent counts, and the dry turns
+//!   are reported: `cold_dry_turns`); the floor reuses its 20,000 in turn, since the
+//!   emulator keeps no verified-token cache and a repeated token costs it the same.
 //!
 //! The two sides of a phase take turns in one-second slots (3 s of warm-up each, then
 //! 8 s measured each), so load from other processes on the machine hits both alike.
