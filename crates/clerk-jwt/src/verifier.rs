@@ -116,15 +116,13 @@ impl Verifier {
             return Ok(claims);
         }
         // Every rule runs in `verify_now`, without awaiting. Only a remote key source
-        // without fresh keys for the kid sends it back here, to fetch and then verify
-        // again with the key (the header is cached by then: it is not decoded again).
-        let mut fetched = None;
-        let (claims, key) = loop {
-            match self.verify_now(token, now, fetched.take())? {
-                Checked::Verified(claims, key) => break (claims, key),
-                Checked::FetchKeys(remote, kid) => {
-                    fetched = Some(self.fetch_key(remote, kid.as_deref(), now).await?);
-                }
+        // without fresh keys for the kid sends it on to `verify_fetching`, boxed: that
+        // future holds an HTTP fetch and is large (about 1.7 KB), and every caller's
+        // future, and every move of it, would carry that size on the warm path too.
+        let (claims, key) = match self.verify_now(token, now, None)? {
+            Checked::Verified(claims, key) => (claims, key),
+            Checked::FetchKeys(remote, kid) => {
+                Box::pin(self.verify_fetching(token, now, remote, kid)).await?
             }
         };
         inner
@@ -163,8 +161,9 @@ impl Verifier {
             (Some(facts), _) => facts,
             (None, raw) => {
                 let raw = raw.unwrap_or_default();
-                let facts =
-                    HeaderFacts::from(&raw.check(inner.keys.requires_kid()).map_err(reject)?);
+                let facts = Arc::new(HeaderFacts::from(
+                    &raw.check(inner.keys.requires_kid()).map_err(reject)?,
+                ));
                 inner.headers.put(parts.header, &facts);
                 facts
             }
@@ -178,7 +177,7 @@ impl Verifier {
             (None, KeySource::Remote(remote)) => {
                 match remote.fresh_key(header.kid.as_deref().unwrap_or_default(), now) {
                     Some(key) => key,
-                    None => return Ok(Checked::FetchKeys(remote, header.kid)),
+                    None => return Ok(Checked::FetchKeys(remote, header.kid.clone())),
                 }
             }
         };
@@ -431,6 +430,26 @@ fn static_key(set: &KeySet, kid: Option<&str>) -> Result<VerifyingKey> {
 }
 
 impl Verifier {
+    /// The slow path of [`Verifier::verify`]: fetches the keys for `kid`, then verifies
+    /// again with the key (the header is cached by then: it is not decoded again).
+    async fn verify_fetching(
+        &self,
+        token: &str,
+        now: i64,
+        remote: &RemoteJwks,
+        kid: Option<Arc<str>>,
+    ) -> Result<(SessionClaims, VerifyingKey)> {
+        let mut fetched = self.fetch_key(remote, kid.as_deref(), now).await?;
+        loop {
+            match self.verify_now(token, now, Some(fetched))? {
+                Checked::Verified(claims, key) => return Ok((claims, key)),
+                Checked::FetchKeys(remote, kid) => {
+                    fetched = self.fetch_key(remote, kid.as_deref(), now).await?;
+                }
+            }
+        }
+    }
+
     /// The key for `kid` from the remote source, fetching the keys when they are stale
     /// or do not hold it.
     async fn fetch_key(
