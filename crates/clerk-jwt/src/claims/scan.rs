@@ -170,6 +170,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string, borrowed unless it holds escapes.
+    #[inline]
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let bytes = self.bytes();
@@ -182,11 +183,19 @@ impl<'a> Scanner<'a> {
                     // Both ends are ASCII quotes: char boundaries of valid UTF-8.
                     return self.text.get(start..i).map(Cow::Borrowed);
                 }
-                b'\\' => break,
+                b'\\' => return self.escaped(start, i),
                 b if b < 0x20 => return None,
                 _ => i += 1,
             }
         }
+    }
+
+    /// The rest of a string from its first backslash at `i` (it started at `start`):
+    /// unescaped into an owned string. Apart, so the common string above stays small.
+    #[cold]
+    #[inline(never)]
+    fn escaped(&mut self, start: usize, i: usize) -> Option<Cow<'a, str>> {
+        let bytes = self.bytes();
         let mut out = String::with_capacity(i - start + 8);
         out.push_str(self.text.get(start..i)?);
         self.pos = i;
@@ -511,10 +520,10 @@ pub(crate) fn assert_agrees(payload: &str) {
 }
 
 /// Where the run of string bytes that need no look (no quote, no backslash, no control
-/// character) starting at `i` may end: skips eight bytes at a time while none of the
-/// eight can be one of those (a few ordinary bytes right after a special one may count
-/// as special too: that only ends the run early), and stops with fewer than eight left.
-/// The byte-by-byte loops after it decide.
+/// character) starting at `i` ends: eight bytes at a time, and at the first special byte
+/// of the eight exactly (in each mask the lowest flagged byte is a true one: a false
+/// flag only follows a true one, through the borrow), so the byte-by-byte loops after
+/// it start on that byte. With fewer than eight bytes left it stops, and they decide.
 fn plain_run(bytes: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -528,8 +537,10 @@ fn plain_run(bytes: &[u8], mut i: usize) -> usize {
         let backslash = zero_bytes(w ^ (ONES * u64::from(b'\\')));
         // Bytes below 0x20 (and none at or above 0x80, whose high bit `!w` clears).
         let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-        if quote | backslash | control != 0 {
-            break;
+        let special = quote | backslash | control;
+        if special != 0 {
+            // Little-endian: the lowest set bit is the first byte in the text.
+            return i + (special.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
@@ -865,6 +876,23 @@ mod tests {
             let mut claims = RawClaims::default();
             assert!(scan(payload, &mut claims).is_some(), "{payload}");
             assert_agrees(payload);
+        }
+    }
+
+    #[test]
+    fn a_plain_run_ends_exactly_at_the_first_special_byte() {
+        for (text, from, end) in [
+            // Found within a word of eight: the exact byte, not the word's start.
+            ("abc\"defghijklmnop", 0, 3),
+            ("abcdefghij\\klmnopqrstu", 0, 10),
+            ("abcdefghijklm\u{1}nopqrstu", 2, 13),
+            // Two in one word, and a byte above 0x7f (not special) before them.
+            ("ab\u{e9}cd\\\"fghijkl", 0, 6),
+            // With fewer than eight bytes left, the run stops where they start.
+            ("abcdefghijk", 0, 8),
+            ("abc\"", 0, 0),
+        ] {
+            assert_eq!(plain_run(text.as_bytes(), from), end, "{text:?} from {from}");
         }
     }
 }
