@@ -90,7 +90,7 @@ pub(crate) fn scan<'a>(payload: &'a str, claims: &mut RawClaims<'a>) -> Option<(
             if slot.is_some() {
                 return None;
             }
-            *slot = Some(s.value(1)?);
+            s.value_into(slot, 1)?;
             if !s.next_member()? {
                 break;
             }
@@ -264,6 +264,87 @@ impl<'a> Scanner<'a> {
         Some(n)
     }
 
+    /// Reads a value at nesting `depth` into `slot`, where it lives. A claim's
+    /// `Scalar` returned through memory and then stored was read back while its bytes
+    /// were still being written (a store-forwarding stall on every claim), so the two
+    /// common cases (a string without escapes, a small integer) come back in registers
+    /// and are written straight into the slot; the others take the general path.
+    #[inline]
+    fn value_into(&mut self, slot: &mut Option<Scalar<'a>>, depth: usize) -> Option<()> {
+        let start = self.pos;
+        match self.peek()? {
+            b'"' => {
+                if let Some(text) = self.plain_string() {
+                    *slot = Some(Scalar::Str(Cow::Borrowed(text)));
+                    return Some(());
+                }
+            }
+            b'-' | b'1'..=b'9' => {
+                if let Some(n) = self.small_int() {
+                    *slot = Some(Scalar::Int(n));
+                    return Some(());
+                }
+            }
+            _ => {}
+        }
+        self.pos = start;
+        *slot = Some(self.value(depth)?);
+        Some(())
+    }
+
+    /// A string without escapes or control characters, borrowed; `None` (with the
+    /// position anywhere) for any other string or malformed text, which
+    /// [`Scanner::string`] then reads or refuses.
+    #[inline]
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let bytes = self.bytes();
+        let start = self.pos;
+        let mut i = plain_run(bytes, start);
+        loop {
+            match *bytes.get(i)? {
+                b'"' => {
+                    self.pos = i + 1;
+                    // Both ends are ASCII quotes: char boundaries of valid UTF-8.
+                    return self.text.get(start..i);
+                }
+                b'\\' => return None,
+                b if b < 0x20 => return None,
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// An integer of 1 to 18 digits without a leading zero, fraction or exponent: the
+    /// value [`Scanner::number`] gives it. `None` (with the position anywhere) for any
+    /// other number or text, which [`Scanner::number`] then reads or refuses.
+    #[inline]
+    fn small_int(&mut self) -> Option<i64> {
+        let bytes = self.bytes();
+        let mut i = self.pos;
+        let negative = *bytes.get(i)? == b'-';
+        if negative {
+            i += 1;
+        }
+        let digits = i;
+        if !matches!(bytes.get(i)?, b'1'..=b'9') {
+            return None;
+        }
+        let mut n: i64 = 0;
+        while let Some(&d) = bytes.get(i).filter(|d| d.is_ascii_digit()) {
+            if i - digits == 18 {
+                return None;
+            }
+            n = n * 10 + i64::from(d - b'0');
+            i += 1;
+        }
+        if let Some(b'.' | b'e' | b'E') = bytes.get(i) {
+            return None;
+        }
+        self.pos = i;
+        Some(if negative { -n } else { n })
+    }
+
     /// Any value at nesting `depth` (the top-level object is depth 1).
     fn value(&mut self, depth: usize) -> Option<Scalar<'a>> {
         match self.peek()? {
@@ -347,7 +428,7 @@ impl<'a> Scanner<'a> {
                 return Some(Scalar::Int(-n));
             }
         }
-        serde_json::from_str(self.text.get(start..i)?).ok()
+        number_serde(self.text.get(start..i)?)
     }
 
     /// The end of the array or object starting here, and its nesting depth. Only the
@@ -469,7 +550,7 @@ impl<'a> Scanner<'a> {
             if slot.is_some() {
                 return None;
             }
-            *slot = Some(self.value(2)?);
+            self.value_into(slot, 2)?;
             if !self.next_member()? {
                 return Some(OrgSlot::Object(o));
             }
@@ -517,6 +598,14 @@ pub(crate) fn assert_agrees(payload: &str) {
         }
         (None, Err(_)) => {}
     }
+}
+
+/// A number the scanner does not read itself (a fraction, an exponent, more than 18
+/// digits, `-0`), read by `serde_json`. Apart, so the common integer stays small.
+#[cold]
+#[inline(never)]
+fn number_serde<'a>(text: &'a str) -> Option<Scalar<'a>> {
+    serde_json::from_str(text).ok()
 }
 
 /// Where the run of string bytes that need no look (no quote, no backslash, no control
@@ -851,6 +940,25 @@ mod tests {
             "{\"a\":\"\u{1}\"}".to_owned(),
             "{\"a\":\"[\\\"]\"}".to_owned(),
             r#"{"x":["]",{"}":"{"}]}"#.to_owned(),
+            // The fast paths of claim slots: integers at and past 18 digits, signs,
+            // leading zeros, fractions and exponents; strings with escapes, control
+            // characters or no end; the same in `o`.
+            r#"{"exp":123456789012345678,"iat":-123456789012345678,"nbf":-7}"#.to_owned(),
+            r#"{"exp":1234567890123456789,"iat":-1234567890123456789}"#.to_owned(),
+            r#"{"exp":01}"#.to_owned(),
+            r#"{"exp":-01}"#.to_owned(),
+            r#"{"exp":0,"iat":-0,"nbf":10}"#.to_owned(),
+            r#"{"exp":1.0,"iat":2E3,"nbf":3e-1,"v":4.}"#.to_owned(),
+            r#"{"exp":-,"sub":"u"}"#.to_owned(),
+            r#"{"exp":--1}"#.to_owned(),
+            r#"{"exp":12x}"#.to_owned(),
+            r#"{"exp":12"#.to_owned(),
+            r#"{"sub":"a\"b","sid":"sess_\u0031","iss":"https:\/\/x"}"#.to_owned(),
+            "{\"sub\":\"ab\tcd\"}".to_owned(),
+            "{\"sub\":\"abcdefghij\u{7f}\u{e9}\"}".to_owned(),
+            r#"{"sub":"abcdefghijklmnop"#.to_owned(),
+            r#"{"sub":"abc"#.to_owned(),
+            r#"{"o":{"id":"a\"b","rol":-5,"per":12345678901234567890,"fpm":01}}"#.to_owned(),
             String::new(),
             "[]".to_owned(),
             "null".to_owned(),
