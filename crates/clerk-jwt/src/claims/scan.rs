@@ -145,7 +145,14 @@ impl<'a> Scanner<'a> {
     /// A member's key and its colon, with the whitespace around them.
     fn key(&mut self) -> Option<Cow<'a, str>> {
         self.ws();
-        let key = self.string()?;
+        let start = self.pos;
+        let key = match self.plain_string() {
+            Some(key) => Cow::Borrowed(key),
+            None => {
+                self.pos = start;
+                self.string()?
+            }
+        };
         self.ws();
         self.eat(b':')?;
         self.ws();
