@@ -143,6 +143,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A member's key and its colon, with the whitespace around them.
+    #[inline(always)]
     fn key(&mut self) -> Option<Cow<'a, str>> {
         self.ws();
         let start = self.pos;
@@ -276,7 +277,7 @@ impl<'a> Scanner<'a> {
     /// were still being written (a store-forwarding stall on every claim), so the two
     /// common cases (a string without escapes, a small integer) come back in registers
     /// and are written straight into the slot; the others take the general path.
-    #[inline]
+    #[inline(always)]
     fn value_into(&mut self, slot: &mut Option<Scalar<'a>>, depth: usize) -> Option<()> {
         let start = self.pos;
         match self.peek()? {
