@@ -71,7 +71,7 @@ pub(crate) fn scan<'a>(payload: &'a str, claims: &mut RawClaims<'a>) -> Option<(
                     break;
                 }
                 "o" if c.o.is_none() => {
-                    c.o = Some(s.org()?);
+                    s.org_into(&mut c.o)?;
                     if s.next_member()? {
                         continue;
                     }
@@ -517,8 +517,9 @@ impl<'a> Scanner<'a> {
         Some(FvaSlot::Pair(first, second))
     }
 
-    /// `o`: an object sorted into its slots here; any other value by `serde_json`.
-    fn org(&mut self) -> Option<OrgSlot<'a>> {
+    /// `o`: an object sorted into its slots here, built where it lives in `slot` (it
+    /// is large: built apart, it was copied in); any other value by `serde_json`.
+    fn org_into(&mut self, slot: &mut Option<OrgSlot<'a>>) -> Option<()> {
         if self.peek()? != b'{' {
             let start = self.pos;
             if self.peek()? == b'[' {
@@ -530,14 +531,17 @@ impl<'a> Scanner<'a> {
             } else {
                 self.value(1)?;
             }
-            return serde_json::from_str(self.text.get(start..self.pos)?).ok();
+            *slot = Some(serde_json::from_str(self.text.get(start..self.pos)?).ok()?);
+            return Some(());
         }
         self.pos += 1;
-        let mut o = RawOrg::default();
+        let OrgSlot::Object(o) = slot.insert(OrgSlot::Object(RawOrg::default())) else {
+            return None;
+        };
         self.ws();
         if self.peek()? == b'}' {
             self.pos += 1;
-            return Some(OrgSlot::Object(o));
+            return Some(());
         }
         loop {
             let key = self.key()?;
@@ -552,7 +556,7 @@ impl<'a> Scanner<'a> {
                     if self.next_member()? {
                         continue;
                     }
-                    return Some(OrgSlot::Object(o));
+                    return Some(());
                 }
             };
             if slot.is_some() {
@@ -560,7 +564,7 @@ impl<'a> Scanner<'a> {
             }
             self.value_into(slot, 2)?;
             if !self.next_member()? {
-                return Some(OrgSlot::Object(o));
+                return Some(());
             }
         }
     }
