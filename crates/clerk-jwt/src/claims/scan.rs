@@ -1012,7 +1012,11 @@ mod tests {
             ("abcdefghijk", 0, 8),
             ("abc\"", 0, 0),
         ] {
-            assert_eq!(plain_run(text.as_bytes(), from), end, "{text:?} from {from}");
+            assert_eq!(
+                plain_run(text.as_bytes(), from),
+                end,
+                "{text:?} from {from}"
+            );
         }
     }
 }
