@@ -407,10 +407,14 @@ enum Checked<'v> {
 }
 
 /// Whether `id` is a Clerk id with this prefix: the prefix, then 1 to 64 ASCII letters
-/// and digits (Clerk's ids are base62, e.g. `user_2NNEqL2nrIRdJ194ndJqAHwEfxC`).
+/// and digits (Clerk's ids are base62, e.g. `user_2NNEqL2nrIRdJ194ndJqAHwEfxC`). The
+/// bytes are folded without an early exit, which the compiler turns into vector code.
 fn is_clerk_id(id: &str, prefix: &str) -> bool {
     id.strip_prefix(prefix).is_some_and(|rest| {
-        (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        (1..=64).contains(&rest.len())
+            && rest
+                .bytes()
+                .fold(true, |ok, b| ok & b.is_ascii_alphanumeric())
     })
 }
 
@@ -477,5 +481,33 @@ impl Verifier {
                 source,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_clerk_id;
+
+    #[test]
+    fn clerk_ids_are_the_prefix_then_1_to_64_letters_and_digits() {
+        let longest = format!("user_{}", "a1".repeat(32));
+        for good in ["user_Z", "user_2NNEqL2nrIRdJ194ndJqAHwEfxC", &longest] {
+            assert!(is_clerk_id(good, "user_"), "{good}");
+        }
+        let too_long = format!("{longest}b");
+        // A wrong byte anywhere, first or last included, whatever its kind.
+        for bad in [
+            "user_",
+            "sess_2abc",
+            "user_-abc",
+            "user_ab-c",
+            "user_abc_",
+            "user_abc\u{e9}",
+            "user_ab\u{0}c",
+            "user_abc ",
+            &too_long,
+        ] {
+            assert!(!is_clerk_id(bad, "user_"), "{bad:?}");
+        }
     }
 }
