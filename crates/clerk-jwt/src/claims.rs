@@ -242,29 +242,39 @@ impl SessionClaims {
 /// A plausible email address: one `@`, a non-empty local part and domain, no
 /// whitespace or control characters, at most 254 bytes. Deliverability is Clerk's
 /// business; this rejects the values a broken template produces.
+///
+/// One pass over the bytes (every real address is ASCII); text with other characters
+/// is also checked character by character for Unicode whitespace and controls.
 pub(crate) fn is_email_address(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else {
+    let bytes = text.as_bytes();
+    if bytes.len() > 254 {
+        return false;
+    }
+    let mut at = None;
+    let mut ascii = true;
+    let mut prev = 0u8;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'@' if at.is_some() => return false,
+            b'@' => at = Some(i),
+            // A template placeholder left in (`{{user.email}}`).
+            b'{' if prev == b'{' => return false,
+            // In ASCII, every whitespace character but the space is a control character.
+            b' ' | 0..=0x1f | 0x7f => return false,
+            0x80.. => ascii = false,
+            _ => {}
+        }
+        prev = b;
+    }
+    let Some(at) = at else {
         return false;
     };
-    text.len() <= 254
-        && !local.is_empty()
+    let (local, domain) = (&text[..at], &text[at + 1..]);
+    !local.is_empty()
         && !domain.is_empty()
-        && !domain.contains('@')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !has_space_or_control(text)
-        && !text.contains("{{")
-}
-
-/// Whether `text` holds whitespace or a control character. ASCII text (every real
-/// address) is checked byte by byte: there, every whitespace character but the space is
-/// a control character.
-fn has_space_or_control(text: &str) -> bool {
-    if text.is_ascii() {
-        text.bytes().any(|b| b == b' ' || b.is_ascii_control())
-    } else {
-        text.chars().any(|c| c.is_whitespace() || c.is_control())
-    }
+        && (ascii || !text.chars().any(|c| c.is_whitespace() || c.is_control()))
 }
 
 #[cfg(test)]

@@ -116,15 +116,13 @@ impl Verifier {
             return Ok(claims);
         }
         // Every rule runs in `verify_now`, without awaiting. Only a remote key source
-        // without fresh keys for the kid sends it back here, to fetch and then verify
-        // again with the key (the header is cached by then: it is not decoded again).
-        let mut fetched = None;
-        let (claims, key) = loop {
-            match self.verify_now(token, now, fetched.take())? {
-                Checked::Verified(claims, key) => break (claims, key),
-                Checked::FetchKeys(remote, kid) => {
-                    fetched = Some(self.fetch_key(remote, kid.as_deref(), now).await?);
-                }
+        // without fresh keys for the kid sends it on to `verify_fetching`, boxed: that
+        // future holds an HTTP fetch and is large (about 1.7 KB), and every caller's
+        // future, and every move of it, would carry that size on the warm path too.
+        let (claims, key) = match self.verify_now(token, now, None)? {
+            Checked::Verified(claims, key) => (claims, key),
+            Checked::FetchKeys(remote, kid) => {
+                Box::pin(self.verify_fetching(token, now, remote, kid)).await?
             }
         };
         inner
@@ -163,8 +161,9 @@ impl Verifier {
             (Some(facts), _) => facts,
             (None, raw) => {
                 let raw = raw.unwrap_or_default();
-                let facts =
-                    HeaderFacts::from(&raw.check(inner.keys.requires_kid()).map_err(reject)?);
+                let facts = Arc::new(HeaderFacts::from(
+                    &raw.check(inner.keys.requires_kid()).map_err(reject)?,
+                ));
                 inner.headers.put(parts.header, &facts);
                 facts
             }
@@ -178,7 +177,7 @@ impl Verifier {
             (None, KeySource::Remote(remote)) => {
                 match remote.fresh_key(header.kid.as_deref().unwrap_or_default(), now) {
                     Some(key) => key,
-                    None => return Ok(Checked::FetchKeys(remote, header.kid)),
+                    None => return Ok(Checked::FetchKeys(remote, header.kid.clone())),
                 }
             }
         };
@@ -408,10 +407,14 @@ enum Checked<'v> {
 }
 
 /// Whether `id` is a Clerk id with this prefix: the prefix, then 1 to 64 ASCII letters
-/// and digits (Clerk's ids are base62, e.g. `user_2NNEqL2nrIRdJ194ndJqAHwEfxC`).
+/// and digits (Clerk's ids are base62, e.g. `user_2NNEqL2nrIRdJ194ndJqAHwEfxC`). The
+/// bytes are folded without an early exit, which the compiler turns into vector code.
 fn is_clerk_id(id: &str, prefix: &str) -> bool {
     id.strip_prefix(prefix).is_some_and(|rest| {
-        (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        (1..=64).contains(&rest.len())
+            && rest
+                .bytes()
+                .fold(true, |ok, b| ok & b.is_ascii_alphanumeric())
     })
 }
 
@@ -431,6 +434,26 @@ fn static_key(set: &KeySet, kid: Option<&str>) -> Result<VerifyingKey> {
 }
 
 impl Verifier {
+    /// The slow path of [`Verifier::verify`]: fetches the keys for `kid`, then verifies
+    /// again with the key (the header is cached by then: it is not decoded again).
+    async fn verify_fetching(
+        &self,
+        token: &str,
+        now: i64,
+        remote: &RemoteJwks,
+        kid: Option<Arc<str>>,
+    ) -> Result<(SessionClaims, VerifyingKey)> {
+        let mut fetched = self.fetch_key(remote, kid.as_deref(), now).await?;
+        loop {
+            match self.verify_now(token, now, Some(fetched))? {
+                Checked::Verified(claims, key) => return Ok((claims, key)),
+                Checked::FetchKeys(remote, kid) => {
+                    fetched = self.fetch_key(remote, kid.as_deref(), now).await?;
+                }
+            }
+        }
+    }
+
     /// The key for `kid` from the remote source, fetching the keys when they are stale
     /// or do not hold it.
     async fn fetch_key(
@@ -458,5 +481,33 @@ impl Verifier {
                 source,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_clerk_id;
+
+    #[test]
+    fn clerk_ids_are_the_prefix_then_1_to_64_letters_and_digits() {
+        let longest = format!("user_{}", "a1".repeat(32));
+        for good in ["user_Z", "user_2NNEqL2nrIRdJ194ndJqAHwEfxC", &longest] {
+            assert!(is_clerk_id(good, "user_"), "{good}");
+        }
+        let too_long = format!("{longest}b");
+        // A wrong byte anywhere, first or last included, whatever its kind.
+        for bad in [
+            "user_",
+            "sess_2abc",
+            "user_-abc",
+            "user_ab-c",
+            "user_abc_",
+            "user_abc\u{e9}",
+            "user_ab\u{0}c",
+            "user_abc ",
+            &too_long,
+        ] {
+            assert!(!is_clerk_id(bad, "user_"), "{bad:?}");
+        }
     }
 }

@@ -127,17 +127,21 @@ pub(super) fn parse_org_v2(slot: OrgSlot<'_>) -> Result<Option<Organization>, Cl
     // allocated (the bitmasks, the role with its prefix).
     let feature_permission_map = match o.fpm {
         None | Some(Scalar::Null) => Vec::new(),
-        Some(Scalar::Str(text)) => text
-            .split(',')
-            .map(|n| {
-                n.trim().parse::<u64>().map_err(|_| {
-                    format!(
-                        "claim o.fpm must be comma-separated integers, found {}",
-                        describe_str(&text)
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?,
+        Some(Scalar::Str(text)) => {
+            let mut masks = Vec::new();
+            for n in text.split(',') {
+                match n.trim().parse::<u64>() {
+                    Ok(mask) => masks.push(mask),
+                    Err(_) => {
+                        return Err(format!(
+                            "claim o.fpm must be comma-separated integers, found {}",
+                            describe_str(&text)
+                        ));
+                    }
+                }
+            }
+            masks
+        }
         Some(other) => return Err(wrong_scalar("o.fpm", "a string", &other)),
     };
     let slug = string("o.slg", o.slg)?;

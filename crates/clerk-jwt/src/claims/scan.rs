@@ -71,7 +71,7 @@ pub(crate) fn scan<'a>(payload: &'a str, claims: &mut RawClaims<'a>) -> Option<(
                     break;
                 }
                 "o" if c.o.is_none() => {
-                    c.o = Some(s.org()?);
+                    s.org_into(&mut c.o)?;
                     if s.next_member()? {
                         continue;
                     }
@@ -90,7 +90,7 @@ pub(crate) fn scan<'a>(payload: &'a str, claims: &mut RawClaims<'a>) -> Option<(
             if slot.is_some() {
                 return None;
             }
-            *slot = Some(s.value(1)?);
+            s.value_into(slot, 1)?;
             if !s.next_member()? {
                 break;
             }
@@ -143,9 +143,17 @@ impl<'a> Scanner<'a> {
     }
 
     /// A member's key and its colon, with the whitespace around them.
+    #[inline(always)]
     fn key(&mut self) -> Option<Cow<'a, str>> {
         self.ws();
-        let key = self.string()?;
+        let start = self.pos;
+        let key = match self.plain_string() {
+            Some(key) => Cow::Borrowed(key),
+            None => {
+                self.pos = start;
+                self.string()?
+            }
+        };
         self.ws();
         self.eat(b':')?;
         self.ws();
@@ -170,6 +178,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string, borrowed unless it holds escapes.
+    #[inline]
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let bytes = self.bytes();
@@ -182,11 +191,19 @@ impl<'a> Scanner<'a> {
                     // Both ends are ASCII quotes: char boundaries of valid UTF-8.
                     return self.text.get(start..i).map(Cow::Borrowed);
                 }
-                b'\\' => break,
+                b'\\' => return self.escaped(start, i),
                 b if b < 0x20 => return None,
                 _ => i += 1,
             }
         }
+    }
+
+    /// The rest of a string from its first backslash at `i` (it started at `start`):
+    /// unescaped into an owned string. Apart, so the common string above stays small.
+    #[cold]
+    #[inline(never)]
+    fn escaped(&mut self, start: usize, i: usize) -> Option<Cow<'a, str>> {
+        let bytes = self.bytes();
         let mut out = String::with_capacity(i - start + 8);
         out.push_str(self.text.get(start..i)?);
         self.pos = i;
@@ -253,6 +270,87 @@ impl<'a> Scanner<'a> {
         }
         self.pos += 4;
         Some(n)
+    }
+
+    /// Reads a value at nesting `depth` into `slot`, where it lives. A claim's
+    /// `Scalar` returned through memory and then stored was read back while its bytes
+    /// were still being written (a store-forwarding stall on every claim), so the two
+    /// common cases (a string without escapes, a small integer) come back in registers
+    /// and are written straight into the slot; the others take the general path.
+    #[inline(always)]
+    fn value_into(&mut self, slot: &mut Option<Scalar<'a>>, depth: usize) -> Option<()> {
+        let start = self.pos;
+        match self.peek()? {
+            b'"' => {
+                if let Some(text) = self.plain_string() {
+                    *slot = Some(Scalar::Str(Cow::Borrowed(text)));
+                    return Some(());
+                }
+            }
+            b'-' | b'1'..=b'9' => {
+                if let Some(n) = self.small_int() {
+                    *slot = Some(Scalar::Int(n));
+                    return Some(());
+                }
+            }
+            _ => {}
+        }
+        self.pos = start;
+        *slot = Some(self.value(depth)?);
+        Some(())
+    }
+
+    /// A string without escapes or control characters, borrowed; `None` (with the
+    /// position anywhere) for any other string or malformed text, which
+    /// [`Scanner::string`] then reads or refuses.
+    #[inline]
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let bytes = self.bytes();
+        let start = self.pos;
+        let mut i = plain_run(bytes, start);
+        loop {
+            match *bytes.get(i)? {
+                b'"' => {
+                    self.pos = i + 1;
+                    // Both ends are ASCII quotes: char boundaries of valid UTF-8.
+                    return self.text.get(start..i);
+                }
+                b'\\' => return None,
+                b if b < 0x20 => return None,
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// An integer of 1 to 18 digits without a leading zero, fraction or exponent: the
+    /// value [`Scanner::number`] gives it. `None` (with the position anywhere) for any
+    /// other number or text, which [`Scanner::number`] then reads or refuses.
+    #[inline]
+    fn small_int(&mut self) -> Option<i64> {
+        let bytes = self.bytes();
+        let mut i = self.pos;
+        let negative = *bytes.get(i)? == b'-';
+        if negative {
+            i += 1;
+        }
+        let digits = i;
+        if !matches!(bytes.get(i)?, b'1'..=b'9') {
+            return None;
+        }
+        let mut n: i64 = 0;
+        while let Some(&d) = bytes.get(i).filter(|d| d.is_ascii_digit()) {
+            if i - digits == 18 {
+                return None;
+            }
+            n = n * 10 + i64::from(d - b'0');
+            i += 1;
+        }
+        if let Some(b'.' | b'e' | b'E') = bytes.get(i) {
+            return None;
+        }
+        self.pos = i;
+        Some(if negative { -n } else { n })
     }
 
     /// Any value at nesting `depth` (the top-level object is depth 1).
@@ -338,7 +436,7 @@ impl<'a> Scanner<'a> {
                 return Some(Scalar::Int(-n));
             }
         }
-        serde_json::from_str(self.text.get(start..i)?).ok()
+        number_serde(self.text.get(start..i)?)
     }
 
     /// The end of the array or object starting here, and its nesting depth. Only the
@@ -419,8 +517,9 @@ impl<'a> Scanner<'a> {
         Some(FvaSlot::Pair(first, second))
     }
 
-    /// `o`: an object sorted into its slots here; any other value by `serde_json`.
-    fn org(&mut self) -> Option<OrgSlot<'a>> {
+    /// `o`: an object sorted into its slots here, built where it lives in `slot` (it
+    /// is large: built apart, it was copied in); any other value by `serde_json`.
+    fn org_into(&mut self, slot: &mut Option<OrgSlot<'a>>) -> Option<()> {
         if self.peek()? != b'{' {
             let start = self.pos;
             if self.peek()? == b'[' {
@@ -432,14 +531,17 @@ impl<'a> Scanner<'a> {
             } else {
                 self.value(1)?;
             }
-            return serde_json::from_str(self.text.get(start..self.pos)?).ok();
+            *slot = Some(serde_json::from_str(self.text.get(start..self.pos)?).ok()?);
+            return Some(());
         }
         self.pos += 1;
-        let mut o = RawOrg::default();
+        let OrgSlot::Object(o) = slot.insert(OrgSlot::Object(RawOrg::default())) else {
+            return None;
+        };
         self.ws();
         if self.peek()? == b'}' {
             self.pos += 1;
-            return Some(OrgSlot::Object(o));
+            return Some(());
         }
         loop {
             let key = self.key()?;
@@ -454,15 +556,15 @@ impl<'a> Scanner<'a> {
                     if self.next_member()? {
                         continue;
                     }
-                    return Some(OrgSlot::Object(o));
+                    return Some(());
                 }
             };
             if slot.is_some() {
                 return None;
             }
-            *slot = Some(self.value(2)?);
+            self.value_into(slot, 2)?;
             if !self.next_member()? {
-                return Some(OrgSlot::Object(o));
+                return Some(());
             }
         }
     }
@@ -510,11 +612,19 @@ pub(crate) fn assert_agrees(payload: &str) {
     }
 }
 
+/// A number the scanner does not read itself (a fraction, an exponent, more than 18
+/// digits, `-0`), read by `serde_json`. Apart, so the common integer stays small.
+#[cold]
+#[inline(never)]
+fn number_serde<'a>(text: &'a str) -> Option<Scalar<'a>> {
+    serde_json::from_str(text).ok()
+}
+
 /// Where the run of string bytes that need no look (no quote, no backslash, no control
-/// character) starting at `i` may end: skips eight bytes at a time while none of the
-/// eight can be one of those (a few ordinary bytes right after a special one may count
-/// as special too: that only ends the run early), and stops with fewer than eight left.
-/// The byte-by-byte loops after it decide.
+/// character) starting at `i` ends: eight bytes at a time, and at the first special byte
+/// of the eight exactly (in each mask the lowest flagged byte is a true one: a false
+/// flag only follows a true one, through the borrow), so the byte-by-byte loops after
+/// it start on that byte. With fewer than eight bytes left it stops, and they decide.
 fn plain_run(bytes: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -528,8 +638,10 @@ fn plain_run(bytes: &[u8], mut i: usize) -> usize {
         let backslash = zero_bytes(w ^ (ONES * u64::from(b'\\')));
         // Bytes below 0x20 (and none at or above 0x80, whose high bit `!w` clears).
         let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-        if quote | backslash | control != 0 {
-            break;
+        let special = quote | backslash | control;
+        if special != 0 {
+            // Little-endian: the lowest set bit is the first byte in the text.
+            return i + (special.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
@@ -840,6 +952,25 @@ mod tests {
             "{\"a\":\"\u{1}\"}".to_owned(),
             "{\"a\":\"[\\\"]\"}".to_owned(),
             r#"{"x":["]",{"}":"{"}]}"#.to_owned(),
+            // The fast paths of claim slots: integers at and past 18 digits, signs,
+            // leading zeros, fractions and exponents; strings with escapes, control
+            // characters or no end; the same in `o`.
+            r#"{"exp":123456789012345678,"iat":-123456789012345678,"nbf":-7}"#.to_owned(),
+            r#"{"exp":1234567890123456789,"iat":-1234567890123456789}"#.to_owned(),
+            r#"{"exp":01}"#.to_owned(),
+            r#"{"exp":-01}"#.to_owned(),
+            r#"{"exp":0,"iat":-0,"nbf":10}"#.to_owned(),
+            r#"{"exp":1.0,"iat":2E3,"nbf":3e-1,"v":4.}"#.to_owned(),
+            r#"{"exp":-,"sub":"u"}"#.to_owned(),
+            r#"{"exp":--1}"#.to_owned(),
+            r#"{"exp":12x}"#.to_owned(),
+            r#"{"exp":12"#.to_owned(),
+            r#"{"sub":"a\"b","sid":"sess_\u0031","iss":"https:\/\/x"}"#.to_owned(),
+            "{\"sub\":\"ab\tcd\"}".to_owned(),
+            "{\"sub\":\"abcdefghij\u{7f}\u{e9}\"}".to_owned(),
+            r#"{"sub":"abcdefghijklmnop"#.to_owned(),
+            r#"{"sub":"abc"#.to_owned(),
+            r#"{"o":{"id":"a\"b","rol":-5,"per":12345678901234567890,"fpm":01}}"#.to_owned(),
             String::new(),
             "[]".to_owned(),
             "null".to_owned(),
@@ -865,6 +996,27 @@ mod tests {
             let mut claims = RawClaims::default();
             assert!(scan(payload, &mut claims).is_some(), "{payload}");
             assert_agrees(payload);
+        }
+    }
+
+    #[test]
+    fn a_plain_run_ends_exactly_at_the_first_special_byte() {
+        for (text, from, end) in [
+            // Found within a word of eight: the exact byte, not the word's start.
+            ("abc\"defghijklmnop", 0, 3),
+            ("abcdefghij\\klmnopqrstu", 0, 10),
+            ("abcdefghijklm\u{1}nopqrstu", 2, 13),
+            // Two in one word, and a byte above 0x7f (not special) before them.
+            ("ab\u{e9}cd\\\"fghijkl", 0, 6),
+            // With fewer than eight bytes left, the run stops where they start.
+            ("abcdefghijk", 0, 8),
+            ("abc\"", 0, 0),
+        ] {
+            assert_eq!(
+                plain_run(text.as_bytes(), from),
+                end,
+                "{text:?} from {from}"
+            );
         }
     }
 }

@@ -28,26 +28,27 @@ impl From<&CheckedHeader<'_>> for HeaderFacts {
 }
 
 /// The last header that passed the rules, by its exact base64url text. Tokens of one
-/// Clerk instance share their header, so most verifications skip decoding it.
+/// Clerk instance share their header, so most verifications skip decoding it. The
+/// facts are shared whole: a hit costs one reference count, not one per string.
 #[derive(Default)]
-pub(super) struct HeaderCache(RwLock<Option<(Box<str>, HeaderFacts)>>);
+pub(super) struct HeaderCache(RwLock<Option<(Box<str>, Arc<HeaderFacts>)>>);
 
 /// Headers longer than this are not cached.
 const MAX_CACHED_HEADER: usize = 512;
 
 impl HeaderCache {
-    pub(super) fn get(&self, header: &str) -> Option<HeaderFacts> {
+    pub(super) fn get(&self, header: &str) -> Option<Arc<HeaderFacts>> {
         let slot = self.0.read().unwrap_or_else(PoisonError::into_inner);
         match &*slot {
-            Some((text, facts)) if **text == *header => Some(facts.clone()),
+            Some((text, facts)) if **text == *header => Some(Arc::clone(facts)),
             _ => None,
         }
     }
 
-    pub(super) fn put(&self, header: &str, facts: &HeaderFacts) {
+    pub(super) fn put(&self, header: &str, facts: &Arc<HeaderFacts>) {
         if header.len() <= MAX_CACHED_HEADER {
             *self.0.write().unwrap_or_else(PoisonError::into_inner) =
-                Some((header.into(), facts.clone()));
+                Some((header.into(), Arc::clone(facts)));
         }
     }
 }
