@@ -22,7 +22,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::Code;
-use crate::routes::Route;
+use crate::routes::{Listener, Route};
 use crate::state::AppState;
 
 /// The name of the bearer security scheme (`Authorization: Bearer <Clerk token>`).
@@ -94,10 +94,16 @@ pub fn document(routes: &[Route]) -> utoipa::openapi::OpenApi {
     ),
 )]
 pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
+    openapi_json_on(state, Listener::Main).await
+}
+
+/// `GET /openapi.json` on `listener`: the routes it serves (with a metrics listener,
+/// the main one no longer serves `/metrics`, so its description leaves it out).
+pub(crate) async fn openapi_json_on(state: AppState, listener: Listener) -> Response {
     let served: Vec<Route> = Route::ALL
         .iter()
         .copied()
-        .filter(|route| route.is_served(&state))
+        .filter(|route| route.is_served(&state) && listener.serves(*route))
         .collect();
     Json(document(&served)).into_response()
 }

@@ -2,7 +2,7 @@
 //! whether this server serves it. The router and the metric labels both read it.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::middleware;
 use axum::routing::{MethodRouter, delete, get, post};
 
@@ -128,6 +128,18 @@ impl Route {
         )
     }
 
+    /// The handlers by method on `listener`; any other method is 405. The API
+    /// description lists the routes of the listener that serves it.
+    fn handlers_on(self, listener: Listener) -> MethodRouter<AppState> {
+        match self {
+            Route::OpenApi => get(move |State(state): State<AppState>| {
+                crate::openapi::openapi_json_on(state, listener)
+            })
+            .fallback(method_not_allowed),
+            _ => self.handlers(),
+        }
+    }
+
     /// The handlers by method; any other method is 405.
     fn handlers(self) -> MethodRouter<AppState> {
         let methods = match self {
@@ -220,7 +232,7 @@ impl AppState {
             .iter()
             .filter(|route| route.is_served(self) && listener.serves(**route))
         {
-            router = router.route(route.path(), route.handlers());
+            router = router.route(route.path(), route.handlers_on(listener));
         }
         router
             .fallback(|| async { ApiError::not_found() })

@@ -344,6 +344,11 @@ async fn a_metrics_listener_serves_metrics_and_probes_and_takes_metrics_off_the_
     assert_eq!(on(metrics, "/readyz").await.status(), StatusCode::OK);
     assert_eq!(on(metrics, "/healthz").await.status(), StatusCode::OK);
     assert_eq!(on(metrics, "/v1/me").await.status(), StatusCode::NOT_FOUND);
+    // The main listener's API description leaves out the /metrics it no longer serves.
+    let description: Value = on(main, "/openapi.json").await.json().await.unwrap();
+    let paths = description["paths"].as_object().unwrap();
+    assert!(!paths.contains_key("/metrics"), "{:?}", paths.keys());
+    assert!(paths.contains_key("/healthz") && paths.contains_key("/v1/query"));
     let response = on(metrics, "/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.unwrap();
