@@ -14,7 +14,7 @@ use service_config::AuthorizedParties;
 
 /// mimalloc, not glibc's malloc: a request allocates and frees dozens of small buffers
 /// across the runtime's threads, and mimalloc's per-thread free lists make that a
-/// fraction of the cost (see docs/architecture.md, "Performance").
+/// fraction of the cost (see docs/architecture.md, the server's `main.rs`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

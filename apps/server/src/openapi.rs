@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -82,7 +81,9 @@ pub fn document(routes: &[Route]) -> utoipa::openapi::OpenApi {
 // `GET /openapi.json`: the description of the routes this server serves (a server
 // with the dev endpoint and one without describe different paths). Built per request
 // (a plain comment, not a doc comment, so it stays out of the document): it is not on
-// a hot path, and nothing cached can disagree with the router.
+// a hot path, and nothing cached can disagree with the router. Each listener's router
+// names itself: with a metrics listener, the main one's description leaves out the
+// `/metrics` it no longer serves.
 #[utoipa::path(
     get,
     path = Route::OpenApi.path(),
@@ -93,13 +94,7 @@ pub fn document(routes: &[Route]) -> utoipa::openapi::OpenApi {
             content_type = "application/json", body = Object),
     ),
 )]
-pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
-    openapi_json_on(state, Listener::Main).await
-}
-
-/// `GET /openapi.json` on `listener`: the routes it serves (with a metrics listener,
-/// the main one no longer serves `/metrics`, so its description leaves it out).
-pub(crate) async fn openapi_json_on(state: AppState, listener: Listener) -> Response {
+pub(crate) async fn openapi_json(state: AppState, listener: Listener) -> Response {
     let served: Vec<Route> = Route::ALL
         .iter()
         .copied()

@@ -130,18 +130,7 @@ impl Route {
 
     /// The handlers by method on `listener`; any other method is 405. The API
     /// description lists the routes of the listener that serves it.
-    fn handlers_on(self, listener: Listener) -> MethodRouter<AppState> {
-        match self {
-            Route::OpenApi => get(move |State(state): State<AppState>| {
-                crate::openapi::openapi_json_on(state, listener)
-            })
-            .fallback(method_not_allowed),
-            _ => self.handlers(),
-        }
-    }
-
-    /// The handlers by method; any other method is 405.
-    fn handlers(self) -> MethodRouter<AppState> {
+    fn handlers(self, listener: Listener) -> MethodRouter<AppState> {
         let methods = match self {
             Route::Session => post(handlers::sign_in).merge(delete(handlers::sign_out)),
             Route::Me => get(handlers::me),
@@ -151,7 +140,9 @@ impl Route {
             Route::Healthz => get(handlers::healthz),
             Route::Readyz => get(readyz),
             Route::Metrics => get(handlers::metrics),
-            Route::OpenApi => get(crate::openapi::openapi_json),
+            Route::OpenApi => get(move |State(state): State<AppState>| {
+                crate::openapi::openapi_json(state, listener)
+            }),
             #[cfg(feature = "local-stack")]
             Route::DevToken => post(crate::dev::dev_token),
             #[cfg(feature = "local-stack")]
@@ -232,7 +223,7 @@ impl AppState {
             .iter()
             .filter(|route| route.is_served(self) && listener.serves(**route))
         {
-            router = router.route(route.path(), route.handlers_on(listener));
+            router = router.route(route.path(), route.handlers(listener));
         }
         router
             .fallback(|| async { ApiError::not_found() })
