@@ -204,6 +204,9 @@ struct Bench {
     below: &'static [(&'static str, f64)],
     /// Further report fields that must reach a bound: `(field, bound)`.
     at_least: &'static [(&'static str, f64)],
+    /// An example of the package the bench runs beside it, built first (in the bench's
+    /// profile directory, `target/release`).
+    example: Option<&'static str>,
 }
 
 const BENCHES: &[Bench] = &[
@@ -217,6 +220,7 @@ const BENCHES: &[Bench] = &[
         target_ratio: 0.90,
         below: &[],
         at_least: &[],
+        example: None,
     },
     Bench {
         name: "client",
@@ -228,6 +232,7 @@ const BENCHES: &[Bench] = &[
         target_ratio: 0.90,
         below: &[],
         at_least: &[],
+        example: None,
     },
     Bench {
         name: "server",
@@ -254,6 +259,8 @@ const BENCHES: &[Bench] = &[
             ("mix_ratio", 0.8),
             ("cold_ratio", 0.8),
         ],
+        // The calibration hop of `mix` and `cold` (apps/server/examples/bench_hop.rs).
+        example: Some("bench_hop"),
     },
 ];
 
@@ -277,6 +284,11 @@ fn bench(which: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut summary = Vec::new();
     for b in &selected {
+        if let Some(example) = b.example {
+            let mut build = cargo();
+            build.args(["build", "--release", "-p", b.package, "--example", example]);
+            step(&format!("build example {example}"), build)?;
+        }
         let mut cmd = cargo();
         cmd.args(["bench", "-p", b.package, "--bench", b.target])
             .env("CLERK_INSTANT_BENCH_DIR", &dir);

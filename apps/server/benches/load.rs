@@ -48,6 +48,13 @@
 //! 32 clients waiting on each other make latency 32 / throughput, so a throughput gap
 //! shows there a second time as milliseconds; the paced turns compare like with like.
 //! Both are reported; the p99 target is judged on the paced turns.
+//! `mix` and `cold` have a third side in the same turns, the calibration: the floor's
+//! requests through `examples/bench_hop.rs`, a forwarding proxy built like the server
+//! (axum, reqwest, mimalloc) that does nothing but forward. Its ratio is the most any
+//! server in front of the emulator could reach on this machine, and the server's
+//! throughput over the hop's (`…_server_of_hop`) is what the server's own work costs
+//! beyond the hop. `cargo xtask bench server` builds the example first; without it the
+//! calibration is left out (and said so).
 //! The machine's raw RSA rate is measured first (aws-lc-rs, one core, one second, an
 //! RS256 signature of the local Clerk's 2048-bit key) and reported beside the figures,
 //! so figures from different machines can be compared.
@@ -236,7 +243,7 @@ async fn run() -> anyhow::Result<bool> {
         let token = stack.clerk.mint(&reuse.session.id)?;
         let upstream_before = instant_calls(&http, &server.url).await?;
         let auth = HeaderValue::from_str(&format!("Bearer {token}")).context("a token header")?;
-        let [healthz, session] = drive(reuse_sides(&server.url, &auth), server.pid()).await?;
+        let [healthz, session] = drive(reuse_sides(&server.url, &auth), [server.pid(); 2]).await?;
         let upstream_calls = instant_calls(&http, &server.url).await? - upstream_before;
         println!("{}", healthz.line("GET /healthz"));
         println!(
@@ -474,7 +481,7 @@ async fn redis_run(
     sign_in(http, &server.url, &token).await?;
     let token = stack.clerk.mint(&reuse.session.id)?;
     let auth = HeaderValue::from_str(&format!("Bearer {token}")).context("a token header")?;
-    let [healthz, session] = drive(reuse_sides(&server.url, &auth), server.pid()).await?;
+    let [healthz, session] = drive(reuse_sides(&server.url, &auth), [server.pid(); 2]).await?;
     println!("{}", healthz.line("GET /healthz"));
     println!("{}", session.line("POST /v1/session (Redis store)"));
     print_turn_ratios(&session, &healthz);
@@ -506,6 +513,75 @@ fn round1(x: f64) -> f64 {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// The calibration of `mix` and `cold`: `examples/bench_hop.rs`, a forwarding proxy that
+/// does nothing else, in front of the emulator; killed when dropped. Its binary is built
+/// by `cargo xtask bench server` (`cargo build --release -p clerk-instant-server
+/// --example bench_hop`), next to this bench's own binary.
+struct Hop {
+    child: Child,
+    /// Where it listens, `http://127.0.0.1:<port>`.
+    url: String,
+}
+
+impl Drop for Hop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Hop {
+    /// The example's binary: `target/<profile>/examples/bench_hop`, this bench being
+    /// `target/<profile>/deps/load-<hash>`.
+    fn binary() -> anyhow::Result<PathBuf> {
+        let exe = std::env::current_exe()?;
+        let profile_dir = exe
+            .parent()
+            .and_then(std::path::Path::parent)
+            .context("the bench's binary is not in target/<profile>/deps")?;
+        Ok(profile_dir.join("examples").join("bench_hop"))
+    }
+
+    /// Started in front of `upstream`; `None` (said why) when its binary was not built.
+    fn spawn(upstream: &str) -> anyhow::Result<Option<Hop>> {
+        let binary = Hop::binary()?;
+        if !binary.exists() {
+            println!(
+                "no calibration hop: {} was not built (cargo xtask bench server builds it; by hand: cargo build --release -p clerk-instant-server --example bench_hop)",
+                binary.display()
+            );
+            return Ok(None);
+        }
+        let mut child = Command::new(&binary)
+            .arg(upstream)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child.stdout.take().context("the hop's stdout is piped")?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+        let addr = line.trim();
+        if addr.is_empty() {
+            let _ = child.kill();
+            bail!(
+                "{} exited without saying where it listens",
+                binary.display()
+            );
+        }
+        Ok(Some(Hop {
+            url: format!("http://{addr}"),
+            child,
+        }))
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 /// The server binary, running against the stack; killed when dropped (panics too).
@@ -821,12 +897,16 @@ fn reuse_sides(url: &str, auth: &HeaderValue) -> [MakeRequest; 2] {
 }
 
 /// `CLIENTS` tasks, each on its own keep-alive connection, sending back to back. Time is
-/// cut in `SLOT`s; even slots send `sides[0]`'s requests, odd ones `sides[1]`'s. The
-/// first `2 * WARM_UP_SLOTS` slots are not measured. A request counts for the slot it
-/// started in. Returns a `Phase` per side, with the CPU time `server_pid` and this
-/// process used in that side's measured turns.
-async fn drive(sides: [MakeRequest; 2], server_pid: u32) -> anyhow::Result<[Phase; 2]> {
-    drive_paced(sides, server_pid, None, Duration::ZERO).await
+/// cut in `SLOT`s, and the sides take them in turn: slot `k` sends `sides[k % N]`'s
+/// requests. The first `N * WARM_UP_SLOTS` slots are not measured. A request counts for
+/// the slot it started in. Returns a `Phase` per side, with the CPU time its process in
+/// `pids` (the server, or what stands in its place) and this process used in that side's
+/// measured turns.
+async fn drive<const N: usize>(
+    sides: [MakeRequest; N],
+    pids: [u32; N],
+) -> anyhow::Result<[Phase; N]> {
+    drive_paced(sides, pids, None, Duration::ZERO).await
 }
 
 /// [`drive`], flat out (`rate` `None`) or at a fixed offered load: `rate` requests per
@@ -836,23 +916,25 @@ async fn drive(sides: [MakeRequest; 2], server_pid: u32) -> anyhow::Result<[Phas
 /// woken late by the timer (tokio's is 1 ms coarse) counts from its wake, which is the
 /// timer's lateness, not the server's. `clock` is added to the time handed to the
 /// sides, so a second run continues the first's token rotation instead of replaying it.
-async fn drive_paced(
-    sides: [MakeRequest; 2],
-    server_pid: u32,
+async fn drive_paced<const N: usize>(
+    sides: [MakeRequest; N],
+    pids: [u32; N],
     rate: Option<f64>,
     clock: Duration,
-) -> anyhow::Result<[Phase; 2]> {
+) -> anyhow::Result<[Phase; N]> {
     let interval = rate.map(|rate| Duration::from_secs_f64(CLIENTS as f64 / rate));
     let sides = Arc::new(sides);
-    let slots = 2 * (WARM_UP_SLOTS + MEASURED_SLOTS);
+    let slots = N * (WARM_UP_SLOTS + MEASURED_SLOTS);
+    let warm_up = N * WARM_UP_SLOTS;
     let start = Instant::now();
-    // The server's CPU time at every slot boundary.
+    // At every slot boundary: the CPU time of the process of the side whose turn ends
+    // or begins there, and this process's.
     let sampler = tokio::spawn(async move {
         let mut samples = Vec::with_capacity(slots + 1);
         for slot in 0..=slots {
             let at = start + SLOT * u32::try_from(slot).unwrap_or(u32::MAX);
             tokio::time::sleep_until(at.into()).await;
-            samples.push((cpu_secs(server_pid), cpu_secs(std::process::id())));
+            samples.push((pids.map(cpu_secs), cpu_secs(std::process::id())));
         }
         samples
     });
@@ -866,7 +948,7 @@ async fn drive_paced(
             let mut latencies: Vec<Vec<u64>> =
                 (0..slots).map(|_| Vec::with_capacity(4096)).collect();
             let mut dry = vec![false; slots];
-            let mut failures = [Failures::default(), Failures::default()];
+            let mut failures: [Failures; N] = std::array::from_fn(|_| Failures::default());
             // Paced: this client's first due time, spread evenly over the clients.
             let mut due = interval.map(|i| start + i.mul_f64(client as f64 / CLIENTS as f64));
             loop {
@@ -892,7 +974,7 @@ async fn drive_paced(
                 if slot >= slots {
                     break;
                 }
-                let which = slot % 2;
+                let which = slot % N;
                 let Some(Request { what, builder }) = sides[which](&http, &mut rng, clock + since)
                 else {
                     dry[slot] = true;
@@ -923,19 +1005,19 @@ async fn drive_paced(
             (latencies, dry, failures)
         }));
     }
-    let mut phases = [Phase::default(), Phase::default()];
-    for phase in &mut phases {
-        phase.slot_counts = vec![0; MEASURED_SLOTS];
-    }
+    let mut phases: [Phase; N] = std::array::from_fn(|_| Phase {
+        slot_counts: vec![0; MEASURED_SLOTS],
+        ..Phase::default()
+    });
     let mut dry_slots = vec![false; slots];
     for task in tasks {
         let (latencies, dry, failures) = task.await?;
         for (slot, taken) in latencies.into_iter().enumerate() {
-            if slot < 2 * WARM_UP_SLOTS {
+            if slot < warm_up {
                 continue;
             }
-            let phase = &mut phases[slot % 2];
-            phase.slot_counts[(slot - 2 * WARM_UP_SLOTS) / 2] += taken.len() as u64;
+            let phase = &mut phases[slot % N];
+            phase.slot_counts[(slot - warm_up) / N] += taken.len() as u64;
             phase.latencies.extend(taken);
         }
         for (any, this) in dry_slots.iter_mut().zip(dry) {
@@ -946,16 +1028,18 @@ async fn drive_paced(
         }
     }
     for (slot, dry) in dry_slots.into_iter().enumerate() {
-        if dry && slot >= 2 * WARM_UP_SLOTS {
-            phases[slot % 2].dry_turns += 1;
+        if dry && slot >= warm_up {
+            phases[slot % N].dry_turns += 1;
         }
     }
     let cpu = sampler.await?;
-    for slot in 2 * WARM_UP_SLOTS..slots {
-        if let (Some((Ok(s0), Ok(c0))), Some((Ok(s1), Ok(c1)))) = (cpu.get(slot), cpu.get(slot + 1))
+    for slot in warm_up..slots {
+        let which = slot % N;
+        if let (Some((s0, Ok(c0))), Some((s1, Ok(c1)))) = (cpu.get(slot), cpu.get(slot + 1))
+            && let (Ok(s0), Ok(s1)) = (&s0[which], &s1[which])
         {
-            phases[slot % 2].server_cpu_secs += s1 - s0;
-            phases[slot % 2].client_cpu_secs += c1 - c0;
+            phases[which].server_cpu_secs += s1 - s0;
+            phases[which].client_cpu_secs += c1 - c0;
         }
     }
     for phase in &mut phases {

@@ -14,7 +14,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use serde_json::{Map, Value, json};
 
 use super::{
-    CLIENTS, Failures, MEASURED_SLOTS, MakeRequest, Phase, Request, Rng, SLOT, Server,
+    CLIENTS, Failures, Hop, MEASURED_SLOTS, MakeRequest, Phase, Request, Rng, SLOT, Server,
     WARM_UP_SLOTS, drive, drive_paced, http_client, instant_calls, mint_all, mint_each, round3,
     verdict,
 };
@@ -57,6 +57,9 @@ const TARGET_P99_ADDED_MS: f64 = 1.0;
 /// (see [`Comparison`]).
 const PACED_SHARE: f64 = 0.5;
 
+/// The calibration side's name, in failures.
+const HOP_NAME: &str = "the floor through the calibration hop";
+
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const AS_TOKEN: HeaderName = HeaderName::from_static("as-token");
 const APP_ID: HeaderName = HeaderName::from_static("app-id");
@@ -72,16 +75,40 @@ const APP_ID: HeaderName = HeaderName::from_static("app-id");
 /// (`PACED_SHARE` of the slower side's flat-out rate), each client on a fixed schedule,
 /// latency counted from when a request was due. The flat-out percentiles are reported
 /// too (`…_saturated_p99_added_ms`).
+///
+/// A third side takes its turns too when `examples/bench_hop.rs` is built: the floor's
+/// requests through a forwarding proxy that does nothing else (the calibration, see
+/// [`super::Hop`]). Its ratio is the most any server in front of the emulator could
+/// reach on this machine, and the server's throughput over the hop's says what the
+/// server's own work costs beyond the hop.
 pub(super) struct Comparison {
     server: Phase,
     direct: Phase,
     /// The paced turns: the server's side and the floor's, at `rate` requests/s.
     paced_server: Phase,
     paced_direct: Phase,
+    /// The hop's flat-out and paced turns.
+    hop: Option<(Phase, Phase)>,
     rate: f64,
     server_name: &'static str,
     direct_name: &'static str,
     users: usize,
+}
+
+/// The sides of a comparison, in the order they take their turns; each with the process
+/// whose CPU time counts for it.
+struct Sides {
+    server: (MakeRequest, u32),
+    direct: (MakeRequest, u32),
+    hop: Option<(MakeRequest, u32)>,
+}
+
+/// One run of [`Comparison::measure`]: the phases of each side, flat out and paced.
+struct Measured {
+    server: (Phase, Phase),
+    direct: (Phase, Phase),
+    hop: Option<(Phase, Phase)>,
+    rate: f64,
 }
 
 impl Comparison {
@@ -96,6 +123,16 @@ impl Comparison {
 
     fn saturated_p99_added_ms(&self) -> f64 {
         self.server.percentile_ms(99) - self.direct.percentile_ms(99)
+    }
+
+    /// The hop's throughput over the floor's (flat out), and its added p99 (paced).
+    fn hop_figures(&self) -> Option<(f64, f64)> {
+        self.hop.as_ref().map(|(flat_out, paced)| {
+            (
+                flat_out.per_s() / self.direct.per_s(),
+                paced.percentile_ms(99) - self.paced_direct.percentile_ms(99),
+            )
+        })
     }
 
     /// Its figures, as `<prefix>_…` fields.
@@ -148,6 +185,27 @@ impl Comparison {
         for (name, value) in fields {
             report.insert(format!("{prefix}_{name}"), value);
         }
+        if let (Some((hop, paced_hop)), Some((hop_ratio, hop_added))) =
+            (&self.hop, self.hop_figures())
+        {
+            let fields = [
+                ("hop_per_s", json!(hop.per_s().round())),
+                ("hop_p99_ms", json!(round3(hop.percentile_ms(99)))),
+                ("hop_ratio", json!(round3(hop_ratio))),
+                (
+                    "server_of_hop",
+                    json!(round3(self.server.per_s() / hop.per_s())),
+                ),
+                (
+                    "paced_hop_p99_ms",
+                    json!(round3(paced_hop.percentile_ms(99))),
+                ),
+                ("hop_p99_added_ms", json!(round3(hop_added))),
+            ];
+            for (name, value) in fields {
+                report.insert(format!("{prefix}_{name}"), value);
+            }
+        }
     }
 
     fn dry_turns(&self) -> u64 {
@@ -155,6 +213,10 @@ impl Comparison {
             + self.direct.dry_turns
             + self.paced_server.dry_turns
             + self.paced_direct.dry_turns
+            + self
+                .hop
+                .as_ref()
+                .map_or(0, |(flat_out, paced)| flat_out.dry_turns + paced.dry_turns)
     }
 
     /// The summary line.
@@ -179,37 +241,98 @@ impl Comparison {
             } else {
                 String::new()
             }
+        ) + &self.hop_verdict()
+    }
+
+    /// The calibration's half of the summary line.
+    fn hop_verdict(&self) -> String {
+        let (Some((hop, _)), Some((hop_ratio, hop_added))) = (&self.hop, self.hop_figures()) else {
+            return String::new();
+        };
+        format!(
+            "\n  calibration: a forwarding proxy that does nothing else (examples/bench_hop.rs) {:.0}/s -> ratio {hop_ratio:.3}, p99 added {hop_added:.3} ms at the same paced load; the server does {:.3} of the hop's throughput",
+            hop.per_s(),
+            self.server.per_s() / hop.per_s(),
         )
     }
 
-    pub(super) fn failures(self) -> [(&'static str, Failures); 4] {
-        [
+    pub(super) fn failures(self) -> Vec<(&'static str, Failures)> {
+        let mut all = vec![
             (self.server_name, self.server.failures),
             (self.direct_name, self.direct.failures),
             (self.server_name, self.paced_server.failures),
             (self.direct_name, self.paced_direct.failures),
-        ]
+        ];
+        if let Some((flat_out, paced)) = self.hop {
+            all.push((HOP_NAME, flat_out.failures));
+            all.push((HOP_NAME, paced.failures));
+        }
+        all
     }
 
-    /// Both sides flat out, then both paced at `PACED_SHARE` of the slower one's throughput
-    /// (the sides' clock continuing, so tokens keep rotating as they would).
-    async fn measure(
-        sides: [MakeRequest; 2],
-        server_pid: u32,
-        names: [&'static str; 2],
-    ) -> anyhow::Result<([Phase; 2], [Phase; 2], f64)> {
-        let again = sides.clone();
-        let flat_out = drive(sides, server_pid).await?;
-        println!("{}", flat_out[0].line(names[0]));
-        println!("{}", flat_out[1].line(names[1]));
-        super::print_turn_ratios(&flat_out[0], &flat_out[1]);
-        let rate = flat_out[0].per_s().min(flat_out[1].per_s()) * PACED_SHARE;
-        let paced = drive_paced(again, server_pid, Some(rate), turns_length()).await?;
-        println!("paced at {rate:.0} requests/s each (half the slower side's flat-out rate):");
-        println!("{}", paced[0].line(names[0]));
-        println!("{}", paced[1].line(names[1]));
-        Ok((flat_out, paced, rate))
+    /// All sides flat out, then all paced at `PACED_SHARE` of the slowest one's
+    /// throughput (the sides' clock continuing, so tokens keep rotating as they would).
+    async fn measure(sides: Sides, names: [&'static str; 2]) -> anyhow::Result<Measured> {
+        let Sides {
+            server,
+            direct,
+            hop,
+        } = sides;
+        let names = [names[0], names[1], "hop (calibration)"];
+        match hop {
+            Some(hop) => {
+                let sides = [server.0, direct.0, hop.0];
+                let pids = [server.1, direct.1, hop.1];
+                let [s, d, h] = measure_sides(sides, pids, names).await?;
+                Ok(Measured {
+                    server: s.0,
+                    direct: d.0,
+                    hop: Some(h.0),
+                    rate: s.1,
+                })
+            }
+            None => {
+                let sides = [server.0, direct.0];
+                let pids = [server.1, direct.1];
+                let [s, d] = measure_sides(sides, pids, [names[0], names[1]]).await?;
+                Ok(Measured {
+                    server: s.0,
+                    direct: d.0,
+                    hop: None,
+                    rate: s.1,
+                })
+            }
+        }
     }
+}
+
+/// The sides flat out, then paced; per side its two phases and the paced rate.
+async fn measure_sides<const N: usize>(
+    sides: [MakeRequest; N],
+    pids: [u32; N],
+    names: [&'static str; N],
+) -> anyhow::Result<[((Phase, Phase), f64); N]> {
+    let again = sides.clone();
+    let flat_out = drive(sides, pids).await?;
+    for (phase, name) in flat_out.iter().zip(names) {
+        println!("{}", phase.line(name));
+    }
+    super::print_turn_ratios(&flat_out[0], &flat_out[1]);
+    let rate = flat_out
+        .iter()
+        .map(Phase::per_s)
+        .fold(f64::INFINITY, f64::min)
+        * PACED_SHARE;
+    let paced = drive_paced(again, pids, Some(rate), turns_length()).await?;
+    println!("paced at {rate:.0} requests/s each (half the slowest side's flat-out rate):");
+    for (phase, name) in paced.iter().zip(names) {
+        println!("{}", phase.line(name));
+    }
+    let mut paced = paced.into_iter();
+    Ok(flat_out.map(|flat_out| {
+        let paced = paced.next().unwrap_or_default();
+        ((flat_out, paced), rate)
+    }))
 }
 
 /// One user of the mix.
@@ -226,8 +349,8 @@ struct MixUser {
     entity: String,
     /// `POST /runtime/auth/verify_refresh_token`'s body for the refresh token.
     verify: String,
-    /// `GET /admin/users?app_id=…&refresh_token=…`.
-    me_url: String,
+    /// `/admin/users?app_id=…&refresh_token=…`, below the emulator's (or the hop's) URL.
+    me_path: String,
 }
 
 impl MixUser {
@@ -352,7 +475,7 @@ pub(super) async fn mix(stack: &DevStack, users: usize) -> anyhow::Result<Compar
             query: json!({"query": {&namespace: {"$": {"where": {"owner": instant_id}}}}})
                 .to_string(),
             verify: json!({"app-id": app_id, "refresh-token": refresh}).to_string(),
-            me_url: format!("{instant}/admin/users?app_id={app_id}&refresh_token={refresh}"),
+            me_path: format!("/admin/users?app_id={app_id}&refresh_token={refresh}"),
             namespace,
             entity,
         });
@@ -383,24 +506,37 @@ pub(super) async fn mix(stack: &DevStack, users: usize) -> anyhow::Result<Compar
     }
 
     let users = Arc::new(mix_users);
-    let sides = [
-        server_side(&server.url, &users),
-        direct_side(stack, &users)?,
-    ];
-    // Both sides find the user's entity, once.
-    check_query(&http, &sides).await?;
+    let hop = Hop::spawn(instant)?;
+    let through_server = server_side(&server.url, &users);
+    let direct = direct_side(stack, &users, instant)?;
+    let through_hop = match &hop {
+        Some(hop) => Some((direct_side(stack, &users, &hop.url)?, hop.pid())),
+        None => None,
+    };
+    // Every side finds the user's entity, once.
+    let mut all = vec![through_server.clone(), direct.clone()];
+    all.extend(through_hop.iter().map(|(side, _)| side.clone()));
+    check_query(&http, &all).await?;
 
     let upstream_before = instant_calls(&http, &server.url).await?;
-    let ([server_phase, direct], [paced_server, paced_direct], rate) =
-        Comparison::measure(sides, server.pid(), ["server mix", "direct mix"]).await?;
+    let measured = Comparison::measure(
+        Sides {
+            server: (through_server, server.pid()),
+            direct: (direct, server.pid()),
+            hop: through_hop,
+        },
+        ["server mix", "direct mix"],
+    )
+    .await?;
     let upstream = instant_calls(&http, &server.url).await? - upstream_before;
     println!("({upstream} InstantDB calls from the server over both runs)");
     Ok(Comparison {
-        server: server_phase,
-        direct,
-        paced_server,
-        paced_direct,
-        rate,
+        server: measured.server.0,
+        direct: measured.direct.0,
+        paced_server: measured.server.1,
+        paced_direct: measured.direct.1,
+        hop: measured.hop,
+        rate: measured.rate,
         server_name: "mix through the server",
         direct_name: "mix straight to the emulator",
         users: users.len(),
@@ -451,17 +587,26 @@ fn server_side(url: &str, users: &Arc<Vec<MixUser>>) -> MakeRequest {
 /// The same mix straight to the emulator, with the user's refresh token: query and
 /// transact as admin calls with `as-token`, session as the refresh token's check, me
 /// as the user read by refresh token.
-fn direct_side(stack: &DevStack, users: &Arc<Vec<MixUser>>) -> anyhow::Result<MakeRequest> {
+/// `instant` is the emulator's URL, or the calibration hop's in front of it.
+fn direct_side(
+    stack: &DevStack,
+    users: &Arc<Vec<MixUser>>,
+    instant: &str,
+) -> anyhow::Result<MakeRequest> {
+    let me_urls: Vec<String> = users
+        .iter()
+        .map(|user| format!("{instant}{}", user.me_path))
+        .collect();
     let users = Arc::clone(users);
     let admin = admin_headers(stack)?;
-    let instant = stack.instant.url();
     let app_id = &stack.app.id;
     let query = format!("{instant}/admin/query?app_id={app_id}");
     let transact = format!("{instant}/admin/transact?app_id={app_id}");
     let verify = format!("{instant}/runtime/auth/verify_refresh_token?app_id={app_id}");
     Ok(Arc::new(move |http, rng, _| {
         // Drawn as the server's side draws them, so both sides pick alike.
-        let user = &users[rng.below(users.len())];
+        let pick = rng.below(users.len());
+        let user = &users[pick];
         let roll = rng.below(100);
         Some(if roll < QUERY_PCT {
             Request {
@@ -492,7 +637,7 @@ fn direct_side(stack: &DevStack, users: &Arc<Vec<MixUser>>) -> anyhow::Result<Ma
         } else {
             Request {
                 what: "GET /admin/users?refresh_token=",
-                builder: http.get(&user.me_url).headers(admin.clone()),
+                builder: http.get(&me_urls[pick]).headers(admin.clone()),
             }
         })
     }))
@@ -500,7 +645,7 @@ fn direct_side(stack: &DevStack, users: &Arc<Vec<MixUser>>) -> anyhow::Result<Ma
 
 /// One query on each side (the first draw of a fresh PRNG is a query for some user)
 /// finds exactly that user's entity.
-async fn check_query(http: &reqwest::Client, sides: &[MakeRequest; 2]) -> anyhow::Result<()> {
+async fn check_query(http: &reqwest::Client, sides: &[MakeRequest]) -> anyhow::Result<()> {
     for side in sides {
         // Draw until a query comes up: the PRNG is the clients' kind.
         let mut rng = Rng::new(1);
@@ -582,7 +727,8 @@ pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Compa
         .collect::<anyhow::Result<Vec<_>>>()?;
     let sessions: Vec<String> = firsts.iter().map(|s| s.session.id.clone()).collect();
     let first_tokens = mint_all(stack, &sessions, TOKEN_LIFETIME)?;
-    let id_token_url = format!("{}/runtime/oauth/id_token", stack.instant.url());
+    let instant = stack.instant.url();
+    let id_token_url = format!("{instant}/runtime/oauth/id_token");
     let body = |token: &str| {
         json!({"app_id": stack.app.id, "id_token": token, "client_name": stack.client_name})
             .to_string()
@@ -630,26 +776,40 @@ pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Compa
             })
         })
     };
+    // The floor's side, and the hop's: the same tokens in turn, each side from its own
+    // place in the pool.
     let direct_pool = Arc::new(direct_pool);
-    let direct_next = Arc::new(AtomicUsize::new(0));
-    let direct_side: MakeRequest = {
-        let (pool, next) = (Arc::clone(&direct_pool), Arc::clone(&direct_next));
+    let id_token_side = |url: String, first: usize| -> MakeRequest {
+        let pool = Arc::clone(&direct_pool);
+        let next = AtomicUsize::new(first);
         Arc::new(move |http, _, _| {
             let body = &pool[next.fetch_add(1, Ordering::Relaxed) % pool.len()];
             Some(Request {
                 what: "POST /runtime/oauth/id_token",
                 builder: http
-                    .post(&id_token_url)
+                    .post(&url)
                     .header(CONTENT_TYPE, JSON)
                     .body(body.clone()),
             })
         })
     };
+    let direct = id_token_side(id_token_url, 0);
+    let hop = Hop::spawn(instant)?;
+    let through_hop = hop.as_ref().map(|hop| {
+        let side = id_token_side(
+            format!("{}/runtime/oauth/id_token", hop.url),
+            COLD_DIRECT_POOL / 2,
+        );
+        (side, hop.pid())
+    });
 
     let upstream_before = instant_calls(&http, &server.url).await?;
-    let ([server_phase, direct], [paced_server, paced_direct], rate) = Comparison::measure(
-        [server_side, direct_side],
-        server.pid(),
+    let measured = Comparison::measure(
+        Sides {
+            server: (server_side, server.pid()),
+            direct: (direct, server.pid()),
+            hop: through_hop,
+        },
         ["server cold", "direct cold"],
     )
     .await?;
@@ -659,11 +819,12 @@ pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Compa
         server_next.load(Ordering::Relaxed).min(pool),
     );
     Ok(Comparison {
-        server: server_phase,
-        direct,
-        paced_server,
-        paced_direct,
-        rate,
+        server: measured.server.0,
+        direct: measured.direct.0,
+        paced_server: measured.server.1,
+        paced_direct: measured.direct.1,
+        hop: measured.hop,
+        rate: measured.rate,
         server_name: "cold sign-in through the server",
         direct_name: "cold sign-in straight to the emulator",
         users: clerk_users,
