@@ -43,7 +43,7 @@
 //! 8 s measured each), so load from other processes on the machine hits both alike.
 //! `mix` and `cold` run their turns twice: flat out (each client sends again as soon
 //! as it is answered) for throughput, then paced, both sides offered the same load
-//! (half the slower side's flat-out rate, each client on a fixed schedule, a request's
+//! (half the slowest side's flat-out rate, each client on a fixed schedule, a request's
 //! latency counted from when it was due) for the latency the server adds. Flat out,
 //! 32 clients waiting on each other make latency 32 / throughput, so a throughput gap
 //! shows there a second time as milliseconds; the paced turns compare like with like.

@@ -52,8 +52,8 @@ const COLD_POOL: usize = 200_000;
 const COLD_DIRECT_POOL: usize = 20_000;
 const TARGET_RATIO: f64 = 0.8;
 const TARGET_P99_ADDED_MS: f64 = 1.0;
-/// The offered load of the latency turns, as a share of the slower side's flat-out
-/// throughput: both sides get the same requests per second, which both can sustain
+/// The offered load of the latency turns, as a share of the slowest side's flat-out
+/// throughput: every side gets the same requests per second, which each can sustain
 /// (see [`Comparison`]).
 const PACED_SHARE: f64 = 0.5;
 
@@ -72,7 +72,7 @@ const APP_ID: HeaderName = HeaderName::from_static("app-id");
 /// throughput gap shows up there as added milliseconds (at a ratio of 0.8 and 9,000
 /// requests/s, already +0.9 ms at the median). What the server adds to a request is
 /// measured at equal load instead: both sides offered the same requests per second
-/// (`PACED_SHARE` of the slower side's flat-out rate), each client on a fixed schedule,
+/// (`PACED_SHARE` of the slowest side's flat-out rate), each client on a fixed schedule,
 /// latency counted from when a request was due. The flat-out percentiles are reported
 /// too (`…_saturated_p99_added_ms`).
 ///
