@@ -26,7 +26,7 @@ use axum::response::{IntoResponse as _, Response};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The largest request body forwarded (the server's own default limit).
+/// The largest request body forwarded: far above anything the bench sends.
 const MAX_BODY: usize = 1 << 20;
 
 #[derive(Clone)]

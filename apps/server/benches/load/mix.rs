@@ -103,14 +103,6 @@ struct Sides {
     hop: Option<(MakeRequest, u32)>,
 }
 
-/// One run of [`Comparison::measure`]: the phases of each side, flat out and paced.
-struct Measured {
-    server: (Phase, Phase),
-    direct: (Phase, Phase),
-    hop: Option<(Phase, Phase)>,
-    rate: f64,
-}
-
 impl Comparison {
     fn ratio(&self) -> f64 {
         self.server.per_s() / self.direct.per_s()
@@ -272,46 +264,54 @@ impl Comparison {
 
     /// All sides flat out, then all paced at `PACED_SHARE` of the slowest one's
     /// throughput (the sides' clock continuing, so tokens keep rotating as they would).
-    async fn measure(sides: Sides, names: [&'static str; 2]) -> anyhow::Result<Measured> {
+    /// `names`: the sides' names in the printed lines, then in failures; `users`: for
+    /// the report.
+    async fn measure(
+        sides: Sides,
+        names: [&'static str; 2],
+        failure_names: [&'static str; 2],
+        users: usize,
+    ) -> anyhow::Result<Comparison> {
         let Sides {
             server,
             direct,
             hop,
         } = sides;
-        let names = [names[0], names[1], "hop (calibration)"];
-        match hop {
+        let ((server, direct, hop), rate) = match hop {
             Some(hop) => {
                 let sides = [server.0, direct.0, hop.0];
                 let pids = [server.1, direct.1, hop.1];
-                let [s, d, h] = measure_sides(sides, pids, names).await?;
-                Ok(Measured {
-                    server: s.0,
-                    direct: d.0,
-                    hop: Some(h.0),
-                    rate: s.1,
-                })
+                let names = [names[0], names[1], "hop (calibration)"];
+                let ([s, d, h], rate) = measure_sides(sides, pids, names).await?;
+                ((s, d, Some(h)), rate)
             }
             None => {
                 let sides = [server.0, direct.0];
                 let pids = [server.1, direct.1];
-                let [s, d] = measure_sides(sides, pids, [names[0], names[1]]).await?;
-                Ok(Measured {
-                    server: s.0,
-                    direct: d.0,
-                    hop: None,
-                    rate: s.1,
-                })
+                let ([s, d], rate) = measure_sides(sides, pids, names).await?;
+                ((s, d, None), rate)
             }
-        }
+        };
+        Ok(Comparison {
+            server: server.0,
+            direct: direct.0,
+            paced_server: server.1,
+            paced_direct: direct.1,
+            hop,
+            rate,
+            server_name: failure_names[0],
+            direct_name: failure_names[1],
+            users,
+        })
     }
 }
 
-/// The sides flat out, then paced; per side its two phases and the paced rate.
+/// The sides flat out, then paced: per side its two phases, and the paced rate.
 async fn measure_sides<const N: usize>(
     sides: [MakeRequest; N],
     pids: [u32; N],
     names: [&'static str; N],
-) -> anyhow::Result<[((Phase, Phase), f64); N]> {
+) -> anyhow::Result<([(Phase, Phase); N], f64)> {
     let again = sides.clone();
     let flat_out = drive(sides, pids).await?;
     for (phase, name) in flat_out.iter().zip(names) {
@@ -329,10 +329,8 @@ async fn measure_sides<const N: usize>(
         println!("{}", phase.line(name));
     }
     let mut paced = paced.into_iter();
-    Ok(flat_out.map(|flat_out| {
-        let paced = paced.next().unwrap_or_default();
-        ((flat_out, paced), rate)
-    }))
+    let phases = flat_out.map(|flat_out| (flat_out, paced.next().unwrap_or_default()));
+    Ok((phases, rate))
 }
 
 /// One user of the mix.
@@ -519,28 +517,20 @@ pub(super) async fn mix(stack: &DevStack, users: usize) -> anyhow::Result<Compar
     check_query(&http, &all).await?;
 
     let upstream_before = instant_calls(&http, &server.url).await?;
-    let measured = Comparison::measure(
+    let comparison = Comparison::measure(
         Sides {
             server: (through_server, server.pid()),
             direct: (direct, server.pid()),
             hop: through_hop,
         },
         ["server mix", "direct mix"],
+        ["mix through the server", "mix straight to the emulator"],
+        users.len(),
     )
     .await?;
     let upstream = instant_calls(&http, &server.url).await? - upstream_before;
     println!("({upstream} InstantDB calls from the server over both runs)");
-    Ok(Comparison {
-        server: measured.server.0,
-        direct: measured.direct.0,
-        paced_server: measured.server.1,
-        paced_direct: measured.direct.1,
-        hop: measured.hop,
-        rate: measured.rate,
-        server_name: "mix through the server",
-        direct_name: "mix straight to the emulator",
-        users: users.len(),
-    })
+    Ok(comparison)
 }
 
 /// The mix through the server: the user's current token on every route.
@@ -804,13 +794,18 @@ pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Compa
     });
 
     let upstream_before = instant_calls(&http, &server.url).await?;
-    let measured = Comparison::measure(
+    let comparison = Comparison::measure(
         Sides {
             server: (server_side, server.pid()),
             direct: (direct, server.pid()),
             hop: through_hop,
         },
         ["server cold", "direct cold"],
+        [
+            "cold sign-in through the server",
+            "cold sign-in straight to the emulator",
+        ],
+        clerk_users,
     )
     .await?;
     let upstream = instant_calls(&http, &server.url).await? - upstream_before;
@@ -818,17 +813,7 @@ pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Compa
         "({upstream} InstantDB calls from the server; {} of its {pool} tokens used)",
         server_next.load(Ordering::Relaxed).min(pool),
     );
-    Ok(Comparison {
-        server: measured.server.0,
-        direct: measured.direct.0,
-        paced_server: measured.server.1,
-        paced_direct: measured.direct.1,
-        hop: measured.hop,
-        rate: measured.rate,
-        server_name: "cold sign-in through the server",
-        direct_name: "cold sign-in straight to the emulator",
-        users: clerk_users,
-    })
+    Ok(comparison)
 }
 
 /// RS256 verifications per second on one core for one second: aws-lc-rs's
