@@ -78,7 +78,9 @@ pub struct ServerArgs {
         default_value_t = 10
     )]
     pub request_timeout: u64,
-    /// Seconds a stored InstantDB session is reused without asking InstantDB.
+    /// Seconds a stored InstantDB session is reused without asking InstantDB, at most
+    /// (each Clerk session comes due between three quarters of it and all of it, by its
+    /// id, so sessions signed in together do not all ask InstantDB in the same second).
     #[arg(
         long = "session-revalidate-secs",
         alias = "session-revalidate",

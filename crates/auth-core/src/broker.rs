@@ -20,6 +20,34 @@ pub(crate) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// How long a Clerk session's stored InstantDB session is trusted after InstantDB last
+/// confirmed it, in seconds: `revalidate_after`, less up to a quarter of it, by the
+/// session id. Sessions signed in together (after a deploy, a restart of a memory
+/// store, a morning rush) would otherwise all come due in the same second, every one
+/// of their next requests would wait for an InstantDB confirmation at once, and they
+/// would come due together again a minute later, for ever: with the windows spread by
+/// session id, the first round is spread over a quarter of the period, and each round
+/// spreads them further. Never longer than `revalidate_after`, so it stays the most a
+/// stored session goes unconfirmed; the same session gets the same window on every
+/// replica (a fixed hash of its id).
+pub(crate) fn revalidate_window(revalidate_after: Duration, session_id: &str) -> i64 {
+    let period = secs(revalidate_after);
+    let spread = u64::try_from(period / 4).unwrap_or(0);
+    let hash = session_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    // FNV-1a mixes the last bytes poorly (ids that differ there, as Clerk's may, would
+    // bunch up): MurmurHash3's finalizer spreads every input bit over the whole word.
+    let mut mixed = hash ^ (hash >> 33);
+    mixed = mixed.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    mixed ^= mixed >> 33;
+    mixed = mixed.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    mixed ^= mixed >> 33;
+    period - i64::try_from(mixed % (spread + 1)).unwrap_or(0)
+}
+
 /// The first pause of a sign-in waiting for another's lock, doubled up to
 /// [`LOCK_POLL_MAX`].
 const LOCK_POLL_FIRST: Duration = Duration::from_millis(5);
@@ -32,10 +60,25 @@ const LOCK_WAIT_SLACK: Duration = Duration::from_secs(2);
 enum Judgement {
     /// Hand it out as is.
     Fresh,
-    /// Ask InstantDB first (the reuse window passed, or the token's email changed).
+    /// Its reuse window passed, and nothing else: a sign-in asks InstantDB first; a
+    /// query or transaction uses it as is, since InstantDB checks the token on that
+    /// call anyway (one it no longer knows fails it, and the broker signs in again).
+    Due,
+    /// Ask InstantDB first (the token's email changed).
     Confirm,
     /// It is not this token's: drop it and sign it out.
     Drop,
+}
+
+impl Judgement {
+    /// Whether a stored session so judged serves a caller that needs `enough`.
+    fn serves(self, enough: Judgement) -> bool {
+        match self {
+            Judgement::Fresh => true,
+            Judgement::Due => enough == Judgement::Due,
+            Judgement::Confirm | Judgement::Drop => false,
+        }
+    }
 }
 
 /// Who holds a sign-in lock: random per sign-in, so a lapsed holder cannot release a
@@ -209,14 +252,19 @@ impl SessionBroker {
     /// server can answer most sign-ins with this alone and save the detached task the
     /// full sign-in needs.
     pub async fn stored_sign_in(&self, token: &Verified<'_>) -> Result<Option<SignIn>, Error> {
-        Ok(self.reusable(token.identity.clone()).await?.ok())
+        Ok(self
+            .reusable(token.identity.clone(), Judgement::Fresh)
+            .await?
+            .ok())
     }
 
     /// See [`stored_sign_in`](Self::stored_sign_in); hands the identity back when
-    /// InstantDB must be asked.
+    /// InstantDB must be asked. `enough`: the judgement the stored session needs at
+    /// least (`Fresh` for a sign-in, `Due` for a call that checks the token itself).
     async fn reusable(
         &self,
         identity: ClerkIdentity,
+        enough: Judgement,
     ) -> Result<Result<SignIn, ClerkIdentity>, Error> {
         let now = self.clock.now();
         match self
@@ -225,9 +273,7 @@ impl SessionBroker {
             .await?
         {
             Lookup::Refused => Err(Error::SessionSignedOut),
-            Lookup::Found(Some(stored))
-                if self.judge(&identity, &stored, now) == Judgement::Fresh =>
-            {
+            Lookup::Found(Some(stored)) if self.judge(&identity, &stored, now).serves(enough) => {
                 Ok(Ok(reused(identity, stored)))
             }
             Lookup::Found(_) => Ok(Err(identity)),
@@ -241,7 +287,7 @@ impl SessionBroker {
     ) -> Result<SignIn, Error> {
         // One round trip to the store on the common path: refused, or the stored
         // session as is.
-        let identity = match self.reusable(identity).await? {
+        let identity = match self.reusable(identity, Judgement::Fresh).await? {
             Ok(ready) => return Ok(ready),
             Err(identity) => identity,
         };
@@ -288,12 +334,14 @@ impl SessionBroker {
             // Admin strategy: the session was minted for another email (the Clerk
             // user's primary email changed), so it is not this token's any more.
             Judgement::Drop
-        } else if !email_differs
-            && now.saturating_sub(stored.confirmed_at) < secs(self.config.revalidate_after)
+        } else if email_differs {
+            Judgement::Confirm
+        } else if now.saturating_sub(stored.confirmed_at)
+            < revalidate_window(self.config.revalidate_after, &identity.session_id)
         {
             Judgement::Fresh
         } else {
-            Judgement::Confirm
+            Judgement::Due
         }
     }
 
@@ -348,7 +396,10 @@ impl SessionBroker {
                         self.sign_out_in_background(vec![stale]);
                     }
                 }
-                Judgement::Confirm => match self.confirm(token, identity, &stored).await {
+                Judgement::Due | Judgement::Confirm => match self
+                    .confirm(token, identity, &stored)
+                    .await
+                {
                     Ok(signed) => {
                         let reused = signed.refresh_token == stored.refresh_token;
                         let user = Arc::new(signed.user);
@@ -765,7 +816,9 @@ impl SessionBroker {
         .await
     }
 
-    /// Runs `call` with the stored session's refresh token when it can be used as is.
+    /// Runs `call` with the stored session's refresh token when it can be used as is:
+    /// fresh, or past its reuse window (the call is InstantDB's check of the token;
+    /// `None` when InstantDB no longer knows it).
     async fn as_stored_user<T, F, Fut>(
         &self,
         token: &Verified<'_>,
@@ -776,7 +829,11 @@ impl SessionBroker {
         F: FnOnce(RefreshToken) -> Fut,
         Fut: Future<Output = Result<T, instant_client::Error>>,
     {
-        let Ok(session) = self.reusable(token.identity.clone()).await? else {
+        // Past its reuse window too: this call is InstantDB's check of the token.
+        let Ok(session) = self
+            .reusable(token.identity.clone(), Judgement::Due)
+            .await?
+        else {
             return Ok(None);
         };
         match call(session.refresh_token).await {
@@ -797,9 +854,14 @@ impl SessionBroker {
         F: Fn(RefreshToken) -> Fut,
         Fut: Future<Output = Result<T, instant_client::Error>>,
     {
-        let session = self
-            .sign_in_verified(token.token, token.identity.clone())
-            .await?;
+        // A stored session past its reuse window serves too: this call checks it.
+        let session = match self
+            .reusable(token.identity.clone(), Judgement::Due)
+            .await?
+        {
+            Ok(session) => session,
+            Err(identity) => self.sign_in_verified(token.token, identity).await?,
+        };
         match call(session.refresh_token.clone()).await {
             Err(e) if is_dead_refresh_token(&e) => {
                 let session = self.renew(token.token, session).await?;

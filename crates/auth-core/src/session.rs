@@ -198,10 +198,12 @@ pub struct SignOut {
 pub struct BrokerConfig {
     /// How InstantDB sessions are obtained.
     pub strategy: Strategy,
-    /// A stored session is returned without asking InstantDB for this long after
-    /// InstantDB last confirmed it; after that the sign-in passes the stored refresh
-    /// token back to InstantDB (which reuses it) or checks it (admin strategy). Zero
-    /// asks every time. Default 60 s.
+    /// A stored session is returned without asking InstantDB for at most this long
+    /// after InstantDB last confirmed it; after that the sign-in passes the stored
+    /// refresh token back to InstantDB (which reuses it) or checks it (admin strategy).
+    /// Each Clerk session comes due somewhere between three quarters of this and all of
+    /// it, by its id, so sessions signed in together do not all ask InstantDB in the
+    /// same second. Zero asks every time. Default 60 s.
     pub revalidate_after: Duration,
     /// How long a stored session is kept. Default 7 days (Clerk's default session
     /// lifetime).

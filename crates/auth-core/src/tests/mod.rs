@@ -14,6 +14,7 @@ use mockall::Sequence;
 use mockall::predicate::{always, eq};
 use serde_json::json;
 
+use crate::broker::revalidate_window;
 use crate::ports::{MockClerkSessions, MockInstantAuth};
 use crate::{
     BrokerConfig, Error, ErrorKind, Half, MemorySessionStore, SessionBroker, SessionStore,
@@ -211,19 +212,49 @@ async fn repeated_sign_ins_reuse_the_session_and_pass_its_token_back_when_revali
         None,
     );
     let first = broker.sign_in(&f.token()).await.unwrap();
+    // This session's window: 60 s less up to 15 s, by its id.
+    let window = revalidate_window(Duration::from_secs(60), TEST_SESSION_ID);
+    assert!((45..=60).contains(&window), "{window}");
     // Within the window: no InstantDB call at all.
-    for _ in 0..5 {
-        f.clock.advance(10);
+    for step in [10, 10, 10, 10, window - 41] {
+        f.clock.advance(step);
         let again = broker.sign_in(&f.token()).await.unwrap();
         assert_eq!(again.refresh_token, first.refresh_token);
         assert!(again.reused);
         assert!(!again.created);
     }
-    f.clock.advance(10);
+    // At the end of its window (second `window`), the stored token goes back.
+    f.clock.advance(1);
     let revalidated = broker.sign_in(&f.token()).await.unwrap();
     assert_eq!(revalidated.refresh_token, rt(1));
     assert!(revalidated.reused);
     assert_eq!(f.store.len().await.unwrap(), 1);
+}
+
+#[test]
+fn revalidation_windows_are_spread_over_the_last_quarter_by_session_id() {
+    let period = Duration::from_secs(60);
+    let windows: Vec<i64> = (0..2000)
+        .map(|i| revalidate_window(period, &format!("sess_2spread{i:018}")))
+        .collect();
+    // Never longer than the setting, never shorter than three quarters of it.
+    assert!(windows.iter().all(|w| (45..=60).contains(w)));
+    // Spread over the whole range, about evenly: every second of it is someone's.
+    for second in 45..=60 {
+        let n = windows.iter().filter(|w| **w == second).count();
+        assert!(
+            (60..=200).contains(&n),
+            "{n} sessions come due at {second} s"
+        );
+    }
+    // The same session, the same window (on every replica).
+    assert_eq!(
+        revalidate_window(period, "sess_2abc"),
+        revalidate_window(period, "sess_2abc")
+    );
+    // Zero still asks every time; periods under 4 s are not spread.
+    assert_eq!(revalidate_window(Duration::ZERO, "sess_2abc"), 0);
+    assert_eq!(revalidate_window(Duration::from_secs(3), "sess_2abc"), 3);
 }
 
 #[tokio::test]
@@ -538,6 +569,101 @@ async fn the_stored_session_path_runs_only_a_usable_session_and_leaves_the_rest_
     );
     // InstantDB no longer knows the token: `None`, and no renewal here (it may mint).
     assert_eq!(broker.transact_stored(&verified, &tx).await.unwrap(), None);
+    settle(&broker).await;
+}
+
+#[tokio::test]
+async fn past_its_reuse_window_a_stored_session_serves_calls_as_is_and_sign_ins_confirm_it() {
+    let f = Fixture::new();
+    let mut seq = Sequence::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(|_, _, refresh| refresh.is_none())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(1, true)));
+    // Past the window: the query and the transaction are InstantDB's check of the
+    // stored token; no sign-in before them.
+    instant
+        .expect_query_as()
+        .withf(|token, _| *token == rt(1))
+        .times(2)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(raw(r#"{"goals":[]}"#)));
+    instant
+        .expect_transact_as()
+        .with(eq(rt(1)), always())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(TxId(3)));
+    // A sign-in past the window still passes the stored token back first.
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(|_, _, refresh| refresh.as_ref() == Some(&rt(1)))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(1, false)));
+    // Past the window again, InstantDB no longer knows the token: the call fails, the
+    // stored path says so, and the full path signs in afresh and runs it again.
+    instant
+        .expect_query_as()
+        .withf(|token, _| *token == rt(1))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Err(dead_token()));
+    instant
+        .expect_query_as()
+        .withf(|token, _| *token == rt(1))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Err(dead_token()));
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(|_, _, refresh| refresh.is_none())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(2, true)));
+    instant
+        .expect_query_as()
+        .withf(|token, _| *token == rt(2))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(raw(r#"{"goals":[]}"#)));
+    instant.expect_sign_out().returning(|_| Ok(()));
+    let broker = f.broker(id_token(), instant, None);
+    let query = Query::new(json!({"goals": {}}));
+    let tx = Transaction::new().update("goals", Uuid::from_u128(1), json!({"title": "x"}));
+    broker.sign_in(&f.token()).await.unwrap();
+
+    f.clock.advance(61);
+    let token = f.token();
+    let verified = broker.authenticate(&token).await.unwrap();
+    let result = broker.query_stored(&verified, &query).await.unwrap();
+    assert!(result.is_some());
+    assert!(broker.query(&token, &query).await.is_ok());
+    assert_eq!(
+        broker.transact_stored(&verified, &tx).await.unwrap(),
+        Some(TxId(3))
+    );
+    let confirmed = broker.sign_in(&token).await.unwrap();
+    assert!(confirmed.reused);
+    assert_eq!(confirmed.refresh_token, rt(1));
+
+    f.clock.advance(61);
+    let token = f.token();
+    let verified = broker.authenticate(&token).await.unwrap();
+    assert!(
+        broker
+            .query_stored(&verified, &query)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The full path tries the stored token too, drops it when the query fails the
+    // same way, and signs in afresh.
+    assert!(broker.query_verified(&verified, &query).await.is_ok());
+    assert_eq!(f.store.len().await.unwrap(), 1);
     settle(&broker).await;
 }
 
