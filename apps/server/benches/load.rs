@@ -803,6 +803,9 @@ struct Phase {
     latencies: Vec<u64>,
     /// Requests started in each measured turn.
     slot_counts: Vec<u64>,
+    /// Each measured turn's p99, in milliseconds: a stall of the machine lands in one
+    /// side's turn, where it sets that turn's p99 and leaves the others alone.
+    turn_p99s_ms: Vec<f64>,
     /// CPU time the server process spent in the measured turns, in seconds.
     server_cpu_secs: f64,
     /// CPU time this process (the clients, mostly) spent in the measured turns.
@@ -819,12 +822,7 @@ impl Phase {
 
     /// The `p`th percentile (nearest rank), in milliseconds.
     fn percentile_ms(&self, p: usize) -> f64 {
-        let n = self.latencies.len();
-        if n == 0 {
-            return f64::NAN;
-        }
-        let rank = (n * p).div_ceil(100).max(1);
-        self.latencies[rank - 1] as f64 / 1e6
+        percentile_ms(&self.latencies, p)
     }
 
     fn line(&self, name: &str) -> String {
@@ -839,6 +837,16 @@ impl Phase {
             self.failures.count
         )
     }
+}
+
+/// The `p`th percentile (nearest rank) of sorted nanosecond latencies, in milliseconds.
+fn percentile_ms(sorted: &[u64], p: usize) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let rank = (n * p).div_ceil(100).max(1);
+    sorted[rank - 1] as f64 / 1e6
 }
 
 /// One request of a turn, and what it is (named in a failure).
@@ -1009,6 +1017,8 @@ async fn drive_paced<const N: usize>(
         slot_counts: vec![0; MEASURED_SLOTS],
         ..Phase::default()
     });
+    // Every client's latencies of each measured slot, pooled by slot.
+    let mut by_slot: Vec<Vec<u64>> = vec![Vec::new(); slots];
     let mut dry_slots = vec![false; slots];
     for task in tasks {
         let (latencies, dry, failures) = task.await?;
@@ -1018,7 +1028,8 @@ async fn drive_paced<const N: usize>(
             }
             let phase = &mut phases[slot % N];
             phase.slot_counts[(slot - warm_up) / N] += taken.len() as u64;
-            phase.latencies.extend(taken);
+            phase.latencies.extend_from_slice(&taken);
+            by_slot[slot].extend(taken);
         }
         for (any, this) in dry_slots.iter_mut().zip(dry) {
             *any |= this;
@@ -1041,6 +1052,12 @@ async fn drive_paced<const N: usize>(
             phases[which].server_cpu_secs += s1 - s0;
             phases[which].client_cpu_secs += c1 - c0;
         }
+    }
+    for (slot, mut taken) in by_slot.into_iter().enumerate().skip(warm_up) {
+        taken.sort_unstable();
+        phases[slot % N]
+            .turn_p99s_ms
+            .push(percentile_ms(&taken, 99));
     }
     for phase in &mut phases {
         phase.latencies.sort_unstable();

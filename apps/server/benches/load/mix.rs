@@ -113,6 +113,16 @@ impl Comparison {
         self.paced_server.percentile_ms(99) - self.paced_direct.percentile_ms(99)
     }
 
+    /// At equal offered load, turn against turn: the median over the paced rounds of
+    /// the server turn's p99 minus the floor turn's p99 of the same round. A stall of
+    /// the machine (a kernel thread holding a core for tens of milliseconds; the
+    /// calibration hop is hit by them too) sets the p99 of the one turn it lands in,
+    /// and with it the pooled p99 of that side: this figure is what the server adds in
+    /// a typical second, the pooled one what it added over all of them.
+    fn p99_added_by_turn_ms(&self) -> f64 {
+        added_by_turn(&self.paced_server, &self.paced_direct)
+    }
+
     fn saturated_p99_added_ms(&self) -> f64 {
         self.server.percentile_ms(99) - self.direct.percentile_ms(99)
     }
@@ -172,6 +182,32 @@ impl Comparison {
                 json!(round3(self.paced_direct.percentile_ms(99))),
             ),
             ("p99_added_ms", json!(round3(self.p99_added_ms()))),
+            (
+                "p99_added_by_turn_ms",
+                json!(round3(self.p99_added_by_turn_ms())),
+            ),
+            (
+                "paced_server_turn_p99s_ms",
+                json!(
+                    self.paced_server
+                        .turn_p99s_ms
+                        .iter()
+                        .copied()
+                        .map(round3)
+                        .collect::<Vec<_>>()
+                ),
+            ),
+            (
+                "paced_direct_turn_p99s_ms",
+                json!(
+                    self.paced_direct
+                        .turn_p99s_ms
+                        .iter()
+                        .copied()
+                        .map(round3)
+                        .collect::<Vec<_>>()
+                ),
+            ),
             ("dry_turns", json!(self.dry_turns())),
         ];
         for (name, value) in fields {
@@ -193,6 +229,21 @@ impl Comparison {
                     json!(round3(paced_hop.percentile_ms(99))),
                 ),
                 ("hop_p99_added_ms", json!(round3(hop_added))),
+                (
+                    "hop_p99_added_by_turn_ms",
+                    json!(round3(added_by_turn(paced_hop, &self.paced_direct))),
+                ),
+                (
+                    "paced_hop_turn_p99s_ms",
+                    json!(
+                        paced_hop
+                            .turn_p99s_ms
+                            .iter()
+                            .copied()
+                            .map(round3)
+                            .collect::<Vec<_>>()
+                    ),
+                ),
             ];
             for (name, value) in fields {
                 report.insert(format!("{prefix}_{name}"), value);
@@ -217,7 +268,7 @@ impl Comparison {
         let added = self.p99_added_ms();
         let dry = self.dry_turns();
         format!(
-            "{name}: server {:.0}/s vs direct {:.0}/s -> ratio {ratio:.3} ({} target >= {TARGET_RATIO}); at {:.0} requests/s each, p99 {:.3} ms vs {:.3} ms -> added {added:.3} ms ({} target <= {TARGET_P99_ADDED_MS} ms; flat out it was {:+.3} ms){}",
+            "{name}: server {:.0}/s vs direct {:.0}/s -> ratio {ratio:.3} ({} target >= {TARGET_RATIO}); at {:.0} requests/s each, p99 {:.3} ms vs {:.3} ms -> added {added:.3} ms ({} target <= {TARGET_P99_ADDED_MS} ms; turn against turn {:+.3} ms, median of the rounds; flat out it was {:+.3} ms){}",
             self.server.per_s(),
             self.direct.per_s(),
             verdict(ratio >= TARGET_RATIO),
@@ -225,6 +276,7 @@ impl Comparison {
             self.paced_server.percentile_ms(99),
             self.paced_direct.percentile_ms(99),
             verdict(added <= TARGET_P99_ADDED_MS),
+            self.p99_added_by_turn_ms(),
             self.saturated_p99_added_ms(),
             if dry > 0 {
                 format!(
@@ -242,8 +294,14 @@ impl Comparison {
             return String::new();
         };
         format!(
-            "\n  calibration: a forwarding proxy that does nothing else (examples/bench_hop.rs) {:.0}/s -> ratio {hop_ratio:.3}, p99 added {hop_added:.3} ms at the same paced load; the server does {:.3} of the hop's throughput",
+            "\n  calibration: a forwarding proxy that does nothing else (examples/bench_hop.rs) {:.0}/s -> ratio {hop_ratio:.3}, p99 added {hop_added:.3} ms at the same paced load ({:+.3} ms turn against turn); the server does {:.3} of the hop's throughput",
             hop.per_s(),
+            self.hop
+                .as_ref()
+                .map_or(f64::NAN, |(_, paced)| added_by_turn(
+                    paced,
+                    &self.paced_direct
+                )),
             self.server.per_s() / hop.per_s(),
         )
     }
@@ -328,9 +386,38 @@ async fn measure_sides<const N: usize>(
     for (phase, name) in paced.iter().zip(names) {
         println!("{}", phase.line(name));
     }
+    for (phase, name) in paced.iter().zip(names) {
+        let turns: Vec<String> = phase
+            .turn_p99s_ms
+            .iter()
+            .map(|p99| format!("{p99:.2}"))
+            .collect();
+        println!("  p99 by turn, {name:<17} {} ms", turns.join(" "));
+    }
     let mut paced = paced.into_iter();
     let phases = flat_out.map(|flat_out| (flat_out, paced.next().unwrap_or_default()));
     Ok((phases, rate))
+}
+
+/// The median over the rounds of `side`'s turn p99 minus `floor`'s (turn `k` of each
+/// side is in the same round, a second or two apart), in milliseconds.
+fn added_by_turn(side: &Phase, floor: &Phase) -> f64 {
+    let mut added: Vec<f64> = side
+        .turn_p99s_ms
+        .iter()
+        .zip(&floor.turn_p99s_ms)
+        .map(|(s, f)| s - f)
+        .collect();
+    if added.is_empty() {
+        return f64::NAN;
+    }
+    added.sort_by(f64::total_cmp);
+    let mid = added.len() / 2;
+    if added.len().is_multiple_of(2) {
+        (added[mid - 1] + added[mid]) / 2.0
+    } else {
+        added[mid]
+    }
 }
 
 /// One user of the mix.
