@@ -135,22 +135,29 @@ impl VerifiedCache {
         if self.capacity == 0 {
             return;
         }
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= self.capacity {
-            make_room(&mut entries, now, self.capacity);
-        }
-        // Checked under the write lock: a retirement stored before this check is seen
-        // here; one stored after it bumps the count, and the next `get` drops the entry.
-        if keys.holds(key) {
-            entries.insert(
-                token.into(),
-                Entry {
-                    claims: Arc::new(claims.clone()),
-                    key: key.clone(),
-                    until: now.saturating_add(max_lifetime),
-                },
-            );
-        }
+        // Built before the lock is taken, and what made room dropped after it is
+        // released: other verifications wait for neither.
+        let token: Box<str> = token.into();
+        let entry = Entry {
+            claims: Arc::new(claims.clone()),
+            key: key.clone(),
+            until: now.saturating_add(max_lifetime),
+        };
+        let _forgotten = {
+            let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+            let forgotten = if entries.len() >= self.capacity {
+                make_room(&mut entries, now, self.capacity)
+            } else {
+                Vec::new()
+            };
+            // Checked under the write lock: a retirement stored before this check is
+            // seen here; one stored after it bumps the count, and the next `get` drops
+            // the entry.
+            if keys.holds(key) {
+                entries.insert(token, entry);
+            }
+            forgotten
+        };
     }
 }
 
@@ -162,30 +169,38 @@ impl Entry {
 }
 
 /// Frees room in a full cache: expired entries go; if live ones still fill it, the
-/// half that ends first goes (the older tokens of sessions that have since rotated to
-/// a new one), not all of it. Forgetting every entry at once made every client's next
-/// request pay a full signature check in the same moment. Costs one pass and one
-/// selection over the entries, once per `capacity / 2` new tokens.
-fn make_room(entries: &mut HashMap<Box<str>, Entry>, now: i64, capacity: usize) {
-    entries.retain(|_, e| e.end() > now);
+/// eighth that ends first goes (the older tokens of sessions that have since rotated to
+/// a new one), not all of it: forgetting every entry at once made every client's next
+/// request pay a full signature check in the same moment. Returns what it took out,
+/// for the caller to drop once it has released the lock: dropping half of a full cache
+/// of 10,000 under it (tens of thousands of frees) held every verification of the
+/// server for milliseconds, once a second in a storm of new sessions. Costs two passes
+/// and one selection over the entries, once per `capacity / 8` new tokens.
+fn make_room(
+    entries: &mut HashMap<Box<str>, Entry>,
+    now: i64,
+    capacity: usize,
+) -> Vec<(Box<str>, Entry)> {
+    let mut forgotten: Vec<(Box<str>, Entry)> = entries.extract_if(|_, e| e.end() <= now).collect();
     if entries.len() < capacity {
-        return;
+        return forgotten;
     }
     let mut ends: Vec<i64> = entries.values().map(Entry::end).collect();
-    let to_drop = ends.len() - capacity / 2;
+    let to_drop = ends.len() - (capacity - (capacity / 8).max(1));
     let (_, &mut last_dropped, _) = ends.select_nth_unstable(to_drop - 1);
     // Everything ending before `last_dropped` goes; of the entries ending exactly then,
     // only as many as it takes.
     let mut ties = to_drop - ends.iter().filter(|&&end| end < last_dropped).count();
-    entries.retain(|_, e| match e.end().cmp(&last_dropped) {
-        std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Greater => true,
+    forgotten.extend(entries.extract_if(|_, e| match e.end().cmp(&last_dropped) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
         std::cmp::Ordering::Equal if ties > 0 => {
             ties -= 1;
-            false
+            true
         }
-        std::cmp::Ordering::Equal => true,
-    });
+        std::cmp::Ordering::Equal => false,
+    }));
+    forgotten
 }
 
 #[cfg(all(test, feature = "testing"))]
@@ -229,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_forgets_the_expired_then_the_half_that_ends_first() {
+    fn a_full_cache_forgets_the_expired_then_the_eighth_that_ends_first() {
         let key = TestKey::generate("ins_a").verifying_key();
         let keys = KeySource::Static(KeySet::from_keys([key.clone()]));
         let cache = VerifiedCache::new(4);
@@ -243,11 +258,12 @@ mod tests {
         for token in ["t300", "t400", "t500", "t600"] {
             assert!(cache.get(token, 200, 0, &keys).is_some(), "{token}");
         }
-        // Full of live tokens: the two ending first go, the rest stay.
+        // Full of live tokens: an eighth of them (at least one) goes, the one ending
+        // first; the rest stay.
         cache.put("t700", &claims(700), &key, 200, 3600, &keys);
         for (token, kept) in [
             ("t300", false),
-            ("t400", false),
+            ("t400", true),
             ("t500", true),
             ("t600", true),
             ("t700", true),
@@ -257,11 +273,11 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_of_equal_ends_keeps_half() {
+    fn a_full_cache_of_equal_ends_forgets_an_eighth() {
         let key = TestKey::generate("ins_a").verifying_key();
         let keys = KeySource::Static(KeySet::from_keys([key.clone()]));
-        let cache = VerifiedCache::new(6);
-        let tokens: Vec<String> = (0..7).map(|i| format!("t{i}")).collect();
+        let cache = VerifiedCache::new(16);
+        let tokens: Vec<String> = (0..17).map(|i| format!("t{i}")).collect();
         for token in &tokens {
             cache.put(token, &claims(1000), &key, 100, 3600, &keys);
         }
@@ -269,9 +285,33 @@ mod tests {
             .iter()
             .filter(|t| cache.get(t, 100, 0, &keys).is_some())
             .count();
-        // Three of the six kept, and the newest added after the room was made.
-        assert_eq!(kept, 4);
-        assert!(cache.get("t6", 100, 0, &keys).is_some());
+        // Fourteen of the sixteen kept, and the newest added after the room was made.
+        assert_eq!(kept, 15);
+        assert!(cache.get("t16", 100, 0, &keys).is_some());
+    }
+
+    #[test]
+    fn make_room_hands_back_what_it_forgot() {
+        let key = TestKey::generate("ins_a").verifying_key();
+        let mut entries: HashMap<Box<str>, Entry> = (0..17)
+            .map(|i| {
+                let entry = Entry {
+                    claims: Arc::new(claims(1000 + i)),
+                    key: key.clone(),
+                    until: 10_000,
+                };
+                (format!("t{i}").into(), entry)
+            })
+            .collect();
+        if let Some(entry) = entries.get_mut("t5") {
+            entry.until = 50;
+        }
+        let forgotten = make_room(&mut entries, 100, 16);
+        // The expired one, then the two ending first (16 / 8 = 2).
+        let mut names: Vec<&str> = forgotten.iter().map(|(t, _)| &**t).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["t0", "t1", "t5"]);
+        assert_eq!(entries.len(), 14);
     }
 
     #[test]
