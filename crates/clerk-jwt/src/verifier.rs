@@ -100,6 +100,12 @@ impl Verifier {
         Duration::from_secs(self.inner.max_lifetime.unsigned_abs())
     }
 
+    /// How many verified tokens this verifier remembers (see
+    /// [`VerifierBuilder::verified_token_cache`]); 0 when it remembers none.
+    pub fn verified_token_cache(&self) -> usize {
+        self.inner.verified.capacity()
+    }
+
     /// The current time by this verifier's clock.
     pub fn now(&self) -> i64 {
         self.inner.clock.now()

@@ -9,8 +9,8 @@ use clerk_jwt::{KeySource, RemoteJwks, RemoteOptions, Verifier};
 
 use crate::ServiceConfig;
 
-/// How many verified tokens the verifier remembers (see
-/// `clerk_jwt::VerifierBuilder::verified_token_cache`).
+/// How many verified tokens the verifier remembers unless `CLERK_VERIFIED_TOKEN_CACHE`
+/// says otherwise (see `clerk_jwt::VerifierBuilder::verified_token_cache`).
 pub const VERIFIED_TOKENS: usize = 10_000;
 
 /// The overall timeout of every call the shared HTTP client makes.
@@ -52,11 +52,11 @@ impl ServiceConfig {
     /// Builds the verifier and the clients, sharing `http`'s connection pool. No
     /// network call is made.
     pub fn clients(&self, http: &reqwest::Client) -> Result<Clients, BuildError> {
-        // Clients resend the same token for up to a minute: remember verified ones.
+        // Clients resend the same token for up to a minute: `apply` sets how many
+        // verified ones are remembered.
         let mut verifier = self.verifier.apply(
             Verifier::builder()
                 .publishable_key(self.publishable_key.clone())
-                .verified_token_cache(VERIFIED_TOKENS)
                 .http_client(http.clone()),
         );
         for issuer in &self.issuers {

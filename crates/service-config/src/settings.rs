@@ -214,7 +214,7 @@ fn is_http_url(text: &str) -> bool {
 impl ServiceArgs {
     /// Each setting's label and whether it is given (a blank value counts as given:
     /// it is a mistake [`ServiceArgs::resolve`] reports).
-    fn given_settings(&self) -> [(&'static str, bool); 13] {
+    fn given_settings(&self) -> [(&'static str, bool); 14] {
         [
             (PUBLISHABLE_KEY.label, self.clerk_publishable_key.is_some()),
             (SECRET_KEY.label, self.clerk_secret_key.is_some()),
@@ -255,6 +255,10 @@ impl ServiceArgs {
             (
                 "CLERK_REJECT_IMPERSONATION (--clerk-reject-impersonation)",
                 self.verifier.clerk_reject_impersonation.is_some(),
+            ),
+            (
+                "CLERK_VERIFIED_TOKEN_CACHE (--clerk-verified-token-cache)",
+                self.verifier.clerk_verified_token_cache.is_some(),
             ),
         ]
     }
@@ -575,6 +579,11 @@ pub struct VerifierArgs {
         default_missing_value = "true"
     )]
     pub clerk_reject_impersonation: Option<String>,
+    /// How many verified tokens to remember, 0 to 10000000 [default: 10000]: a token
+    /// presented again within its minute skips the signature check. About 1.5 KiB each;
+    /// set it above your users active within a minute, or 0 to check every request.
+    #[arg(long, env = "CLERK_VERIFIED_TOKEN_CACHE", value_name = "TOKENS")]
+    pub clerk_verified_token_cache: Option<String>,
 }
 
 /// The token verifier's own settings, checked.
@@ -587,6 +596,9 @@ pub struct VerifierSettings {
     /// Whether impersonated sessions are refused
     /// (`clerk_jwt::VerifierBuilder::reject_impersonation`).
     pub reject_impersonation: bool,
+    /// How many verified tokens the verifier remembers
+    /// (`clerk_jwt::VerifierBuilder::verified_token_cache`).
+    pub verified_tokens: usize,
 }
 
 impl Default for VerifierSettings {
@@ -594,6 +606,7 @@ impl Default for VerifierSettings {
         VerifierSettings {
             max_token_lifetime: clerk_jwt::DEFAULT_MAX_TOKEN_LIFETIME,
             reject_impersonation: false,
+            verified_tokens: crate::VERIFIED_TOKENS,
         }
     }
 }
@@ -611,6 +624,10 @@ impl VerifierArgs {
             (
                 "CLERK_REJECT_IMPERSONATION (--clerk-reject-impersonation)",
                 &self.clerk_reject_impersonation,
+            ),
+            (
+                "CLERK_VERIFIED_TOKEN_CACHE (--clerk-verified-token-cache)",
+                &self.clerk_verified_token_cache,
             ),
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
@@ -636,6 +653,18 @@ impl VerifierArgs {
                 }),
             }
         }
+        if let Some(value) = text(&self.clerk_verified_token_cache) {
+            match value.parse::<usize>() {
+                Ok(tokens) if tokens <= MAX_VERIFIED_TOKENS => settings.verified_tokens = tokens,
+                _ => problems.push(Problem {
+                    setting: "CLERK_VERIFIED_TOKEN_CACHE (--clerk-verified-token-cache)",
+                    message: format!(
+                        "must be a whole number of tokens from 0 to {MAX_VERIFIED_TOKENS}, not {value:?}; unset it for {}",
+                        crate::VERIFIED_TOKENS
+                    ),
+                }),
+            }
+        }
         if let Some(value) = text(&self.clerk_reject_impersonation) {
             match value.to_ascii_lowercase().as_str() {
                 "true" => settings.reject_impersonation = true,
@@ -650,12 +679,17 @@ impl VerifierArgs {
     }
 }
 
+/// The most verified tokens `CLERK_VERIFIED_TOKEN_CACHE` may ask for (about 15 GiB).
+const MAX_VERIFIED_TOKENS: usize = 10_000_000;
+
 impl VerifierSettings {
-    /// Sets these rules on a verifier under construction.
+    /// Sets these rules, and the verified-token cache, on a verifier under
+    /// construction.
     pub fn apply(&self, builder: clerk_jwt::VerifierBuilder) -> clerk_jwt::VerifierBuilder {
         builder
             .max_token_lifetime(self.max_token_lifetime)
             .reject_impersonation(self.reject_impersonation)
+            .verified_token_cache(self.verified_tokens)
     }
 }
 
@@ -695,6 +729,42 @@ mod verifier_settings_tests {
             Duration::from_secs(3600)
         );
         assert!(!VerifierSettings::default().reject_impersonation);
+        assert_eq!(VerifierSettings::default().verified_tokens, 10_000);
+    }
+
+    #[test]
+    fn the_verified_token_cache_is_a_setting() {
+        let verifier = |flags: &[&str]| {
+            let (settings, _) = parse(flags);
+            settings
+                .unwrap()
+                .apply(
+                    clerk_jwt::Verifier::builder()
+                        .issuer("https://clerk.example.com")
+                        .keys(clerk_jwt::KeySet::default()),
+                )
+                .build()
+                .unwrap()
+        };
+        assert_eq!(verifier(&[]).verified_token_cache(), 10_000);
+        let flag = ["--clerk-verified-token-cache", "250000"];
+        assert_eq!(verifier(&flag).verified_token_cache(), 250_000);
+        let off = ["--clerk-verified-token-cache", "0"];
+        assert_eq!(verifier(&off).verified_token_cache(), 0);
+        for value in ["1e6", "10000001", "lots", "-5"] {
+            let flag = format!("--clerk-verified-token-cache={value}");
+            let (result, _) = parse(&[flag.as_str()]);
+            let problems = result.unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(
+                problems[0].setting,
+                "CLERK_VERIFIED_TOKEN_CACHE (--clerk-verified-token-cache)"
+            );
+            assert!(
+                problems[0].message.contains("from 0 to 10000000"),
+                "{problems:?}"
+            );
+        }
     }
 
     #[test]

@@ -84,6 +84,10 @@ impl VerifiedCache {
         }
     }
 
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub(super) fn get(
         &self,
         token: &str,
