@@ -95,15 +95,13 @@ pub(crate) async fn sign_in(
     let signed = match stored {
         Some(signed) => signed,
         None => {
+            // The task outlives the request if the client goes: it owns the token.
+            let verified = verified.into_owned();
             state
                 .detach(|state| async move {
-                    // Verified again inside the task, which must own what it uses (the
-                    // verified-token cache answers).
-                    let token = state.token(&headers)?;
-                    let broker = &state.inner.broker;
-                    let verified = broker.authenticate(token).await;
-                    let verified = verified.map_err(|e| state.fail(e))?;
-                    broker
+                    state
+                        .inner
+                        .broker
                         .sign_in_authenticated(&verified)
                         .await
                         .map_err(|e| state.fail(e))
@@ -354,11 +352,9 @@ pub(crate) async fn query(
     if let Some(result) = stored.map_err(|e| state.fail(e))? {
         return Ok(Json(result).into_response());
     }
+    let token = token.into_owned();
     state
         .detach(|state| async move {
-            // Verified again inside the task, which must own what it uses (the
-            // verified-token cache answers).
-            let token = authenticate(&state, &headers).await?;
             let result = state
                 .inner
                 .broker
@@ -464,10 +460,9 @@ pub(crate) async fn transact(
     if let Some(TxId(tx_id)) = stored.map_err(|e| state.fail(e))? {
         return Ok(Json(Transacted { tx_id }).into_response());
     }
+    let token = token.into_owned();
     state
         .detach(|state| async move {
-            // Verified again inside the task, which must own what it uses.
-            let token = authenticate(&state, &headers).await?;
             let TxId(tx_id) = state
                 .inner
                 .broker

@@ -1,5 +1,6 @@
 //! The broker: Clerk token in, InstantDB session out; sign-out of both.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,7 +196,7 @@ impl SessionBroker {
     /// reads the rest of a request; hand the result to the `*_verified` calls.
     pub async fn authenticate<'a>(&self, token: &'a str) -> Result<Verified<'a>, Error> {
         Ok(Verified {
-            token,
+            token: Cow::Borrowed(token),
             identity: self.identify(token).await?,
         })
     }
@@ -240,7 +241,7 @@ impl SessionBroker {
     /// [`sign_in`](Self::sign_in) for a token [`authenticate`](Self::authenticate)
     /// verified.
     pub async fn sign_in_authenticated(&self, token: &Verified<'_>) -> Result<SignIn, Error> {
-        self.sign_in_verified(token.token, token.identity.clone())
+        self.sign_in_verified(&token.token, token.identity.clone())
             .await
     }
 
@@ -860,11 +861,11 @@ impl SessionBroker {
             .await?
         {
             Ok(session) => session,
-            Err(identity) => self.sign_in_verified(token.token, identity).await?,
+            Err(identity) => self.sign_in_verified(&token.token, identity).await?,
         };
         match call(session.refresh_token.clone()).await {
             Err(e) if is_dead_refresh_token(&e) => {
-                let session = self.renew(token.token, session).await?;
+                let session = self.renew(&token.token, session).await?;
                 call(session.refresh_token)
                     .await
                     .map_err(Error::instant(op))

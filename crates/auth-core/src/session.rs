@@ -1,6 +1,7 @@
 //! The broker's vocabulary: how it signs in (`Strategy`, `BrokerConfig`) and what it
 //! answers (`ClerkIdentity`, `SignIn`, `SignOut` and its two `Half`s).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,9 +39,9 @@ impl Strategy {
 /// [`SessionBroker::authenticate`](crate::SessionBroker::authenticate) makes one, so a
 /// caller that checks the token before reading a request body hands this on and the
 /// token is not verified twice.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Verified<'a> {
-    pub(crate) token: &'a str,
+    pub(crate) token: Cow<'a, str>,
     pub(crate) identity: ClerkIdentity,
 }
 
@@ -48,6 +49,24 @@ impl Verified<'_> {
     /// Who the token says the caller is.
     pub fn identity(&self) -> &ClerkIdentity {
         &self.identity
+    }
+
+    /// The same, owning its token: for a task that outlives the request it came with,
+    /// which then need not verify the token again.
+    pub fn into_owned(self) -> Verified<'static> {
+        Verified {
+            token: Cow::Owned(self.token.into_owned()),
+            identity: self.identity,
+        }
+    }
+}
+
+/// The identity only: the token is a credential.
+impl fmt::Debug for Verified<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
     }
 }
 

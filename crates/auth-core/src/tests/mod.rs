@@ -231,6 +231,28 @@ async fn repeated_sign_ins_reuse_the_session_and_pass_its_token_back_when_revali
     assert_eq!(f.store.len().await.unwrap(), 1);
 }
 
+#[tokio::test]
+async fn a_verified_token_outlives_its_request_and_never_shows_in_debug() {
+    let f = Fixture::new();
+    let mut instant = MockInstantAuth::new();
+    instant
+        .expect_sign_in_with_id_token()
+        .times(1)
+        .returning(|_, _, _| Ok(signed(1, true)));
+    let broker = f.broker(id_token(), instant, None);
+    let owned = {
+        let token = f.token();
+        let verified = broker.authenticate(&token).await.unwrap();
+        let shown = format!("{verified:?}");
+        assert!(!shown.contains(&token), "{shown}");
+        assert!(shown.contains(TEST_SESSION_ID), "{shown}");
+        verified.into_owned()
+    };
+    // The request's token is gone; the owned one signs in without a second check.
+    let signed = broker.sign_in_authenticated(&owned).await.unwrap();
+    assert_eq!(signed.refresh_token, rt(1));
+}
+
 #[test]
 fn revalidation_windows_are_spread_over_the_last_quarter_by_session_id() {
     let period = Duration::from_secs(60);
