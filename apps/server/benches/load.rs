@@ -1026,9 +1026,7 @@ async fn drive_paced<const N: usize>(
             if slot < warm_up {
                 continue;
             }
-            let phase = &mut phases[slot % N];
-            phase.slot_counts[(slot - warm_up) / N] += taken.len() as u64;
-            phase.latencies.extend_from_slice(&taken);
+            phases[slot % N].slot_counts[(slot - warm_up) / N] += taken.len() as u64;
             by_slot[slot].extend(taken);
         }
         for (any, this) in dry_slots.iter_mut().zip(dry) {
@@ -1053,11 +1051,12 @@ async fn drive_paced<const N: usize>(
             phases[which].client_cpu_secs += c1 - c0;
         }
     }
+    // Each turn's p99, then its latencies into its side's.
     for (slot, mut taken) in by_slot.into_iter().enumerate().skip(warm_up) {
         taken.sort_unstable();
-        phases[slot % N]
-            .turn_p99s_ms
-            .push(percentile_ms(&taken, 99));
+        let phase = &mut phases[slot % N];
+        phase.turn_p99s_ms.push(percentile_ms(&taken, 99));
+        phase.latencies.extend(taken);
     }
     for phase in &mut phases {
         phase.latencies.sort_unstable();

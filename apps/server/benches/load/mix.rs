@@ -127,12 +127,14 @@ impl Comparison {
         self.server.percentile_ms(99) - self.direct.percentile_ms(99)
     }
 
-    /// The hop's throughput over the floor's (flat out), and its added p99 (paced).
-    fn hop_figures(&self) -> Option<(f64, f64)> {
+    /// The hop's throughput over the floor's (flat out), and its added p99 (paced),
+    /// pooled and turn against turn.
+    fn hop_figures(&self) -> Option<(f64, f64, f64)> {
         self.hop.as_ref().map(|(flat_out, paced)| {
             (
                 flat_out.per_s() / self.direct.per_s(),
                 paced.percentile_ms(99) - self.paced_direct.percentile_ms(99),
+                added_by_turn(paced, &self.paced_direct),
             )
         })
     }
@@ -186,34 +188,14 @@ impl Comparison {
                 "p99_added_by_turn_ms",
                 json!(round3(self.p99_added_by_turn_ms())),
             ),
-            (
-                "paced_server_turn_p99s_ms",
-                json!(
-                    self.paced_server
-                        .turn_p99s_ms
-                        .iter()
-                        .copied()
-                        .map(round3)
-                        .collect::<Vec<_>>()
-                ),
-            ),
-            (
-                "paced_direct_turn_p99s_ms",
-                json!(
-                    self.paced_direct
-                        .turn_p99s_ms
-                        .iter()
-                        .copied()
-                        .map(round3)
-                        .collect::<Vec<_>>()
-                ),
-            ),
+            ("paced_server_turn_p99s_ms", turn_p99s(&self.paced_server)),
+            ("paced_direct_turn_p99s_ms", turn_p99s(&self.paced_direct)),
             ("dry_turns", json!(self.dry_turns())),
         ];
         for (name, value) in fields {
             report.insert(format!("{prefix}_{name}"), value);
         }
-        if let (Some((hop, paced_hop)), Some((hop_ratio, hop_added))) =
+        if let (Some((hop, paced_hop)), Some((hop_ratio, hop_added, hop_by_turn))) =
             (&self.hop, self.hop_figures())
         {
             let fields = [
@@ -229,21 +211,8 @@ impl Comparison {
                     json!(round3(paced_hop.percentile_ms(99))),
                 ),
                 ("hop_p99_added_ms", json!(round3(hop_added))),
-                (
-                    "hop_p99_added_by_turn_ms",
-                    json!(round3(added_by_turn(paced_hop, &self.paced_direct))),
-                ),
-                (
-                    "paced_hop_turn_p99s_ms",
-                    json!(
-                        paced_hop
-                            .turn_p99s_ms
-                            .iter()
-                            .copied()
-                            .map(round3)
-                            .collect::<Vec<_>>()
-                    ),
-                ),
+                ("hop_p99_added_by_turn_ms", json!(round3(hop_by_turn))),
+                ("paced_hop_turn_p99s_ms", turn_p99s(paced_hop)),
             ];
             for (name, value) in fields {
                 report.insert(format!("{prefix}_{name}"), value);
@@ -290,18 +259,14 @@ impl Comparison {
 
     /// The calibration's half of the summary line.
     fn hop_verdict(&self) -> String {
-        let (Some((hop, _)), Some((hop_ratio, hop_added))) = (&self.hop, self.hop_figures()) else {
+        let (Some((hop, _)), Some((hop_ratio, hop_added, hop_by_turn))) =
+            (&self.hop, self.hop_figures())
+        else {
             return String::new();
         };
         format!(
-            "\n  calibration: a forwarding proxy that does nothing else (examples/bench_hop.rs) {:.0}/s -> ratio {hop_ratio:.3}, p99 added {hop_added:.3} ms at the same paced load ({:+.3} ms turn against turn); the server does {:.3} of the hop's throughput",
+            "\n  calibration: a forwarding proxy that does nothing else (examples/bench_hop.rs) {:.0}/s -> ratio {hop_ratio:.3}, p99 added {hop_added:.3} ms at the same paced load ({hop_by_turn:+.3} ms turn against turn); the server does {:.3} of the hop's throughput",
             hop.per_s(),
-            self.hop
-                .as_ref()
-                .map_or(f64::NAN, |(_, paced)| added_by_turn(
-                    paced,
-                    &self.paced_direct
-                )),
             self.server.per_s() / hop.per_s(),
         )
     }
@@ -418,6 +383,18 @@ fn added_by_turn(side: &Phase, floor: &Phase) -> f64 {
     } else {
         added[mid]
     }
+}
+
+/// A side's paced turn p99s, for the report.
+fn turn_p99s(phase: &Phase) -> Value {
+    json!(
+        phase
+            .turn_p99s_ms
+            .iter()
+            .copied()
+            .map(round3)
+            .collect::<Vec<_>>()
+    )
 }
 
 /// One user of the mix.
