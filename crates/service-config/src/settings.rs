@@ -249,15 +249,15 @@ impl ServiceArgs {
                 self.strategy.is_some(),
             ),
             (
-                "CLERK_MAX_TOKEN_LIFETIME_SECS (--clerk-max-token-lifetime-secs)",
+                MAX_TOKEN_LIFETIME_LABEL,
                 self.verifier.clerk_max_token_lifetime_secs.is_some(),
             ),
             (
-                "CLERK_REJECT_IMPERSONATION (--clerk-reject-impersonation)",
+                REJECT_IMPERSONATION_LABEL,
                 self.verifier.clerk_reject_impersonation.is_some(),
             ),
             (
-                "CLERK_VERIFIED_TOKEN_CACHE (--clerk-verified-token-cache)",
+                VERIFIED_TOKEN_CACHE_LABEL,
                 self.verifier.clerk_verified_token_cache.is_some(),
             ),
         ]
@@ -560,6 +560,14 @@ impl ServiceArgs {
 // The token verifier's own settings (issue 11: token lifetime, impersonation), kept
 // together: their flags, their checks, and what they set on the verifier.
 
+/// The verifier settings' labels, as problems and `given` name them.
+const MAX_TOKEN_LIFETIME_LABEL: &str =
+    "CLERK_MAX_TOKEN_LIFETIME_SECS (--clerk-max-token-lifetime-secs)";
+const REJECT_IMPERSONATION_LABEL: &str =
+    "CLERK_REJECT_IMPERSONATION (--clerk-reject-impersonation)";
+const VERIFIED_TOKEN_CACHE_LABEL: &str =
+    "CLERK_VERIFIED_TOKEN_CACHE (--clerk-verified-token-cache)";
+
 /// The token verifier's own settings, as given; flattened into [`ServiceArgs`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct VerifierArgs {
@@ -618,17 +626,11 @@ impl VerifierArgs {
         let mut settings = VerifierSettings::default();
         for (setting, value) in [
             (
-                "CLERK_MAX_TOKEN_LIFETIME_SECS (--clerk-max-token-lifetime-secs)",
+                MAX_TOKEN_LIFETIME_LABEL,
                 &self.clerk_max_token_lifetime_secs,
             ),
-            (
-                "CLERK_REJECT_IMPERSONATION (--clerk-reject-impersonation)",
-                &self.clerk_reject_impersonation,
-            ),
-            (
-                "CLERK_VERIFIED_TOKEN_CACHE (--clerk-verified-token-cache)",
-                &self.clerk_verified_token_cache,
-            ),
+            (REJECT_IMPERSONATION_LABEL, &self.clerk_reject_impersonation),
+            (VERIFIED_TOKEN_CACHE_LABEL, &self.clerk_verified_token_cache),
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 problems.push(Problem {
@@ -645,7 +647,7 @@ impl VerifierArgs {
                     settings.max_token_lifetime = lifetime;
                 }
                 _ => problems.push(Problem {
-                    setting: "CLERK_MAX_TOKEN_LIFETIME_SECS (--clerk-max-token-lifetime-secs)",
+                    setting: MAX_TOKEN_LIFETIME_LABEL,
                     message: format!(
                         "must be a whole number of seconds from {min} to {max}, not {value:?}; Clerk's session tokens live 60 s, so unset it for {} s unless you mint longer tokens",
                         clerk_jwt::DEFAULT_MAX_TOKEN_LIFETIME.as_secs()
@@ -657,7 +659,7 @@ impl VerifierArgs {
             match value.parse::<usize>() {
                 Ok(tokens) if tokens <= MAX_VERIFIED_TOKENS => settings.verified_tokens = tokens,
                 _ => problems.push(Problem {
-                    setting: "CLERK_VERIFIED_TOKEN_CACHE (--clerk-verified-token-cache)",
+                    setting: VERIFIED_TOKEN_CACHE_LABEL,
                     message: format!(
                         "must be a whole number of tokens from 0 to {MAX_VERIFIED_TOKENS}, not {value:?}; unset it for {}",
                         crate::VERIFIED_TOKENS
@@ -670,7 +672,7 @@ impl VerifierArgs {
                 "true" => settings.reject_impersonation = true,
                 "false" => settings.reject_impersonation = false,
                 _ => problems.push(Problem {
-                    setting: "CLERK_REJECT_IMPERSONATION (--clerk-reject-impersonation)",
+                    setting: REJECT_IMPERSONATION_LABEL,
                     message: format!("must be true or false, not {value:?}"),
                 }),
             }
