@@ -63,7 +63,8 @@ enum Judgement {
     Fresh,
     /// Its reuse window passed, and nothing else: a sign-in asks InstantDB first; a
     /// query or transaction uses it as is, since InstantDB checks the token on that
-    /// call anyway (one it no longer knows fails it, and the broker signs in again).
+    /// call anyway (one it no longer knows fails it, and the broker signs in again; one
+    /// that succeeds is recorded as the confirmation, which starts the next window).
     Due,
     /// Ask InstantDB first (the token's email changed).
     Confirm,
@@ -256,7 +257,8 @@ impl SessionBroker {
         Ok(self
             .reusable(token.identity.clone(), Judgement::Fresh)
             .await?
-            .ok())
+            .ok()
+            .map(|reuse| reuse.sign_in))
     }
 
     /// See [`stored_sign_in`](Self::stored_sign_in); hands the identity back when
@@ -266,7 +268,7 @@ impl SessionBroker {
         &self,
         identity: ClerkIdentity,
         enough: Judgement,
-    ) -> Result<Result<SignIn, ClerkIdentity>, Error> {
+    ) -> Result<Result<Reuse, ClerkIdentity>, Error> {
         let now = self.clock.now();
         match self
             .store
@@ -274,10 +276,18 @@ impl SessionBroker {
             .await?
         {
             Lookup::Refused => Err(Error::SessionSignedOut),
-            Lookup::Found(Some(stored)) if self.judge(&identity, &stored, now).serves(enough) => {
-                Ok(Ok(reused(identity, stored)))
+            Lookup::Found(Some(stored)) => {
+                let judged = self.judge(&identity, &stored, now);
+                if judged.serves(enough) {
+                    Ok(Ok(Reuse {
+                        sign_in: reused(identity, stored),
+                        due_at: (judged == Judgement::Due).then_some(now),
+                    }))
+                } else {
+                    Ok(Err(identity))
+                }
             }
-            Lookup::Found(_) => Ok(Err(identity)),
+            Lookup::Found(None) => Ok(Err(identity)),
         }
     }
 
@@ -289,7 +299,7 @@ impl SessionBroker {
         // One round trip to the store on the common path: refused, or the stored
         // session as is.
         let identity = match self.reusable(identity, Judgement::Fresh).await? {
-            Ok(ready) => return Ok(ready),
+            Ok(ready) => return Ok(ready.sign_in),
             Err(identity) => identity,
         };
         let holder = LockHolder::new();
@@ -831,15 +841,20 @@ impl SessionBroker {
         Fut: Future<Output = Result<T, instant_client::Error>>,
     {
         // Past its reuse window too: this call is InstantDB's check of the token.
-        let Ok(session) = self
+        let Ok(reuse) = self
             .reusable(token.identity.clone(), Judgement::Due)
             .await?
         else {
             return Ok(None);
         };
-        match call(session.refresh_token).await {
+        let session = reuse.sign_in;
+        match call(session.refresh_token.clone()).await {
             Err(e) if is_dead_refresh_token(&e) => Ok(None),
-            other => other.map(Some).map_err(Error::instant(op)),
+            Ok(answer) => {
+                self.reconfirm_in_background(&session, reuse.due_at);
+                Ok(Some(answer))
+            }
+            Err(other) => Err(Error::instant(op)(other)),
         }
     }
 
@@ -856,12 +871,12 @@ impl SessionBroker {
         Fut: Future<Output = Result<T, instant_client::Error>>,
     {
         // A stored session past its reuse window serves too: this call checks it.
-        let session = match self
+        let (session, due_at) = match self
             .reusable(token.identity.clone(), Judgement::Due)
             .await?
         {
-            Ok(session) => session,
-            Err(identity) => self.sign_in_verified(&token.token, identity).await?,
+            Ok(reuse) => (reuse.sign_in, reuse.due_at),
+            Err(identity) => (self.sign_in_verified(&token.token, identity).await?, None),
         };
         match call(session.refresh_token.clone()).await {
             Err(e) if is_dead_refresh_token(&e) => {
@@ -870,8 +885,39 @@ impl SessionBroker {
                     .await
                     .map_err(Error::instant(op))
             }
-            other => other.map_err(Error::instant(op)),
+            Ok(answer) => {
+                self.reconfirm_in_background(&session, due_at);
+                Ok(answer)
+            }
+            Err(other) => Err(Error::instant(op)(other)),
         }
+    }
+
+    /// A call made with a stored session past its reuse window (`due_at`: when it was
+    /// judged so) succeeded: InstantDB accepted the token then, which is what a sign-in
+    /// would have asked it. Recording that starts the session's next window, so an
+    /// active user's sign-ins keep finding it fresh and never wait for InstantDB; only a
+    /// session idle past its window is confirmed by the sign-in itself. In the
+    /// background: the answer waits for nothing, and a failure only leaves the
+    /// confirmation to the next sign-in.
+    fn reconfirm_in_background(&self, session: &SignIn, due_at: Option<i64>) {
+        let Some(at) = due_at else {
+            return;
+        };
+        let store = Arc::clone(&self.store);
+        let session_id = session.clerk.session_id.clone();
+        let refresh_token = session.refresh_token.clone();
+        let task = async move {
+            if let Err(error) = store.reconfirm(&session_id, &refresh_token, at).await {
+                tracing::debug!(
+                    session = %session_id,
+                    error = &error as &dyn std::error::Error,
+                    "could not record InstantDB's acceptance of a stored session; its next sign-in confirms it"
+                );
+            }
+        };
+        // Outside a runtime nothing is recorded, which only costs a confirmation.
+        let _spawned = self.background.spawn(task);
     }
 
     /// Drops a session InstantDB refused and signs in again, once.
@@ -926,6 +972,13 @@ impl SessionBroker {
             tracing::warn!("no runtime to sign out displaced InstantDB sessions");
         }
     }
+}
+
+/// A stored session that serves a caller as is.
+struct Reuse {
+    sign_in: SignIn,
+    /// When it was judged past its reuse window (`Judgement::Due`), if it was.
+    due_at: Option<i64>,
 }
 
 /// A stored session handed back as it is.

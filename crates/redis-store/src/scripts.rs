@@ -45,6 +45,15 @@ end
 return {1, old[2] or ''}
 ";
 
+/// Replaces a session's value only if it still holds exactly the old one (a session
+/// InstantDB confirmed again; the value is sealed, so the store compares the bytes it
+/// read). KEYS: session hash. ARGV: old value, new value. Returns 1 if replaced.
+const RECONFIRM: &str = r"
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2])
+return 1
+";
+
 /// Removes a session, expired or not. KEYS: session hash, expiry set. ARGV: sid,
 /// prefix. Returns its value or ''.
 const REMOVE: &str = r"
@@ -157,6 +166,7 @@ return 0
 /// The scripts, hashed once.
 pub(crate) struct Scripts {
     pub(crate) insert: Script,
+    pub(crate) reconfirm: Script,
     pub(crate) remove: Script,
     pub(crate) discard_session: Script,
     pub(crate) discard_value: Script,
@@ -172,6 +182,7 @@ impl Scripts {
     pub(crate) fn new() -> Self {
         Scripts {
             insert: Script::new(&format!("{EXTEND}{INSERT}")),
+            reconfirm: Script::new(RECONFIRM),
             remove: Script::new(REMOVE),
             discard_session: Script::new(DISCARD_SESSION),
             discard_value: Script::new(DISCARD_VALUE),

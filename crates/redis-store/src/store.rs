@@ -137,6 +137,13 @@ impl Opened {
             .map(|(_, session)| session.clone())
     }
 
+    /// The value and session last opened for `key`, whatever the value is now.
+    fn last(&self, key: &str) -> Option<(Vec<u8>, StoredSession)> {
+        self.0
+            .get(key)
+            .map(|(sealed, session)| (sealed.to_vec(), session.clone()))
+    }
+
     fn put(&mut self, key: &str, blob: &[u8], session: &StoredSession) {
         if self.0.len() >= OPENED_CAPACITY && !self.0.contains_key(key) {
             self.0.clear();
@@ -416,18 +423,19 @@ impl RedisStore {
     /// Opens a session's value (or finds it opened already), or logs why not (never
     /// the value) and returns `None`.
     fn decode_session(&self, key: &str, blob: &[u8]) -> Option<StoredSession> {
-        let opened = || {
-            self.inner
-                .opened
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some(session) = opened().get(key, blob) {
+        if let Some(session) = self.opened().get(key, blob) {
             return Some(session);
         }
         let session = self.open_sealed(key, blob)?;
-        opened().put(key, blob, &session);
+        self.opened().put(key, blob, &session);
         Some(session)
+    }
+
+    fn opened(&self) -> std::sync::MutexGuard<'_, Opened> {
+        self.inner
+            .opened
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Decrypts and parses a session's value.
@@ -568,6 +576,58 @@ impl SessionStore for RedisStore {
     async fn has_room(&self, _now: i64) -> StoreResult<bool> {
         // Redis is bounded by the keys' TTLs and its own maxmemory.
         Ok(true)
+    }
+
+    async fn reconfirm(
+        &self,
+        session_id: &str,
+        refresh_token: &RefreshToken,
+        at: i64,
+    ) -> StoreResult<bool> {
+        let key = self.inner.keys.session(session_id);
+        // The value this replica opened last (it served the call being recorded), so
+        // the common case is one round trip; read afresh when that one changed since.
+        let mut last = self.opened().last(&key);
+        loop {
+            let from_memory = last.is_some();
+            let (blob, session) = match last.take() {
+                Some(found) => found,
+                None => {
+                    let blob: Option<Vec<u8>> = self
+                        .query("reconfirm", redis::cmd("HGET").arg(&key).arg("v"))
+                        .await?;
+                    let Some(blob) = blob else {
+                        return Ok(false);
+                    };
+                    let Some(session) = self.open_session(session_id, &key, &blob).await? else {
+                        return Ok(false);
+                    };
+                    (blob, session)
+                }
+            };
+            if session.refresh_token != *refresh_token || session.expires_at <= at {
+                if from_memory {
+                    continue;
+                }
+                return Ok(false);
+            }
+            if session.confirmed_at >= at {
+                return Ok(true);
+            }
+            let mut confirmed = session;
+            confirmed.confirmed_at = at;
+            let sealed = self.seal_session(&key, &confirmed);
+            let mut reconfirm = self.inner.scripts.reconfirm.prepare_invoke();
+            reconfirm.key(&key).arg(&blob).arg(&sealed);
+            let replaced: i64 = self.invoke("reconfirm", Rerun::Unsafe, &reconfirm).await?;
+            if replaced == 1 {
+                self.opened().put(&key, &sealed, &confirmed);
+                return Ok(true);
+            }
+            if !from_memory {
+                return Ok(false);
+            }
+        }
     }
 
     async fn remove(&self, session_id: &str) -> StoreResult<Option<StoredSession>> {

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use instant_client::RefreshToken;
 
 use super::{
     Inserted, MessageClaim, Refused, SessionStore, StoreError, StoreResult, StoredSession, UserLink,
@@ -316,6 +317,22 @@ impl SessionStore for MemorySessionStore {
         Ok(inner.entries.len() < self.limits.max_entries || inner.has_expired(now))
     }
 
+    async fn reconfirm(
+        &self,
+        session_id: &str,
+        refresh_token: &RefreshToken,
+        at: i64,
+    ) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        Ok(match inner.entries.get_mut(session_id) {
+            Some(stored) if stored.refresh_token == *refresh_token && stored.expires_at > at => {
+                stored.confirmed_at = stored.confirmed_at.max(at);
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn remove(&self, session_id: &str) -> StoreResult<Option<StoredSession>> {
         Ok(self.lock().take(session_id))
     }
@@ -593,6 +610,44 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(other.displaced[0].refresh_token.expose(), token(1));
+    }
+
+    #[tokio::test]
+    async fn a_reconfirmation_moves_up_the_stored_token_only() {
+        let store = MemorySessionStore::new(StoreLimits::default());
+        let first = RefreshToken::new(token(1)).unwrap();
+        assert!(
+            !store.reconfirm("sess_a", &first, 5).await.unwrap(),
+            "absent"
+        );
+        store
+            .insert("sess_a", session(&token(1), 0, 100), 0)
+            .await
+            .unwrap();
+        assert!(store.reconfirm("sess_a", &first, 40).await.unwrap());
+        assert_eq!(
+            store.get("sess_a", 40).await.unwrap().unwrap().confirmed_at,
+            40
+        );
+        // An older confirmation never moves it back.
+        assert!(store.reconfirm("sess_a", &first, 30).await.unwrap());
+        let stored = store.get("sess_a", 40).await.unwrap().unwrap();
+        assert_eq!((stored.confirmed_at, stored.expires_at), (40, 100));
+        // Not once the entry expired, nor for a token that is no longer the stored one.
+        assert!(!store.reconfirm("sess_a", &first, 100).await.unwrap());
+        store
+            .insert("sess_a", session(&token(2), 50, 100), 50)
+            .await
+            .unwrap();
+        assert!(!store.reconfirm("sess_a", &first, 60).await.unwrap());
+        assert_eq!(
+            store.get("sess_a", 60).await.unwrap().unwrap().confirmed_at,
+            50
+        );
+        store.remove("sess_a").await.unwrap();
+        let second = RefreshToken::new(token(2)).unwrap();
+        assert!(!store.reconfirm("sess_a", &second, 70).await.unwrap());
+        assert!(store.is_empty().await.unwrap(), "nothing is created");
     }
 
     #[tokio::test]

@@ -204,6 +204,24 @@ pub trait SessionStore: Send + Sync {
     /// before InstantDB is asked for a new session, so a full store mints nothing.
     async fn has_room(&self, now: i64) -> StoreResult<bool>;
 
+    /// Records that InstantDB accepted `refresh_token` at `at` (a query or transaction
+    /// made with it succeeded): the stored session's `confirmed_at` moves up to `at`,
+    /// only while that token is still the one stored for `session_id` and the entry is
+    /// live at `at` (a session replaced, removed or expired meanwhile stays as it is).
+    /// Whether it was recorded. Nothing else changes, and nothing is created.
+    ///
+    /// The default records nothing: every sign-in past its reuse window then asks
+    /// InstantDB, as before this method existed.
+    async fn reconfirm(
+        &self,
+        session_id: &str,
+        refresh_token: &RefreshToken,
+        at: i64,
+    ) -> StoreResult<bool> {
+        let _ = (session_id, refresh_token, at);
+        Ok(false)
+    }
+
     /// Removes and returns the session stored for a Clerk session, expired or not.
     async fn remove(&self, session_id: &str) -> StoreResult<Option<StoredSession>>;
 

@@ -595,7 +595,7 @@ async fn the_stored_session_path_runs_only_a_usable_session_and_leaves_the_rest_
 }
 
 #[tokio::test]
-async fn past_its_reuse_window_a_stored_session_serves_calls_as_is_and_sign_ins_confirm_it() {
+async fn past_its_reuse_window_a_stored_session_serves_calls_and_a_successful_one_confirms_it() {
     let f = Fixture::new();
     let mut seq = Sequence::new();
     let mut instant = MockInstantAuth::new();
@@ -605,8 +605,22 @@ async fn past_its_reuse_window_a_stored_session_serves_calls_as_is_and_sign_ins_
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_, _, _| Ok(signed(1, true)));
-    // Past the window: the query and the transaction are InstantDB's check of the
-    // stored token; no sign-in before them.
+    // Idle past the window, a sign-in passes the stored token back first.
+    instant
+        .expect_sign_in_with_id_token()
+        .withf(|_, _, refresh| refresh.as_ref() == Some(&rt(1)))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(signed(1, false)));
+    // Past the window again: a query that fails for another reason proves nothing...
+    instant
+        .expect_query_as()
+        .withf(|token, _| *token == rt(1))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Err(rejected(ErrorType::PermissionDenied, "Permission denied")));
+    // ...one that succeeds is InstantDB's check of the stored token: no sign-in before
+    // it, and none after it for the rest of the new window.
     instant
         .expect_query_as()
         .withf(|token, _| *token == rt(1))
@@ -619,25 +633,12 @@ async fn past_its_reuse_window_a_stored_session_serves_calls_as_is_and_sign_ins_
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_, _| Ok(TxId(3)));
-    // A sign-in past the window still passes the stored token back first.
-    instant
-        .expect_sign_in_with_id_token()
-        .withf(|_, _, refresh| refresh.as_ref() == Some(&rt(1)))
-        .times(1)
-        .in_sequence(&mut seq)
-        .returning(|_, _, _| Ok(signed(1, false)));
     // Past the window again, InstantDB no longer knows the token: the call fails, the
     // stored path says so, and the full path signs in afresh and runs it again.
     instant
         .expect_query_as()
         .withf(|token, _| *token == rt(1))
-        .times(1)
-        .in_sequence(&mut seq)
-        .returning(|_, _| Err(dead_token()));
-    instant
-        .expect_query_as()
-        .withf(|token, _| *token == rt(1))
-        .times(1)
+        .times(2)
         .in_sequence(&mut seq)
         .returning(|_, _| Err(dead_token()));
     instant
@@ -656,21 +657,49 @@ async fn past_its_reuse_window_a_stored_session_serves_calls_as_is_and_sign_ins_
     let broker = f.broker(id_token(), instant, None);
     let query = Query::new(json!({"goals": {}}));
     let tx = Transaction::new().update("goals", Uuid::from_u128(1), json!({"title": "x"}));
+    let confirmed_at = async || {
+        settle(&broker).await;
+        let stored = f
+            .store
+            .get(TEST_SESSION_ID, clerk_jwt::Clock::now(&*f.clock))
+            .await
+            .unwrap();
+        stored.unwrap().confirmed_at
+    };
     broker.sign_in(&f.token()).await.unwrap();
+
+    f.clock.advance(61);
+    let confirmed = broker.sign_in(&f.token()).await.unwrap();
+    assert!(confirmed.reused);
+    assert_eq!(confirmed.refresh_token, rt(1));
+    assert_eq!(confirmed_at().await, NOW + 61);
 
     f.clock.advance(61);
     let token = f.token();
     let verified = broker.authenticate(&token).await.unwrap();
-    let result = broker.query_stored(&verified, &query).await.unwrap();
-    assert!(result.is_some());
+    let refused = broker.query_stored(&verified, &query).await;
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::Forbidden);
+    assert_eq!(
+        confirmed_at().await,
+        NOW + 61,
+        "a failed call confirms nothing"
+    );
+    assert!(
+        broker
+            .query_stored(&verified, &query)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(confirmed_at().await, NOW + 122);
     assert!(broker.query(&token, &query).await.is_ok());
     assert_eq!(
         broker.transact_stored(&verified, &tx).await.unwrap(),
         Some(TxId(3))
     );
-    let confirmed = broker.sign_in(&token).await.unwrap();
-    assert!(confirmed.reused);
-    assert_eq!(confirmed.refresh_token, rt(1));
+    let again = broker.sign_in(&token).await.unwrap();
+    assert!(again.reused);
+    assert_eq!(again.refresh_token, rt(1));
 
     f.clock.advance(61);
     let token = f.token();

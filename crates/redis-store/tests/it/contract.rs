@@ -2,7 +2,7 @@
 //! key carries a TTL.
 
 use auth_core::{Lookup, MessageClaim, Refused, SessionStore, UserLink};
-use instant_client::Uuid;
+use instant_client::{RefreshToken, Uuid};
 
 use crate::support::{PREFIX, all_keys, clerk_user, now, raw, redis, session, store, token};
 
@@ -114,6 +114,65 @@ async fn insert_if_absent_keeps_the_first_live_session() {
             .refresh_token
             .expose(),
         token(3)
+    );
+}
+
+#[tokio::test]
+async fn a_reconfirmation_moves_up_the_stored_token_only_across_replicas() {
+    let redis = redis().await;
+    let (a, b) = (store(&redis), store(&redis));
+    let t = now();
+    let first = RefreshToken::new(token(1)).unwrap();
+    assert!(!a.reconfirm("sess_a", &first, t).await.unwrap(), "absent");
+    assert!(a.is_empty().await.unwrap(), "nothing is created");
+    a.insert("sess_a", session(1, 1, t - 100, 600), t - 100)
+        .await
+        .unwrap();
+    let ttl = |redis| async move {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(format!("{PREFIX}s:sess_a"))
+            .query_async(&mut raw(redis).await)
+            .await
+            .unwrap();
+        ttl
+    };
+    let ttl_before = ttl(&redis).await;
+    assert!(a.reconfirm("sess_a", &first, t - 40).await.unwrap());
+    // Replica b reads it afresh and moves it on, so a's last opened value is stale:
+    // a reads again rather than fail.
+    assert_eq!(
+        b.get("sess_a", t).await.unwrap().unwrap().confirmed_at,
+        t - 40
+    );
+    assert!(b.reconfirm("sess_a", &first, t - 20).await.unwrap());
+    assert!(a.reconfirm("sess_a", &first, t - 10).await.unwrap());
+    assert!(
+        a.reconfirm("sess_a", &first, t - 30).await.unwrap(),
+        "never back"
+    );
+    let stored = b.get("sess_a", t).await.unwrap().unwrap();
+    assert_eq!((stored.confirmed_at, stored.expires_at), (t - 10, t + 500));
+    assert!(
+        ttl(&redis).await <= ttl_before,
+        "the key keeps its lifetime"
+    );
+    // Not for a token replaced meanwhile on another replica, nor past the entry's end.
+    b.insert("sess_a", session(1, 2, t - 5, 600), t - 5)
+        .await
+        .unwrap();
+    assert!(!a.reconfirm("sess_a", &first, t).await.unwrap());
+    let second = RefreshToken::new(token(2)).unwrap();
+    assert!(!a.reconfirm("sess_a", &second, t + 600).await.unwrap());
+    let stored = a.get("sess_a", t).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.refresh_token.expose(), stored.confirmed_at),
+        (token(2).as_str(), t - 5)
+    );
+    b.remove("sess_a").await.unwrap();
+    assert!(!a.reconfirm("sess_a", &second, t).await.unwrap());
+    assert!(
+        a.is_empty().await.unwrap(),
+        "a removed session stays removed"
     );
 }
 
