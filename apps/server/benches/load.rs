@@ -757,6 +757,15 @@ async fn sign_in(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Resu
 
 /// Calls the server made to InstantDB so far, by its `/metrics`.
 async fn instant_calls(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
+    Ok(instant_calls_by_call(http, url).await?.values().sum())
+}
+
+/// The server's InstantDB calls so far, by the `call` label of its metrics (`sign-in`,
+/// `query`, `transact`, …).
+async fn instant_calls_by_call(
+    http: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
     let text = http
         .get(format!("{url}/metrics"))
         .send()
@@ -764,14 +773,21 @@ async fn instant_calls(http: &reqwest::Client, url: &str) -> anyhow::Result<u64>
         .error_for_status()?
         .text()
         .await?;
-    Ok(text
-        .lines()
-        .filter(|l| {
-            l.starts_with("clerk_instant_upstream_seconds_count{")
-                && l.contains("upstream=\"instantdb\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum())
+    let mut calls = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| {
+        l.starts_with("clerk_instant_upstream_seconds_count{")
+            && l.contains("upstream=\"instantdb\"")
+    }) {
+        let Some(count) = line.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        let call = line
+            .split_once("call=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or("?", |(call, _)| call);
+        *calls.entry(call.to_owned()).or_default() += count;
+    }
+    Ok(calls)
 }
 
 #[derive(Default)]

@@ -81,8 +81,8 @@ pub struct ServerArgs {
     /// Seconds a stored InstantDB session is reused without asking InstantDB, at most
     /// (each Clerk session comes due between three quarters of it and all of it, by its
     /// id, so sessions signed in together do not all ask InstantDB in the same second;
-    /// a query or transaction that succeeds with the session counts as InstantDB's
-    /// confirmation).
+    /// a query or transaction that succeeds with the session late in its window counts
+    /// as InstantDB's confirmation).
     #[arg(
         long = "session-revalidate-secs",
         alias = "session-revalidate",

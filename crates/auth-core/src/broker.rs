@@ -64,7 +64,7 @@ enum Judgement {
     /// Its reuse window passed, and nothing else: a sign-in asks InstantDB first; a
     /// query or transaction uses it as is, since InstantDB checks the token on that
     /// call anyway (one it no longer knows fails it, and the broker signs in again; one
-    /// that succeeds is recorded as the confirmation, which starts the next window).
+    /// that succeeds is recorded as the confirmation, see `renews`).
     Due,
     /// Ask InstantDB first (the token's email changed).
     Confirm,
@@ -279,9 +279,10 @@ impl SessionBroker {
             Lookup::Found(Some(stored)) => {
                 let judged = self.judge(&identity, &stored, now);
                 if judged.serves(enough) {
+                    let renew = self.renews(&identity, &stored, now);
                     Ok(Ok(Reuse {
                         sign_in: reused(identity, stored),
-                        due_at: (judged == Judgement::Due).then_some(now),
+                        reconfirm_at: renew.then_some(now),
                     }))
                 } else {
                     Ok(Err(identity))
@@ -354,6 +355,15 @@ impl SessionBroker {
         } else {
             Judgement::Due
         }
+    }
+
+    /// Whether a call that succeeds with this stored session records InstantDB's
+    /// confirmation: from three quarters of its window on, so an active user's session
+    /// is renewed before it comes due, and its sign-ins never wait for InstantDB. (Not
+    /// with a zero window, where nothing is reused without asking.)
+    fn renews(&self, identity: &ClerkIdentity, stored: &StoredSession, now: i64) -> bool {
+        let window = revalidate_window(self.config.revalidate_after, &identity.session_id);
+        window > 0 && now.saturating_sub(stored.confirmed_at) >= window - window / 4
     }
 
     /// Takes the sign-in lock of the token's Clerk session. While another sign-in
@@ -851,7 +861,7 @@ impl SessionBroker {
         match call(session.refresh_token.clone()).await {
             Err(e) if is_dead_refresh_token(&e) => Ok(None),
             Ok(answer) => {
-                self.reconfirm_in_background(&session, reuse.due_at);
+                self.reconfirm_in_background(&session, reuse.reconfirm_at);
                 Ok(Some(answer))
             }
             Err(other) => Err(Error::instant(op)(other)),
@@ -871,11 +881,11 @@ impl SessionBroker {
         Fut: Future<Output = Result<T, instant_client::Error>>,
     {
         // A stored session past its reuse window serves too: this call checks it.
-        let (session, due_at) = match self
+        let (session, reconfirm_at) = match self
             .reusable(token.identity.clone(), Judgement::Due)
             .await?
         {
-            Ok(reuse) => (reuse.sign_in, reuse.due_at),
+            Ok(reuse) => (reuse.sign_in, reuse.reconfirm_at),
             Err(identity) => (self.sign_in_verified(&token.token, identity).await?, None),
         };
         match call(session.refresh_token.clone()).await {
@@ -886,22 +896,22 @@ impl SessionBroker {
                     .map_err(Error::instant(op))
             }
             Ok(answer) => {
-                self.reconfirm_in_background(&session, due_at);
+                self.reconfirm_in_background(&session, reconfirm_at);
                 Ok(answer)
             }
             Err(other) => Err(Error::instant(op)(other)),
         }
     }
 
-    /// A call made with a stored session past its reuse window (`due_at`: when it was
-    /// judged so) succeeded: InstantDB accepted the token then, which is what a sign-in
-    /// would have asked it. Recording that starts the session's next window, so an
-    /// active user's sign-ins keep finding it fresh and never wait for InstantDB; only a
-    /// session idle past its window is confirmed by the sign-in itself. In the
-    /// background: the answer waits for nothing, and a failure only leaves the
-    /// confirmation to the next sign-in.
-    fn reconfirm_in_background(&self, session: &SignIn, due_at: Option<i64>) {
-        let Some(at) = due_at else {
+    /// A call made with a stored session late in or past its reuse window
+    /// (`reconfirm_at`: when it was judged so, see [`renews`](Self::renews)) succeeded:
+    /// InstantDB accepted the token then, which is what a sign-in would have asked it.
+    /// Recording that starts the session's next window, so an active user's sign-ins
+    /// keep finding it fresh and never wait for InstantDB; only a session idle past its
+    /// window is confirmed by the sign-in itself. In the background: the answer waits
+    /// for nothing, and a failure only leaves the confirmation to the next sign-in.
+    fn reconfirm_in_background(&self, session: &SignIn, reconfirm_at: Option<i64>) {
+        let Some(at) = reconfirm_at else {
             return;
         };
         let store = Arc::clone(&self.store);
@@ -977,8 +987,9 @@ impl SessionBroker {
 /// A stored session that serves a caller as is.
 struct Reuse {
     sign_in: SignIn,
-    /// When it was judged past its reuse window (`Judgement::Due`), if it was.
-    due_at: Option<i64>,
+    /// When it was judged late in or past its reuse window, if it was: a call that
+    /// succeeds with it is recorded as InstantDB's confirmation at that time.
+    reconfirm_at: Option<i64>,
 }
 
 /// A stored session handed back as it is.

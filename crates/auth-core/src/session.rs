@@ -222,9 +222,9 @@ pub struct BrokerConfig {
     /// refresh token back to InstantDB (which reuses it) or checks it (admin strategy).
     /// Each Clerk session comes due somewhere between three quarters of this and all of
     /// it, by its id, so sessions signed in together do not all ask InstantDB in the
-    /// same second. A query or transaction that succeeds with a session past its
-    /// window counts as InstantDB's confirmation and starts the next one. Zero asks
-    /// every time. Default 60 s.
+    /// same second. A query or transaction that succeeds with a session from three
+    /// quarters of its window on counts as InstantDB's confirmation and starts the
+    /// next window. Zero asks every time. Default 60 s.
     pub revalidate_after: Duration,
     /// How long a stored session is kept. Default 7 days (Clerk's default session
     /// lifetime).

@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     CLIENTS, Failures, Hop, MEASURED_SLOTS, MakeRequest, Phase, Request, Rng, SLOT, Server,
-    WARM_UP_SLOTS, drive, drive_paced, http_client, instant_calls, mint_all, mint_each, round3,
-    verdict,
+    WARM_UP_SLOTS, drive, drive_paced, http_client, instant_calls, instant_calls_by_call, mint_all,
+    mint_each, round3, verdict,
 };
 
 /// Users in the mix by default (`CLERK_INSTANT_BENCH_MIX_USERS` changes it).
@@ -580,7 +580,7 @@ pub(super) async fn mix(stack: &DevStack, users: usize) -> anyhow::Result<Compar
     all.extend(through_hop.iter().map(|(side, _)| side.clone()));
     check_query(&http, &all).await?;
 
-    let upstream_before = instant_calls(&http, &server.url).await?;
+    let upstream_before = instant_calls_by_call(&http, &server.url).await?;
     let comparison = Comparison::measure(
         Sides {
             server: (through_server, server.pid()),
@@ -592,8 +592,18 @@ pub(super) async fn mix(stack: &DevStack, users: usize) -> anyhow::Result<Compar
         users.len(),
     )
     .await?;
-    let upstream = instant_calls(&http, &server.url).await? - upstream_before;
-    println!("({upstream} InstantDB calls from the server over both runs)");
+    // By call: the sign-ins are the confirmations and fresh sign-ins that requests
+    // waited for.
+    let upstream = instant_calls_by_call(&http, &server.url).await?;
+    let by_call: Vec<String> = upstream
+        .iter()
+        .map(|(call, n)| format!("{call} {}", n - upstream_before.get(call).unwrap_or(&0)))
+        .collect();
+    let total = upstream.values().sum::<u64>() - upstream_before.values().sum::<u64>();
+    println!(
+        "({total} InstantDB calls from the server over both runs: {})",
+        by_call.join(", ")
+    );
     Ok(comparison)
 }
 

@@ -595,8 +595,10 @@ async fn the_stored_session_path_runs_only_a_usable_session_and_leaves_the_rest_
 }
 
 #[tokio::test]
-async fn past_its_reuse_window_a_stored_session_serves_calls_and_a_successful_one_confirms_it() {
+async fn late_in_or_past_its_reuse_window_a_call_that_succeeds_confirms_the_stored_session() {
     let f = Fixture::new();
+    let window = revalidate_window(Duration::from_secs(60), TEST_SESSION_ID);
+    let renew_from = window - window / 4;
     let mut seq = Sequence::new();
     let mut instant = MockInstantAuth::new();
     instant
@@ -612,7 +614,17 @@ async fn past_its_reuse_window_a_stored_session_serves_calls_and_a_successful_on
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_, _, _| Ok(signed(1, false)));
-    // Past the window again: a query that fails for another reason proves nothing...
+    let ok_query = |instant: &mut MockInstantAuth, seq: &mut Sequence, times| {
+        instant
+            .expect_query_as()
+            .withf(|token, _| *token == rt(1))
+            .times(times)
+            .in_sequence(seq)
+            .returning(|_, _| Ok(raw(r#"{"goals":[]}"#)));
+    };
+    // Early in the window: a query, nothing recorded.
+    ok_query(&mut instant, &mut seq, 1);
+    // Past the window: a query that fails for another reason proves nothing...
     instant
         .expect_query_as()
         .withf(|token, _| *token == rt(1))
@@ -621,18 +633,15 @@ async fn past_its_reuse_window_a_stored_session_serves_calls_and_a_successful_on
         .returning(|_, _| Err(rejected(ErrorType::PermissionDenied, "Permission denied")));
     // ...one that succeeds is InstantDB's check of the stored token: no sign-in before
     // it, and none after it for the rest of the new window.
-    instant
-        .expect_query_as()
-        .withf(|token, _| *token == rt(1))
-        .times(2)
-        .in_sequence(&mut seq)
-        .returning(|_, _| Ok(raw(r#"{"goals":[]}"#)));
+    ok_query(&mut instant, &mut seq, 2);
     instant
         .expect_transact_as()
         .with(eq(rt(1)), always())
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_, _| Ok(TxId(3)));
+    // In the window's last quarter a call that succeeds renews it before it comes due.
+    ok_query(&mut instant, &mut seq, 1);
     // Past the window again, InstantDB no longer knows the token: the call fails, the
     // stored path says so, and the full path signs in afresh and runs it again.
     instant
@@ -659,11 +668,7 @@ async fn past_its_reuse_window_a_stored_session_serves_calls_and_a_successful_on
     let tx = Transaction::new().update("goals", Uuid::from_u128(1), json!({"title": "x"}));
     let confirmed_at = async || {
         settle(&broker).await;
-        let stored = f
-            .store
-            .get(TEST_SESSION_ID, clerk_jwt::Clock::now(&*f.clock))
-            .await
-            .unwrap();
+        let stored = f.store.get(TEST_SESSION_ID, NOW).await.unwrap();
         stored.unwrap().confirmed_at
     };
     broker.sign_in(&f.token()).await.unwrap();
@@ -673,8 +678,11 @@ async fn past_its_reuse_window_a_stored_session_serves_calls_and_a_successful_on
     assert!(confirmed.reused);
     assert_eq!(confirmed.refresh_token, rt(1));
     assert_eq!(confirmed_at().await, NOW + 61);
+    f.clock.advance(renew_from - 1);
+    assert!(broker.query(&f.token(), &query).await.is_ok());
+    assert_eq!(confirmed_at().await, NOW + 61, "early in the window");
 
-    f.clock.advance(61);
+    f.clock.advance(61 - renew_from + 1);
     let token = f.token();
     let verified = broker.authenticate(&token).await.unwrap();
     let refused = broker.query_stored(&verified, &query).await;
@@ -700,6 +708,18 @@ async fn past_its_reuse_window_a_stored_session_serves_calls_and_a_successful_on
     let again = broker.sign_in(&token).await.unwrap();
     assert!(again.reused);
     assert_eq!(again.refresh_token, rt(1));
+
+    f.clock.advance(renew_from);
+    let token = f.token();
+    let verified = broker.authenticate(&token).await.unwrap();
+    assert!(
+        broker
+            .query_stored(&verified, &query)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(confirmed_at().await, NOW + 122 + renew_from);
 
     f.clock.advance(61);
     let token = f.token();
