@@ -7,9 +7,10 @@
 //! - `fuzz [--seconds N] [TARGET…]`: every fuzz target of `fuzz/Cargo.toml` (or the
 //!   ones named) for N seconds each (needs cargo-fuzz and nightly).
 //! - `soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N]
-//!   [--no-abandon]`:
-//!   the fault soak (`soak.rs`), writing `target/bench/soak.json`; `ci` runs a short
-//!   one, then schemathesis against the dev server (`schemathesis.rs`).
+//!   [--no-abandon] [--redis]`:
+//!   the fault soak (`soak.rs`), writing `target/bench/soak.json` (`--redis`: two
+//!   replicas sharing a Redis store, `soak-redis.json`); `ci` runs a short one,
+//!   then schemathesis against the dev server (`schemathesis.rs`).
 //! - `schemathesis`: only the schemathesis step of `ci`.
 //! - `dist`: release archives of the server and the CLI for this platform, their
 //!   `SHA256SUMS`, a `CHANGELOG.md` section and a `cargo package` check of every
@@ -18,7 +19,8 @@
 //! Hygiene checks ("tidy") are ordinary tests in `tidy.rs`, so `cargo test` runs them.
 //! xtask shells out to cargo; its one project dependency is `devstack`, the local
 //! stack the soak runs the server against (in this process, so faults are injected
-//! and the emulator reconciled directly).
+//! and the emulator reconciled directly); the Redis soak reads what its Redis holds
+//! at the end with the `redis` client the store uses.
 
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
@@ -124,6 +126,7 @@ const CI_SOAK: soak::Options = soak::Options {
     clients: 8,
     build: false,
     abandon: true,
+    redis: false,
 };
 
 fn ci() -> anyhow::Result<()> {

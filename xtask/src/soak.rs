@@ -8,6 +8,12 @@
 //! `target/bench/soak.json` gets requests by route and outcome, p50/p99, the fault
 //! timeline and three numbers that must be zero (leaked refresh tokens, sign-outs
 //! reported done whose token lived on, 5xx answered outside every fault window).
+//!
+//! `--redis`: two replicas of the server share their store in a real `redis-server`
+//! (sealed with a key made for the run), the clients send each request to the next
+//! replica, Clerk's webhooks go to the first, and the shared Redis hangs for a window
+//! of its own (SIGSTOP, then SIGCONT). At the end every session key left in Redis
+//! counts too: once every session is signed out the store must be empty.
 
 mod faults;
 mod report;
@@ -20,15 +26,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
+use base64::Engine as _;
 use devstack::clerk::{DeliveryState, WebhookEndpoint, WebhookOptions};
-use devstack::{ClerkConfig, DevStack, DevStackConfig, WebhookSecret};
+use devstack::{ClerkConfig, DevStack, DevStackConfig, RedisServer, WebhookSecret};
 use serde_json::{Value, json};
 
-use self::faults::{Timeline, since, window_length};
+use self::faults::{Targets, Timeline, since, window_length};
 use self::report::{Blame, GRACE_MS, JWKS_GRACE_MS, Span, WEBHOOK_ANSWER_MS, during_a_fault};
 use self::traffic::{Rng, World};
 
-pub(crate) const USAGE: &str = "cargo xtask soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N] [--no-abandon]";
+pub(crate) const USAGE: &str = "cargo xtask soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N] [--no-abandon] [--redis]";
+
+/// Replicas of the server in a Redis soak.
+const REDIS_REPLICAS: usize = 2;
+/// The key prefix the replicas share in Redis.
+const REDIS_PREFIX: &str = "soak:";
 
 /// Svix's retry schedule, scaled: retries after 1.5 ms, 90 ms, 0.5 s, 2.2 s, 5.4 s,
 /// 11 s and 11 s, so a delivery outlives any fault window (at most 4 s) and the last
@@ -68,6 +80,8 @@ pub(crate) struct Options {
     pub(crate) build: bool,
     /// Clients abandon some sign-ins a few milliseconds in.
     pub(crate) abandon: bool,
+    /// Two replicas sharing a Redis store, with a Redis fault (see the module docs).
+    pub(crate) redis: bool,
 }
 
 impl Default for Options {
@@ -79,6 +93,7 @@ impl Default for Options {
             clients: 16,
             build: true,
             abandon: true,
+            redis: false,
         }
     }
 }
@@ -106,6 +121,7 @@ pub(crate) fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--release" => options.profile = Profile::Release,
             "--debug" => options.profile = Profile::Debug,
             "--no-abandon" => options.abandon = false,
+            "--redis" => options.redis = true,
             "--users" => options.users = usize::try_from(number(rest.next(), "--users")?)?,
             "--clients" => options.clients = usize::try_from(number(rest.next(), "--clients")?)?,
             other => bail!("unknown argument {other:?}; usage: {USAGE}"),
@@ -173,19 +189,28 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<()> {
     let dir = crate::bench_dir();
     std::fs::create_dir_all(&dir)?;
     eprintln!(
-        "\n==> soak: {} s, {} binary {}, {} users, {} clients",
+        "\n==> soak: {} s, {} binary {}, {} users, {} clients, {}",
         options.duration.as_secs(),
         options.profile.dir(),
         binary.display(),
         options.users,
-        options.clients
+        options.clients,
+        if options.redis {
+            format!("{REDIS_REPLICAS} replicas sharing a Redis store")
+        } else {
+            "one server, memory store".to_owned()
+        }
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the soak's runtime")?;
     let report = runtime.block_on(soak(options, &binary, &dir))?;
-    let path = dir.join("soak.json");
+    let path = dir.join(if options.redis {
+        "soak-redis.json"
+    } else {
+        "soak.json"
+    });
     std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     let zero = &report["must_be_zero"];
@@ -198,11 +223,19 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<()> {
         path.display()
     );
     eprintln!(
-        "    leaks {}, sign-outs done but alive {}, 5xx without fault {}; bad tokens accepted {}, server exit {}",
+        "    leaks {}, sign-outs done but alive {}, 5xx without fault {}; bad tokens accepted {}{}, server exit {}",
         zero["leaks"],
         zero["sign_outs_done_but_alive"],
         zero["unexplained_5xx"],
         zero["bad_tokens_accepted"],
+        if options.redis {
+            format!(
+                "; sessions left in Redis {}",
+                zero["sessions_left_in_redis"]
+            )
+        } else {
+            String::new()
+        },
         report["server"]["exit"]
     );
     let failed: Vec<String> = zero
@@ -227,6 +260,37 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The store settings of a Redis soak's replicas: the shared Redis, a prefix, and a
+/// sealing key made for the run.
+fn redis_env(url: &str) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let mut key = [0_u8; 32];
+    aws_lc_rs::rand::fill(&mut key)
+        .map_err(|_| anyhow::anyhow!("no randomness for the sealing key"))?;
+    Ok(vec![
+        ("SESSION_STORE_URL", url.to_owned()),
+        ("SESSION_STORE_PREFIX", REDIS_PREFIX.to_owned()),
+        (
+            "SESSION_STORE_ENCRYPTION_KEY",
+            base64::engine::general_purpose::STANDARD.encode(key),
+        ),
+    ])
+}
+
+/// How many sessions a Redis holds under the soak's prefix (their keys are
+/// `<prefix>s:<sid>`).
+async fn redis_sessions(url: &str) -> anyhow::Result<usize> {
+    let mut redis = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{REDIS_PREFIX}s:*"))
+        .query_async(&mut redis)
+        .await
+        .context("listing the sessions left in Redis")?;
+    Ok(keys.len())
 }
 
 /// A free port on loopback for the server (released just before it binds it).
@@ -434,11 +498,37 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
             .context("starting the local stack")?,
     );
     let secret = WebhookSecret::generate();
-    let listen = free_port()?;
-    let log = dir.join("soak-server.log");
-    let server = Server::start(binary, server_env(&stack, listen, &secret), listen, log).await?;
+    let redis = if options.redis {
+        Some(
+            RedisServer::start()
+                .await
+                .context("starting redis-server for the Redis soak")?,
+        )
+    } else {
+        None
+    };
+    // One sealing key for every replica: a replica that cannot open a value treats
+    // it as absent and removes it.
+    let store_env = match &redis {
+        Some(redis) => redis_env(&redis.url())?,
+        None => Vec::new(),
+    };
+    let redis_url = redis.as_ref().map(RedisServer::url);
+    let mut servers = Vec::new();
+    for replica in 1..=if options.redis { REDIS_REPLICAS } else { 1 } {
+        let listen = free_port()?;
+        let log = dir.join(if options.redis {
+            format!("soak-redis-server-{replica}.log")
+        } else {
+            "soak-server.log".to_owned()
+        });
+        let mut env = server_env(&stack, listen, &secret);
+        env.extend(store_env.iter().cloned());
+        servers.push(Server::start(binary, env, listen, log).await?);
+    }
+    // Webhooks reach one replica, as through a load balancer: the store is shared.
     stack.clerk.webhooks().add_endpoint(WebhookEndpoint::new(
-        format!("{}/v1/webhooks/clerk", server.url),
+        format!("{}/v1/webhooks/clerk", servers[0].url),
         secret,
     ));
 
@@ -446,7 +536,7 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
     let unix_origin_ms = unix_ms();
     let world = Arc::new(World::new(
         Arc::clone(&stack),
-        server.url.clone(),
+        servers.iter().map(|server| server.url.clone()).collect(),
         options.users,
         options.abandon,
         origin,
@@ -455,10 +545,16 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
     let window = window_length(options.duration);
     let timeline: Timeline = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = tokio::task::JoinSet::new();
+    let targets = Arc::new(Targets {
+        stack: Arc::clone(&stack),
+        redis: redis.map(Mutex::new),
+    });
+    let schedule = faults::schedule(options.redis);
     // The first window (the JWKS down) opens before any client starts.
-    let first = faults::open_first(&stack, origin);
+    let first = faults::open_first(&targets, &schedule, origin);
     tasks.spawn(faults::run(
-        Arc::clone(&stack),
+        Arc::clone(&targets),
+        schedule,
         first,
         window,
         origin,
@@ -482,20 +578,46 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
     let final_sign_outs = sign_out_everything(&world).await;
     // The server's sign-outs revoked the Clerk sessions: their webhooks too.
     let settled_after = webhooks_settle(&stack, Duration::from_secs(60)).await;
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
-        .await
-        .ok()
-        .map(|r| r.text());
-    if let Some(text) = metrics
-        && let Ok(text) = text.await
-    {
-        let _ = std::fs::write(dir.join("soak-metrics.txt"), text);
+    let mut server_reports = Vec::new();
+    for (n, server) in servers.into_iter().enumerate() {
+        let metrics = reqwest::get(format!("{}/metrics", server.url))
+            .await
+            .ok()
+            .map(|r| r.text());
+        if let Some(text) = metrics
+            && let Ok(text) = text.await
+        {
+            let name = if options.redis {
+                format!("soak-redis-metrics-{}.txt", n + 1)
+            } else {
+                "soak-metrics.txt".to_owned()
+            };
+            let _ = std::fs::write(dir.join(name), text);
+        }
+        let log_path = server.log.clone();
+        let (clean_exit, exit) = server.stop().await?;
+        server_reports.push(
+            json!({"exit": exit, "clean_exit": clean_exit, "log": log_path.display().to_string()}),
+        );
     }
-    let log_path = server.log.clone();
-    let (clean_exit, exit) = server.stop().await?;
+    let clean_exit = server_reports.iter().all(|r| r["clean_exit"] == true);
+    let exit: Vec<&str> = server_reports
+        .iter()
+        .filter_map(|r| r["exit"].as_str())
+        .collect();
+    let logs: Vec<&str> = server_reports
+        .iter()
+        .filter_map(|r| r["log"].as_str())
+        .collect();
+    // What the shared store still holds once every session was signed out: nothing.
+    let left_in_redis = match &redis_url {
+        Some(url) => Some(redis_sessions(url).await?),
+        None => None,
+    };
 
     // Reconcile: every refresh token still alive in the emulator is a leak (no client
-    // keeps one, and the server's store went with its process).
+    // keeps one, and every session was signed out: a memory store went with its
+    // process, a Redis store must be empty).
     let (leak_count, mut leaks) = leaked_tokens(&stack)?;
     {
         let abandoned = world
@@ -547,7 +669,7 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
     let (routes, mut overall) = log.summary();
     overall["by_route"] = routes;
 
-    let report = json!({
+    let mut report = json!({
         "seed": seed,
         "duration_s": options.duration.as_secs(),
         "traffic_ms": traffic_ms,
@@ -572,7 +694,9 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
         "webhooks": webhooks,
         "webhooks_settled": {"before_final_sign_outs": settled_before, "after": settled_after},
         "final_sign_outs": final_sign_outs,
-        "server": {"exit": exit, "clean_exit": clean_exit, "log": log_path.display().to_string()},
+        "store": if options.redis { "redis" } else { "memory" },
+        "server": {"exit": exit.join("; "), "clean_exit": clean_exit, "log": logs.join(" ")},
+        "replicas": server_reports,
         "leaked": leaks,
         "released_tokens_alive": released_alive,
         "kept_by_clients": [],
@@ -586,6 +710,10 @@ async fn soak(options: &Options, binary: &Path, dir: &Path) -> anyhow::Result<Va
             "bad_tokens_accepted": log.bad_tokens_accepted.len(),
         },
     });
+    if let Some(left) = left_in_redis {
+        report["must_be_zero"]["sessions_left_in_redis"] = json!(left);
+    }
+    drop(targets);
     if let Ok(stack) = Arc::try_unwrap(stack) {
         stack.shutdown().await;
     }
@@ -692,6 +820,7 @@ mod tests {
                 clients: 4,
                 build: true,
                 abandon: true,
+                redis: false,
             }
         );
         assert_eq!(parse(&[]).unwrap(), Options::default());
@@ -700,6 +829,7 @@ mod tests {
             Profile::Release
         );
         assert!(!parse(&args("--no-abandon")).unwrap().abandon);
+        assert!(parse(&args("--redis")).unwrap().redis);
         for bad in [
             "--minutes",
             "--seconds x",

@@ -1,11 +1,12 @@
 //! The fault schedule: one window at a time, each kind in turn, during which every
-//! matching call to the emulator or the local Clerk fails, with quiet time between
-//! windows; and the timeline of those windows.
+//! matching call to the emulator or the local Clerk fails (or, in a Redis soak, the
+//! shared Redis hangs), with quiet time between windows; and the timeline of those
+//! windows.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use devstack::{DevStack, Fault, Faults};
+use devstack::{DevStack, Fault, Faults, RedisServer};
 use serde_json::{Value, json};
 
 use super::report::{Blame, GRACE_MS, JWKS_GRACE_MS, Span};
@@ -15,6 +16,8 @@ use super::report::{Blame, GRACE_MS, JWKS_GRACE_MS, Span};
 pub(crate) enum Upstream {
     Instant,
     Clerk,
+    /// The replicas' shared Redis (a Redis soak).
+    Redis,
 }
 
 impl Upstream {
@@ -22,14 +25,31 @@ impl Upstream {
         match self {
             Upstream::Instant => "instantdb-emulator",
             Upstream::Clerk => "local-clerk",
+            Upstream::Redis => "redis",
         }
     }
 
-    fn faults(self, stack: &DevStack) -> &Faults {
+    fn faults(self, stack: &DevStack) -> Option<&Faults> {
         match self {
-            Upstream::Instant => stack.instant.faults(),
-            Upstream::Clerk => stack.clerk.faults(),
+            Upstream::Instant => Some(stack.instant.faults()),
+            Upstream::Clerk => Some(stack.clerk.faults()),
+            Upstream::Redis => None,
         }
+    }
+}
+
+/// What faults are injected into.
+pub(crate) struct Targets {
+    pub(crate) stack: Arc<DevStack>,
+    /// The Redis the replicas share, in a Redis soak.
+    pub(crate) redis: Option<Mutex<RedisServer>>,
+}
+
+impl Targets {
+    fn redis(&self) -> Option<std::sync::MutexGuard<'_, RedisServer>> {
+        self.redis
+            .as_ref()
+            .map(|redis| redis.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -124,6 +144,28 @@ pub(crate) const SCHEDULE: &[Kind] = &[
     },
 ];
 
+/// The Redis soak's own fault: the shared Redis stops answering (SIGSTOP, its data
+/// kept), as a Redis that hangs or a network that drops packets, until the window
+/// closes (SIGCONT). The store's calls time out within its bound (3 s, the grace).
+pub(crate) const REDIS_PAUSED: Kind = Kind {
+    name: "redis-paused",
+    upstream: Upstream::Redis,
+    routes: &[],
+    what: "the shared Redis answers nothing (SIGSTOP), then everything it was sent",
+    grace_ms: GRACE_MS,
+    fault: || Fault::status(503),
+};
+
+/// The windows of a soak, in order: [`SCHEDULE`], and in a Redis soak
+/// [`REDIS_PAUSED`] second, so that even a short run opens it.
+pub(crate) fn schedule(redis: bool) -> Vec<Kind> {
+    let mut kinds = SCHEDULE.to_vec();
+    if redis {
+        kinds.insert(1, REDIS_PAUSED);
+    }
+    kinds
+}
+
 /// One window of the timeline.
 #[derive(Debug, Clone)]
 pub(crate) struct Window {
@@ -150,7 +192,8 @@ impl Window {
             "start_ms": self.span.start_ms,
             "end_ms": self.span.end_ms,
             "grace_ms": self.kind.grace_ms,
-            "calls_faulted": self.hits,
+            // Redis does not count the commands it held.
+            "calls_faulted": (self.kind.upstream != Upstream::Redis).then_some(self.hits),
         })
     }
 }
@@ -170,10 +213,15 @@ pub(crate) fn since(origin: Instant) -> u64 {
     u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Makes every call to the kind's routes fail until [`close`]; returns how many calls
-/// those routes had seen.
-pub(crate) fn open(stack: &DevStack, kind: &Kind) -> u64 {
-    let faults = kind.upstream.faults(stack);
+/// Makes every call to the kind's routes fail (or pauses Redis) until [`close`];
+/// returns how many calls those routes had seen.
+pub(crate) fn open(targets: &Targets, kind: &Kind) -> u64 {
+    let Some(faults) = kind.upstream.faults(&targets.stack) else {
+        if let Some(mut redis) = targets.redis() {
+            redis.pause();
+        }
+        return 0;
+    };
     for route in kind.routes {
         // The patterns are constants, checked by a test.
         let _ = faults.inject(route, (kind.fault)(), u32::MAX);
@@ -181,10 +229,15 @@ pub(crate) fn open(stack: &DevStack, kind: &Kind) -> u64 {
     kind.routes.iter().map(|r| faults.hits(r)).sum()
 }
 
-/// Ends every fault of the kind's upstream; returns how many calls its routes have
-/// seen.
-pub(crate) fn close(stack: &DevStack, kind: &Kind) -> u64 {
-    let faults = kind.upstream.faults(stack);
+/// Ends every fault of the kind's upstream (resumes Redis); returns how many calls its
+/// routes have seen.
+pub(crate) fn close(targets: &Targets, kind: &Kind) -> u64 {
+    let Some(faults) = kind.upstream.faults(&targets.stack) else {
+        if let Some(mut redis) = targets.redis() {
+            redis.resume();
+        }
+        return 0;
+    };
     faults.clear();
     kind.routes.iter().map(|r| faults.hits(r)).sum()
 }
@@ -198,12 +251,12 @@ pub(crate) struct Opened {
 }
 
 /// Opens the schedule's first window now, before any traffic starts.
-pub(crate) fn open_first(stack: &DevStack, origin: Instant) -> Opened {
-    let kind = SCHEDULE[0];
+pub(crate) fn open_first(targets: &Targets, schedule: &[Kind], origin: Instant) -> Opened {
+    let kind = schedule[0];
     Opened {
         kind,
         start_ms: since(origin),
-        hits_before: open(stack, &kind),
+        hits_before: open(targets, &kind),
     }
 }
 
@@ -211,7 +264,8 @@ pub(crate) fn open_first(stack: &DevStack, origin: Instant) -> Opened {
 /// for `window`, then two windows' length of quiet; no window opens that would outlast
 /// the deadline.
 pub(crate) async fn run(
-    stack: Arc<DevStack>,
+    targets: Arc<Targets>,
+    schedule: Vec<Kind>,
     first: Opened,
     window: Duration,
     origin: Instant,
@@ -219,10 +273,10 @@ pub(crate) async fn run(
     timeline: Timeline,
 ) {
     let mut opened = first;
-    let mut next = SCHEDULE.iter().cycle().skip(1);
+    let mut next = schedule.iter().cycle().skip(1);
     loop {
         tokio::time::sleep(window).await;
-        let after = close(&stack, &opened.kind);
+        let after = close(&targets, &opened.kind);
         timeline
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -242,7 +296,7 @@ pub(crate) async fn run(
         opened = Opened {
             kind: *kind,
             start_ms: since(origin),
-            hits_before: open(&stack, kind),
+            hits_before: open(&targets, kind),
         };
     }
 }
@@ -270,6 +324,11 @@ mod tests {
         let stack = DevStack::start(devstack::DevStackConfig::default())
             .await
             .unwrap();
+        let targets = Targets {
+            stack: Arc::new(stack),
+            redis: None,
+        };
+        let stack = &targets.stack;
         let instant = [
             "/runtime/oauth/id_token",
             "/runtime/signout",
@@ -291,28 +350,28 @@ mod tests {
 
         let kind = |name: &str| SCHEDULE.iter().find(|k| k.name == name).unwrap();
         let five_xx = kind("instant-5xx");
-        open(&stack, five_xx);
+        open(&targets, five_xx);
         for path in instant {
             let url = format!("{}{path}", stack.instant.url());
             assert_eq!(status(reqwest::Method::POST, url).await, 500, "{path}");
         }
         assert_eq!(status(reqwest::Method::GET, jwks.clone()).await, 200);
-        close(&stack, five_xx);
+        close(&targets, five_xx);
         let url = format!("{}/admin/query", stack.instant.url());
         assert_ne!(status(reqwest::Method::POST, url).await, 500, "closed");
 
         let api_down = kind("clerk-api-down");
-        let before = open(&stack, api_down);
+        let before = open(&targets, api_down);
         for (method, path) in &clerk_api {
             let url = format!("{}{path}", stack.clerk.url());
             assert_eq!(status(method.clone(), url).await, 503, "{method} {path}");
         }
         assert_eq!(status(reqwest::Method::GET, jwks.clone()).await, 200);
-        assert_eq!(close(&stack, api_down) - before, 5);
+        assert_eq!(close(&targets, api_down) - before, 5);
 
         for name in ["jwks-down", "jwks-garbage"] {
             let kind = kind(name);
-            open(&stack, kind);
+            open(&targets, kind);
             let answer = reqwest::get(&jwks).await.unwrap();
             let status = answer.status().as_u16();
             let body: Value = answer.json().await.unwrap_or(Value::Null);
@@ -320,9 +379,48 @@ mod tests {
                 status == 503 || body["keys"][0]["n"] == "",
                 "{name}: {status} {body}"
             );
-            close(&stack, kind);
+            close(&targets, kind);
         }
-        stack.shutdown().await;
+        if let Ok(stack) = Arc::try_unwrap(targets.stack) {
+            stack.shutdown().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_redis_fault_holds_every_command_until_it_closes() {
+        let redis = RedisServer::start().await.unwrap();
+        let port = redis.port();
+        let targets = Targets {
+            stack: Arc::new(
+                DevStack::start(devstack::DevStackConfig::default())
+                    .await
+                    .unwrap(),
+            ),
+            redis: Some(Mutex::new(redis)),
+        };
+        let ping = || async move {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut stream, b"PING\r\n")
+                .await
+                .unwrap();
+            let mut answer = [0_u8; 7];
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut answer)
+                .await
+                .unwrap();
+            answer
+        };
+        assert_eq!(&ping().await, b"+PONG\r\n");
+        assert_eq!(open(&targets, &REDIS_PAUSED), 0);
+        let held = tokio::spawn(ping());
+        let waited = tokio::time::timeout(Duration::from_millis(300), ping()).await;
+        assert!(waited.is_err(), "a paused Redis answered");
+        close(&targets, &REDIS_PAUSED);
+        assert_eq!(&held.await.unwrap(), b"+PONG\r\n", "answered once resumed");
+        if let Ok(stack) = Arc::try_unwrap(targets.stack) {
+            stack.shutdown().await;
+        }
     }
 
     #[test]
@@ -343,10 +441,19 @@ mod tests {
 
     #[test]
     fn the_schedule_starts_with_the_jwks_down_and_names_each_kind_once() {
-        assert_eq!(SCHEDULE[0].name, "jwks-down");
-        let mut names: Vec<&str> = SCHEDULE.iter().map(|k| k.name).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), SCHEDULE.len());
+        for redis in [false, true] {
+            let kinds = schedule(redis);
+            assert_eq!(kinds[0].name, "jwks-down");
+            let mut names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), kinds.len());
+            assert_eq!(names.contains(&"redis-paused"), redis);
+        }
+        assert_eq!(
+            schedule(true)[1].name,
+            "redis-paused",
+            "early, for short runs"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! user's session and the refresh tokens it was handed are never raced.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -74,8 +75,10 @@ impl User {
 /// What every client shares.
 pub(crate) struct World {
     pub(crate) stack: Arc<DevStack>,
-    /// `http://127.0.0.1:<port>` of the server under test.
-    pub(crate) server: String,
+    /// `http://127.0.0.1:<port>` of each replica of the server under test; requests
+    /// go to each in turn, so one user's calls land on every replica.
+    servers: Vec<String>,
+    next_server: AtomicUsize,
     pub(crate) http: reqwest::Client,
     pub(crate) origin: Instant,
     /// Signs with a key Clerk never had, under the instance's `kid`.
@@ -129,7 +132,7 @@ impl World {
     /// Creates `users` Clerk users and the forged keys.
     pub(crate) fn new(
         stack: Arc<DevStack>,
-        server: String,
+        servers: Vec<String>,
         users: usize,
         abandon: bool,
         origin: Instant,
@@ -150,7 +153,8 @@ impl World {
         let forged_other_kid = SigningKey::generate("ins_soakforgedkey");
         Ok(World {
             stack,
-            server,
+            servers,
+            next_server: AtomicUsize::new(0),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .redirect(reqwest::redirect::Policy::none())
@@ -165,6 +169,12 @@ impl World {
             abandoned: Mutex::default(),
             abandon,
         })
+    }
+
+    /// The replica the next request goes to.
+    fn server(&self) -> &str {
+        let turn = self.next_server.fetch_add(1, Ordering::Relaxed);
+        &self.servers[turn % self.servers.len()]
     }
 
     fn take(&self, rng: &mut Rng) -> Option<User> {
@@ -210,7 +220,7 @@ impl World {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.server))
+            .request(method, format!("{}{path}", self.server()))
             .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(body);
@@ -441,7 +451,7 @@ impl World {
         let started = Instant::now();
         let answer = self
             .http
-            .post(format!("{}/v1/session", self.server))
+            .post(format!("{}/v1/session", self.server()))
             .bearer_auth(&token)
             .timeout(patience)
             .send()
