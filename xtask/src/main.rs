@@ -9,8 +9,8 @@
 //! - `soak [--minutes N] [--seconds N] [--release|--debug] [--users N] [--clients N]
 //!   [--no-abandon] [--redis]`:
 //!   the fault soak (`soak.rs`), writing `target/bench/soak.json` (`--redis`: two
-//!   replicas sharing a Redis store, `soak-redis.json`); `ci` runs a short one,
-//!   then schemathesis against the dev server (`schemathesis.rs`).
+//!   replicas sharing a Redis store, `soak-redis.json`); `ci` runs a short one of
+//!   each, then schemathesis against the dev server (`schemathesis.rs`).
 //! - `schemathesis`: only the schemathesis step of `ci`.
 //! - `dist`: release archives of the server and the CLI for this platform, their
 //!   `SHA256SUMS`, a `CHANGELOG.md` section and a `cargo package` check of every
@@ -129,6 +129,12 @@ const CI_SOAK: soak::Options = soak::Options {
     redis: false,
 };
 
+/// The same, with two replicas sharing a Redis store (and the Redis fault).
+const CI_SOAK_REDIS: soak::Options = soak::Options {
+    redis: true,
+    ..CI_SOAK
+};
+
 fn ci() -> anyhow::Result<()> {
     let start = Instant::now();
     let mut fmt = cargo();
@@ -171,6 +177,12 @@ fn ci() -> anyhow::Result<()> {
     let soak_start = Instant::now();
     soak::run(&CI_SOAK)?;
     eprintln!("==> soak: ok ({:.0} s)", soak_start.elapsed().as_secs_f64());
+    let soak_start = Instant::now();
+    soak::run(&CI_SOAK_REDIS)?;
+    eprintln!(
+        "==> soak, Redis store: ok ({:.0} s)",
+        soak_start.elapsed().as_secs_f64()
+    );
 
     // The OpenAPI description attacked by schemathesis (skipped by
     // CI_SKIP_SCHEMATHESIS=1).

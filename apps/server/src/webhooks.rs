@@ -13,7 +13,9 @@
 //! - 200 `applied`, `ignored` or `unmapped` once the effect is done (the claim is
 //!   completed first), 503 with `Retry-After` when InstantDB is unavailable or slow,
 //!   or the broker error's own status otherwise; on any error the claim is released
-//!   so the retry applies it.
+//!   so the retry applies it (when the store cannot be reached, in the background as
+//!   soon as it answers: a claim written by a store that then lost its answer must
+//!   not hold off the retries for the 5-minute lease).
 //!
 //! Logs name the message id, the type and the Clerk ids, never the body or a secret.
 
@@ -174,8 +176,8 @@ pub(crate) async fn clerk(
             return Err(failure(error));
         }
     };
-    match claim {
-        DeliveryClaim::Claimed => {}
+    let held = match claim {
+        DeliveryClaim::Claimed(held) => held,
         DeliveryClaim::Done => {
             metrics.webhook(label, "duplicate");
             tracing::info!(
@@ -203,10 +205,10 @@ pub(crate) async fn clerk(
             error.retry_after = Some(IN_PROGRESS_RETRY_AFTER);
             return Err(error);
         }
-    }
+    };
     match apply(&state, &delivery, webhooks.policy).await {
         Ok(applied) => {
-            if let Err(error) = broker.complete_delivery(id).await {
+            if let Err(error) = broker.complete_delivery(&held).await {
                 // Applied, but not recorded as done: acknowledge only what is durable.
                 // The redelivery applies it again, which every effect allows.
                 metrics.webhook(label, "failed");
@@ -239,11 +241,11 @@ pub(crate) async fn clerk(
             Ok(answer(&delivery, applied.outcome, applied.fields))
         }
         Err(error) => {
-            if let Err(release) = broker.release_delivery(id).await {
+            if let Err(release) = broker.release_delivery(held).await {
                 tracing::warn!(
                     message = id,
                     error = &release as &dyn std::error::Error,
-                    "could not release a Clerk webhook claim; it lapses by itself"
+                    "could not release a Clerk webhook claim; given back once the store answers"
                 );
             }
             metrics.webhook(label, "failed");

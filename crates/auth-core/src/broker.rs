@@ -83,12 +83,13 @@ impl Judgement {
     }
 }
 
-/// Who holds a sign-in lock: random per sign-in, so a lapsed holder cannot release a
-/// lock another took since.
-struct LockHolder(String);
+/// Who holds a sign-in lock or a webhook claim: random per sign-in (per delivery), so
+/// a lapsed holder cannot release a lock or claim another took since.
+#[derive(Clone)]
+pub(crate) struct LockHolder(String);
 
 impl LockHolder {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         use std::hash::{BuildHasher as _, Hasher as _};
         use std::sync::atomic::{AtomicU64, Ordering};
         static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -103,7 +104,7 @@ impl LockHolder {
         LockHolder(format!("{random:016x}{:016x}", second.finish()))
     }
 
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -138,7 +139,7 @@ pub struct SessionBroker {
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: BrokerConfig,
-    background: Arc<Background>,
+    pub(crate) background: Arc<Background>,
 }
 
 impl fmt::Debug for SessionBroker {

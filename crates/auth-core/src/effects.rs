@@ -11,10 +11,11 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use instant_client::Uuid;
 
-use crate::broker::{SessionBroker, secs};
+use crate::broker::{LockHolder, SessionBroker, secs};
 use crate::error::{Error, InstantOp, is_dead_refresh_token};
 use crate::store::{MessageClaim, Refused, StoredSession};
 
@@ -128,7 +129,48 @@ pub enum EmailChanged {
 }
 
 /// What [`SessionBroker::claim_delivery`] found.
-pub type DeliveryClaim = MessageClaim;
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DeliveryClaim {
+    /// It was free: this delivery holds it. Apply it, then
+    /// [`complete_delivery`](SessionBroker::complete_delivery) (or
+    /// [`release_delivery`](SessionBroker::release_delivery) when applying failed).
+    Claimed(HeldDelivery),
+    /// Another delivery of the same message holds it and has not finished.
+    InProgress,
+    /// It was applied already.
+    Done,
+}
+
+/// A webhook message this delivery claimed, under a holder of its own (so that a
+/// give-back never frees a claim another delivery took since).
+#[derive(Clone)]
+pub struct HeldDelivery {
+    message_id: String,
+    holder: LockHolder,
+    lease_until: i64,
+}
+
+impl HeldDelivery {
+    /// The message id.
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+}
+
+/// The message id only: the holder is an internal nonce.
+impl fmt::Debug for HeldDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldDelivery")
+            .field("message_id", &self.message_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first pause of a background give-back of a claim, doubled up to
+/// [`GIVE_BACK_PAUSE_MAX`].
+const GIVE_BACK_PAUSE_FIRST: Duration = Duration::from_millis(100);
+const GIVE_BACK_PAUSE_MAX: Duration = Duration::from_secs(2);
 
 impl SessionBroker {
     /// A Clerk session ended (`session.ended`, `session.removed`, `session.revoked`):
@@ -255,39 +297,103 @@ impl SessionBroker {
     /// [`release_delivery`](Self::release_delivery) when applying failed); the others
     /// mean a duplicate (answer 2xx, do nothing; `InProgress` may also be answered
     /// with a retryable status, since the first delivery may still fail).
+    ///
+    /// When the store fails, the claim may have been written all the same (a Redis
+    /// that hung runs what it was sent once it answers again, after the caller gave
+    /// up): it is given back in the background as soon as the store answers, so it
+    /// does not hold off Svix's retries for `delivery_lease`.
     pub async fn claim_delivery(&self, message_id: &str) -> Result<DeliveryClaim, Error> {
         let now = self.clock.now();
-        Ok(self
+        let held = HeldDelivery {
+            message_id: message_id.to_owned(),
+            holder: LockHolder::new(),
+            lease_until: now.saturating_add(secs(self.config.delivery_lease)),
+        };
+        match self
             .store
-            .claim_message(
-                message_id,
-                now,
-                now.saturating_add(secs(self.config.delivery_lease)),
-            )
-            .await?)
+            .claim_message(message_id, held.holder.as_str(), now, held.lease_until)
+            .await
+        {
+            Ok(MessageClaim::Claimed) => Ok(DeliveryClaim::Claimed(held)),
+            Ok(MessageClaim::InProgress) => Ok(DeliveryClaim::InProgress),
+            Ok(MessageClaim::Done) => Ok(DeliveryClaim::Done),
+            Err(error) => {
+                self.give_back_in_background(held);
+                Err(error.into())
+            }
+        }
     }
 
     /// Marks a claimed message applied; duplicates are recognised for
     /// `delivery_retention` (28 hours by default). When the store fails, the effect
     /// stands but a redelivery may apply it again (every operation is idempotent):
-    /// answer "retry later", since the delivery is not yet durable as done.
-    pub async fn complete_delivery(&self, message_id: &str) -> Result<(), Error> {
+    /// answer "retry later", since the delivery is not yet durable as done (the claim
+    /// is then given back in the background, so the retry is not held off; a message
+    /// recorded done after all stays done).
+    pub async fn complete_delivery(&self, held: &HeldDelivery) -> Result<(), Error> {
         let now = self.clock.now();
-        self.store
+        if let Err(error) = self
+            .store
             .complete_message(
-                message_id,
+                &held.message_id,
                 now,
                 now.saturating_add(secs(self.config.delivery_retention)),
             )
-            .await?;
+            .await
+        {
+            self.give_back_in_background(held.clone());
+            return Err(error.into());
+        }
         Ok(())
     }
 
-    /// Gives a claim back after applying failed, so Svix's retry is applied. (When the
-    /// store fails here too, the claim lapses after `delivery_lease`.)
-    pub async fn release_delivery(&self, message_id: &str) -> Result<(), Error> {
-        self.store.release_message(message_id).await?;
+    /// Gives a claim back after applying failed, so Svix's retry is applied. When the
+    /// store fails here too, it is given back in the background once the store
+    /// answers (or lapses after `delivery_lease`).
+    pub async fn release_delivery(&self, held: HeldDelivery) -> Result<(), Error> {
+        if let Err(error) = self
+            .store
+            .release_message(&held.message_id, held.holder.as_str())
+            .await
+        {
+            self.give_back_in_background(held);
+            return Err(error.into());
+        }
         Ok(())
+    }
+
+    /// Gives a claim back once the store answers: retried with backoff until it does,
+    /// or until the claim would have lapsed anyway. Only this holder's claim is freed.
+    fn give_back_in_background(&self, held: HeldDelivery) {
+        let store = std::sync::Arc::clone(&self.store);
+        // Past the lease the claim has lapsed by itself.
+        let give_up = tokio::time::Instant::now() + self.config.delivery_lease;
+        let task = async move {
+            let mut pause = GIVE_BACK_PAUSE_FIRST;
+            while tokio::time::Instant::now() < give_up {
+                match store
+                    .release_message(&held.message_id, held.holder.as_str())
+                    .await
+                {
+                    Ok(released) => {
+                        if released {
+                            tracing::info!(
+                                message = %held.message_id,
+                                "gave back a Clerk webhook claim whose answer was lost"
+                            );
+                        }
+                        return;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(GIVE_BACK_PAUSE_MAX);
+                    }
+                }
+            }
+        };
+        if !self.background.spawn(task) {
+            tracing::warn!("no runtime to give back a Clerk webhook claim; it lapses by itself");
+        }
     }
 
     /// Signs out one stored session, then drops it. When InstantDB fails the session

@@ -32,7 +32,8 @@ mod store;
 
 pub use broker::SessionBroker;
 pub use effects::{
-    DeliveryClaim, EmailChanged, SessionEnded, UnknownPolicy, UserDeleted, UserDeletedPolicy,
+    DeliveryClaim, EmailChanged, HeldDelivery, SessionEnded, UnknownPolicy, UserDeleted,
+    UserDeletedPolicy,
 };
 pub use error::{Code, Error, ErrorKind, InstantOp};
 pub use ports::{ClerkSessions, InstantAuth, TokenVerifier};

@@ -118,27 +118,30 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 ";
 
-/// Claims a message id. KEYS: the message. ARGV: now, lease until, ttl. Values are
-/// `c:<until>` (claimed) and `d:<until>` (done). Returns 0 claimed, 1 in progress,
-/// 2 done.
+/// Claims a message id. KEYS: the message. ARGV: now, lease until, ttl, holder.
+/// Values are `c:<until>:<holder>` (claimed) and `d:<until>` (done). Returns 0
+/// claimed, 1 in progress, 2 done.
 const CLAIM: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if cur then
-  local state, untl = string.match(cur, '^(%a):(%-?%d+)$')
+  local state, untl = string.match(cur, '^(%a):(%-?%d+)')
   if state and tonumber(untl) > tonumber(ARGV[1]) then
     if state == 'd' then return 2 end
     return 1
   end
 end
-redis.call('SET', KEYS[1], 'c:' .. ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[1], 'c:' .. ARGV[2] .. ':' .. ARGV[4], 'EX', ARGV[3])
 return 0
 ";
 
-/// Gives a claim back: deletes the message only while it is claimed, not done.
-/// KEYS: the message.
+/// Gives a claim back: deletes the message only while this holder claims it (not
+/// done, not claimed by another since). KEYS: the message. ARGV: holder. Returns 1 if
+/// deleted.
 const RELEASE: &str = r"
 local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, 2) == 'c:' then return redis.call('DEL', KEYS[1]) end
+if cur and string.match(cur, '^c:%-?%d+:(.*)$') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 ";
 

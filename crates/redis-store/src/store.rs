@@ -820,6 +820,7 @@ impl SessionStore for RedisStore {
     async fn claim_message(
         &self,
         message_id: &str,
+        holder: &str,
         now: i64,
         lease_until: i64,
     ) -> StoreResult<MessageClaim> {
@@ -828,7 +829,8 @@ impl SessionStore for RedisStore {
             .key(self.inner.keys.message(message_id))
             .arg(now)
             .arg(lease_until)
-            .arg(ttl_until(lease_until, now).unwrap_or(1));
+            .arg(ttl_until(lease_until, now).unwrap_or(1))
+            .arg(holder);
         let state: i64 = self.invoke("claim_message", Rerun::Unsafe, &claim).await?;
         Ok(match state {
             0 => MessageClaim::Claimed,
@@ -856,13 +858,15 @@ impl SessionStore for RedisStore {
         self.query("complete_message", &cmd).await
     }
 
-    async fn release_message(&self, message_id: &str) -> StoreResult<()> {
+    async fn release_message(&self, message_id: &str, holder: &str) -> StoreResult<bool> {
         let mut release = self.inner.scripts.release.prepare_invoke();
-        release.key(self.inner.keys.message(message_id));
-        let _: i64 = self
+        release.key(self.inner.keys.message(message_id)).arg(holder);
+        // Run again after a dropped connection, it releases nothing more (it may then
+        // answer false for a release the first run made).
+        let released: i64 = self
             .invoke("release_message", Rerun::Safe, &release)
             .await?;
-        Ok(())
+        Ok(released == 1)
     }
 
     async fn try_lock(

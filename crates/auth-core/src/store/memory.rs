@@ -116,9 +116,10 @@ impl<V> Expiring<V> {
 }
 
 /// A message id's state in the memory store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Message {
-    Claimed,
+    /// By this holder.
+    Claimed(String),
     Done,
 }
 
@@ -399,17 +400,18 @@ impl SessionStore for MemorySessionStore {
     async fn claim_message(
         &self,
         message_id: &str,
+        holder: &str,
         now: i64,
         lease_until: i64,
     ) -> StoreResult<MessageClaim> {
         let mut webhooks = self.webhooks();
         Ok(match webhooks.messages.get(message_id, now) {
             Some(Message::Done) => MessageClaim::Done,
-            Some(Message::Claimed) => MessageClaim::InProgress,
+            Some(Message::Claimed(_)) => MessageClaim::InProgress,
             None => {
                 webhooks.messages.insert(
                     message_id,
-                    Message::Claimed,
+                    Message::Claimed(holder.to_owned()),
                     lease_until,
                     now,
                     self.limits.max_messages,
@@ -442,16 +444,16 @@ impl SessionStore for MemorySessionStore {
         Ok(())
     }
 
-    async fn release_message(&self, message_id: &str) -> StoreResult<()> {
+    async fn release_message(&self, message_id: &str, holder: &str) -> StoreResult<bool> {
         let mut webhooks = self.webhooks();
-        if webhooks
+        let held = webhooks
             .messages
             .get_mut(message_id)
-            .is_some_and(|(state, _)| *state == Message::Claimed)
-        {
+            .is_some_and(|(state, _)| matches!(state, Message::Claimed(by) if by == holder));
+        if held {
             webhooks.messages.remove(message_id);
         }
-        Ok(())
+        Ok(held)
     }
 
     async fn try_lock(
@@ -680,32 +682,72 @@ mod tests {
         for i in 0..3 {
             let id = format!("msg_{i}");
             assert_eq!(
-                store.claim_message(&id, 0, 100).await.unwrap(),
+                store.claim_message(&id, "holder", 0, 100).await.unwrap(),
                 MessageClaim::Claimed
             );
             store.complete_message(&id, 0, 1000).await.unwrap();
         }
         // Full: the oldest goes to make room.
-        store.claim_message("msg_3", 0, 100).await.unwrap();
+        store
+            .claim_message("msg_3", "holder", 0, 100)
+            .await
+            .unwrap();
         assert_eq!(store.remembered_messages(), 3);
         assert_eq!(
-            store.claim_message("msg_1", 0, 100).await.unwrap(),
+            store
+                .claim_message("msg_1", "holder", 0, 100)
+                .await
+                .unwrap(),
             MessageClaim::Done
         );
         assert_eq!(
-            store.claim_message("msg_0", 0, 100).await.unwrap(),
+            store
+                .claim_message("msg_0", "holder", 0, 100)
+                .await
+                .unwrap(),
             MessageClaim::Claimed,
             "evicted"
         );
         // (That claim evicted msg_1, the oldest then.) Full again, with expired
         // entries (msg_3's and msg_0's leases): those go first, msg_2 stays.
-        store.claim_message("msg_4", 200, 300).await.unwrap();
+        store
+            .claim_message("msg_4", "holder", 200, 300)
+            .await
+            .unwrap();
         assert_eq!(store.remembered_messages(), 2);
         assert_eq!(
-            store.claim_message("msg_2", 200, 300).await.unwrap(),
+            store
+                .claim_message("msg_2", "holder", 200, 300)
+                .await
+                .unwrap(),
             MessageClaim::Done
         );
         assert!(store.remembered_messages() <= 3);
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_given_back_by_its_holder_only() {
+        let store = MemorySessionStore::new(StoreLimits::default());
+        let claim = |holder: &'static str, now: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .claim_message("msg_1", holder, now, now + 100)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(claim("first", 0).await, MessageClaim::Claimed);
+        assert!(!store.release_message("msg_1", "second").await.unwrap());
+        assert_eq!(claim("second", 1).await, MessageClaim::InProgress);
+        assert!(store.release_message("msg_1", "first").await.unwrap());
+        assert_eq!(claim("second", 2).await, MessageClaim::Claimed);
+        store.complete_message("msg_1", 3, 1000).await.unwrap();
+        assert!(
+            !store.release_message("msg_1", "second").await.unwrap(),
+            "done stays done"
+        );
+        assert_eq!(claim("third", 4).await, MessageClaim::Done);
     }
 
     #[tokio::test]

@@ -266,12 +266,13 @@ pub trait SessionStore: Send + Sync {
         Ok(Lookup::Found(self.get(session_id, now).await?))
     }
 
-    /// Claims a webhook message id atomically: of two deliveries racing, one gets
-    /// [`MessageClaim::Claimed`]. A claim not completed or released lapses at
+    /// Claims a webhook message id for `holder` atomically: of two deliveries racing,
+    /// one gets [`MessageClaim::Claimed`]. A claim not completed or released lapses at
     /// `lease_until` (a crashed claimant does not block Svix's retries forever).
     async fn claim_message(
         &self,
         message_id: &str,
+        holder: &str,
         now: i64,
         lease_until: i64,
     ) -> StoreResult<MessageClaim>;
@@ -284,8 +285,10 @@ pub trait SessionStore: Send + Sync {
         keep_until: i64,
     ) -> StoreResult<()>;
 
-    /// Gives a claim back (applying failed), so the next delivery applies it.
-    async fn release_message(&self, message_id: &str) -> StoreResult<()>;
+    /// Gives a claim back if `holder` still holds it (applying failed, or the claim's
+    /// answer was lost), so the next delivery applies it; whether it did. A message
+    /// done, or claimed by another holder since, stays as it is.
+    async fn release_message(&self, message_id: &str, holder: &str) -> StoreResult<bool>;
 
     /// Takes the sign-in lock of a Clerk session for `holder` until `until`, if no one
     /// else holds it (a lock whose `until` passed is free: a crashed holder blocks the

@@ -952,7 +952,8 @@ async fn a_refused_owner_check_leaves_the_session_usable() {
 mod effects {
     use super::*;
     use crate::{
-        EmailChanged, MessageClaim, Refused, SessionEnded, UserDeleted, UserDeletedPolicy,
+        DeliveryClaim, EmailChanged, HeldDelivery, MessageClaim, Refused, SessionEnded,
+        UserDeleted, UserDeletedPolicy,
     };
 
     const OTHER_SESSION: &str = "sess_2other00000000000000000000";
@@ -1485,6 +1486,23 @@ mod effects {
         assert!(broker.sign_in(&f.token()).await.unwrap().reused);
     }
 
+    /// What a claim found, in a word.
+    fn found(claim: &DeliveryClaim) -> &'static str {
+        match claim {
+            DeliveryClaim::Claimed(_) => "claimed",
+            DeliveryClaim::InProgress => "in-progress",
+            DeliveryClaim::Done => "done",
+        }
+    }
+
+    /// The claim, for a test that expects to win it.
+    fn held(claim: DeliveryClaim) -> HeldDelivery {
+        match claim {
+            DeliveryClaim::Claimed(held) => held,
+            other => panic!("expected to claim it, found {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn a_delivery_claimed_twice_concurrently_is_applied_once() {
         let f = Fixture::new();
@@ -1493,21 +1511,26 @@ mod effects {
             broker.claim_delivery("msg_1"),
             broker.claim_delivery("msg_1")
         );
-        let mut claims = [a.unwrap(), b.unwrap()];
-        claims.sort_by_key(|c| *c == MessageClaim::Claimed);
-        assert_eq!(claims, [MessageClaim::InProgress, MessageClaim::Claimed]);
+        let mut claims = [found(&a.unwrap()), found(&b.unwrap())];
+        claims.sort_unstable();
+        assert_eq!(claims, ["claimed", "in-progress"]);
 
         // Across threads too: exactly one of many wins.
         let store = f.store.clone();
         let winners: usize = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
-                .map(|_| {
+                .map(|n| {
                     let store = store.clone();
                     scope.spawn(move || {
                         tokio::runtime::Builder::new_current_thread()
                             .build()
                             .unwrap()
-                            .block_on(store.claim_message("msg_2", NOW, NOW + 300))
+                            .block_on(store.claim_message(
+                                "msg_2",
+                                &format!("holder_{n}"),
+                                NOW,
+                                NOW + 300,
+                            ))
                     })
                 })
                 .collect();
@@ -1523,49 +1546,36 @@ mod effects {
     async fn a_released_claim_is_applied_by_the_retry_and_a_completed_one_remembered_28_hours() {
         let f = Fixture::new();
         let broker = f.broker(id_token(), MockInstantAuth::new(), None);
-        assert_eq!(
-            broker.claim_delivery("msg_1").await.unwrap(),
-            MessageClaim::Claimed
-        );
+        let first = held(broker.claim_delivery("msg_1").await.unwrap());
+        assert_eq!(first.message_id(), "msg_1");
         // Applying failed: the retry gets the claim.
-        broker.release_delivery("msg_1").await.unwrap();
-        assert_eq!(
-            broker.claim_delivery("msg_1").await.unwrap(),
-            MessageClaim::Claimed
-        );
-        broker.complete_delivery("msg_1").await.unwrap();
+        broker.release_delivery(first.clone()).await.unwrap();
+        let retry = held(broker.claim_delivery("msg_1").await.unwrap());
+        // A late give-back of the first delivery's claim frees nothing of the retry's.
+        broker.release_delivery(first).await.unwrap();
+        let claim = broker.claim_delivery("msg_1").await.unwrap();
+        assert_eq!(found(&claim), "in-progress");
+        broker.complete_delivery(&retry).await.unwrap();
         // Releasing a completed message changes nothing.
-        broker.release_delivery("msg_1").await.unwrap();
-        assert_eq!(
-            broker.claim_delivery("msg_1").await.unwrap(),
-            MessageClaim::Done
-        );
+        broker.release_delivery(retry).await.unwrap();
+        let claim = broker.claim_delivery("msg_1").await.unwrap();
+        assert_eq!(found(&claim), "done");
         f.clock.advance(28 * 3600 - 1);
-        assert_eq!(
-            broker.claim_delivery("msg_1").await.unwrap(),
-            MessageClaim::Done
-        );
+        let claim = broker.claim_delivery("msg_1").await.unwrap();
+        assert_eq!(found(&claim), "done");
         f.clock.advance(1);
-        assert_eq!(
-            broker.claim_delivery("msg_1").await.unwrap(),
-            MessageClaim::Claimed
-        );
+        let claim = broker.claim_delivery("msg_1").await.unwrap();
+        assert_eq!(found(&claim), "claimed");
 
         // A claim never completed nor released lapses after the lease.
-        assert_eq!(
-            broker.claim_delivery("msg_2").await.unwrap(),
-            MessageClaim::Claimed
-        );
+        let claim = broker.claim_delivery("msg_2").await.unwrap();
+        assert_eq!(found(&claim), "claimed");
         f.clock.advance(299);
-        assert_eq!(
-            broker.claim_delivery("msg_2").await.unwrap(),
-            MessageClaim::InProgress
-        );
+        let claim = broker.claim_delivery("msg_2").await.unwrap();
+        assert_eq!(found(&claim), "in-progress");
         f.clock.advance(1);
-        assert_eq!(
-            broker.claim_delivery("msg_2").await.unwrap(),
-            MessageClaim::Claimed
-        );
+        let claim = broker.claim_delivery("msg_2").await.unwrap();
+        assert_eq!(found(&claim), "claimed");
     }
 
     #[test]

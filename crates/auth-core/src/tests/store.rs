@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use clerk_jwt::testing::{TEST_SESSION_ID, TokenBuilder};
 use instant_client::{IdToken, Query, RefreshToken, SignedIn, Transaction, TxId, User, Uuid};
 
-use super::{Fixture, ISSUER, NOW, down, id_token, key, rt, signed};
+use super::{Fixture, ISSUER, NOW, down, id_token, key, rt, settle, signed};
 use crate::ports::MockInstantAuth;
 use crate::store::{
     Inserted, MessageClaim, Refused, StoreError, StoreResult, StoredSession, UserLink,
@@ -116,7 +116,7 @@ async fn concurrent_sign_ins_of_one_session_make_one_instantdb_call() {
     for result in results {
         assert_eq!(result.unwrap().refresh_token, rt(1));
     }
-    super::settle(&broker).await;
+    settle(&broker).await;
     assert_eq!(
         instant.sign_outs.load(Ordering::SeqCst),
         0,
@@ -208,7 +208,7 @@ async fn a_full_store_sheds_new_sign_ins_and_signs_no_one_out() {
     assert_eq!(error.code().as_str(), "store-full");
     assert_eq!(error.kind(), ErrorKind::Unavailable);
     assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
-    super::settle(&broker).await;
+    settle(&broker).await;
     assert!(
         f.store.get("sess_other", NOW).await.unwrap().is_some(),
         "kept"
@@ -269,13 +269,13 @@ impl SessionStore for DownStore {
     async fn is_refused(&self, _: &[Refused], _: i64) -> StoreResult<bool> {
         unreachable()
     }
-    async fn claim_message(&self, _: &str, _: i64, _: i64) -> StoreResult<MessageClaim> {
+    async fn claim_message(&self, _: &str, _: &str, _: i64, _: i64) -> StoreResult<MessageClaim> {
         unreachable()
     }
     async fn complete_message(&self, _: &str, _: i64, _: i64) -> StoreResult<()> {
         unreachable()
     }
-    async fn release_message(&self, _: &str) -> StoreResult<()> {
+    async fn release_message(&self, _: &str, _: &str) -> StoreResult<bool> {
         unreachable()
     }
     async fn try_lock(&self, _: &str, _: &str, _: i64, _: i64) -> StoreResult<bool> {
@@ -290,6 +290,148 @@ impl SessionStore for DownStore {
     fn kind(&self) -> &'static str {
         "down"
     }
+}
+
+/// The memory store, except that its next message claims are written but answered
+/// with an error (a Redis that hung, then ran what it was sent after its caller gave
+/// up), and its next completions and releases fail unapplied.
+#[derive(Default)]
+struct LosesAnswers {
+    inner: crate::MemorySessionStore,
+    lose_claims: AtomicUsize,
+    fail_completes: AtomicUsize,
+    fail_releases: AtomicUsize,
+}
+
+/// Takes one from `n` if it is not zero: whether it did.
+fn take_one(n: &AtomicUsize) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+#[async_trait]
+impl SessionStore for LosesAnswers {
+    async fn get(&self, id: &str, now: i64) -> StoreResult<Option<StoredSession>> {
+        self.inner.get(id, now).await
+    }
+    async fn insert(&self, id: &str, s: StoredSession, now: i64) -> StoreResult<Inserted> {
+        self.inner.insert(id, s, now).await
+    }
+    async fn insert_if_absent(
+        &self,
+        id: &str,
+        s: StoredSession,
+        now: i64,
+    ) -> StoreResult<Result<Inserted, StoredSession>> {
+        self.inner.insert_if_absent(id, s, now).await
+    }
+    async fn has_room(&self, now: i64) -> StoreResult<bool> {
+        self.inner.has_room(now).await
+    }
+    async fn remove(&self, id: &str) -> StoreResult<Option<StoredSession>> {
+        self.inner.remove(id).await
+    }
+    async fn sweep(&self, now: i64) -> StoreResult<Vec<StoredSession>> {
+        self.inner.sweep(now).await
+    }
+    async fn sessions_of(&self, user: &str) -> StoreResult<Vec<(String, StoredSession)>> {
+        self.inner.sessions_of(user).await
+    }
+    async fn link_user(&self, user: &str, link: UserLink, now: i64, until: i64) -> StoreResult<()> {
+        self.inner.link_user(user, link, now, until).await
+    }
+    async fn user_link(&self, user: &str, now: i64) -> StoreResult<Option<UserLink>> {
+        self.inner.user_link(user, now).await
+    }
+    async fn unlink_user(&self, user: &str) -> StoreResult<()> {
+        self.inner.unlink_user(user).await
+    }
+    async fn refuse(&self, who: &Refused, now: i64, until: i64) -> StoreResult<()> {
+        self.inner.refuse(who, now, until).await
+    }
+    async fn is_refused(&self, who: &[Refused], now: i64) -> StoreResult<bool> {
+        self.inner.is_refused(who, now).await
+    }
+    async fn claim_message(
+        &self,
+        id: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<MessageClaim> {
+        let claim = self.inner.claim_message(id, holder, now, until).await?;
+        if take_one(&self.lose_claims) {
+            return unreachable();
+        }
+        Ok(claim)
+    }
+    async fn complete_message(&self, id: &str, now: i64, until: i64) -> StoreResult<()> {
+        if take_one(&self.fail_completes) {
+            return unreachable();
+        }
+        self.inner.complete_message(id, now, until).await
+    }
+    async fn release_message(&self, id: &str, holder: &str) -> StoreResult<bool> {
+        if take_one(&self.fail_releases) {
+            return unreachable();
+        }
+        self.inner.release_message(id, holder).await
+    }
+    async fn try_lock(&self, id: &str, holder: &str, now: i64, until: i64) -> StoreResult<bool> {
+        self.inner.try_lock(id, holder, now, until).await
+    }
+    async fn unlock(&self, id: &str, holder: &str) -> StoreResult<()> {
+        self.inner.unlock(id, holder).await
+    }
+    async fn len(&self) -> StoreResult<usize> {
+        self.inner.len().await
+    }
+    fn kind(&self) -> &'static str {
+        "loses-answers"
+    }
+}
+
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_given_back_once_the_store_answers() {
+    let f = Fixture::new();
+    let store = Arc::new(LosesAnswers::default());
+    let broker = SessionBroker::new(
+        id_token(),
+        f.verifier.clone(),
+        Arc::new(MockInstantAuth::new()),
+        None,
+        Arc::clone(&store) as Arc<dyn SessionStore>,
+    )
+    .with_clock(f.clock.clone());
+    let found = async |id| match broker.claim_delivery(id).await.unwrap() {
+        crate::DeliveryClaim::Claimed(held) => Ok(held),
+        other => Err(format!("{other:?}")),
+    };
+
+    // The claim is written, its answer lost; the store then fails twice more.
+    store.lose_claims.store(1, Ordering::SeqCst);
+    store.fail_releases.store(2, Ordering::SeqCst);
+    let error = broker.claim_delivery("msg_1").await.unwrap_err();
+    assert!(error.is_retry_later());
+    assert_eq!(found("msg_1").await.unwrap_err(), "InProgress");
+    // Given back in the background once the store answers: the retry applies it.
+    settle(&broker).await;
+    assert_eq!(store.fail_releases.load(Ordering::SeqCst), 0, "retried");
+    let retry = found("msg_1").await.unwrap();
+
+    // A release that fails is given back the same way.
+    store.fail_releases.store(1, Ordering::SeqCst);
+    assert!(broker.release_delivery(retry).await.is_err());
+    settle(&broker).await;
+    let again = found("msg_1").await.unwrap();
+
+    // So is a completion that fails: the message is not done, and the retry may run.
+    store.fail_completes.store(1, Ordering::SeqCst);
+    assert!(broker.complete_delivery(&again).await.is_err());
+    settle(&broker).await;
+    let last = found("msg_1").await.unwrap();
+    broker.complete_delivery(&last).await.unwrap();
+    assert_eq!(found("msg_1").await.unwrap_err(), "Done");
 }
 
 #[tokio::test]

@@ -314,11 +314,17 @@ async fn a_message_is_claimed_once_completed_or_released() {
     let store = store(&redis);
     let t = now();
     assert_eq!(
-        store.claim_message("msg_1", t, t + 30).await.unwrap(),
+        store
+            .claim_message("msg_1", "holder_a", t, t + 30)
+            .await
+            .unwrap(),
         MessageClaim::Claimed
     );
     assert_eq!(
-        store.claim_message("msg_1", t + 1, t + 31).await.unwrap(),
+        store
+            .claim_message("msg_1", "holder_a", t + 1, t + 31)
+            .await
+            .unwrap(),
         MessageClaim::InProgress
     );
     store
@@ -326,38 +332,61 @@ async fn a_message_is_claimed_once_completed_or_released() {
         .await
         .unwrap();
     assert_eq!(
-        store.claim_message("msg_1", t + 3, t + 33).await.unwrap(),
+        store
+            .claim_message("msg_1", "holder_a", t + 3, t + 33)
+            .await
+            .unwrap(),
         MessageClaim::Done
     );
     // Releasing a done message changes nothing.
-    store.release_message("msg_1").await.unwrap();
+    assert!(!store.release_message("msg_1", "holder_a").await.unwrap());
     assert_eq!(
-        store.claim_message("msg_1", t + 3, t + 33).await.unwrap(),
+        store
+            .claim_message("msg_1", "holder_a", t + 3, t + 33)
+            .await
+            .unwrap(),
         MessageClaim::Done
     );
     // A released claim is free for the next delivery.
     assert_eq!(
-        store.claim_message("msg_2", t, t + 30).await.unwrap(),
+        store
+            .claim_message("msg_2", "holder_a", t, t + 30)
+            .await
+            .unwrap(),
         MessageClaim::Claimed
     );
-    store.release_message("msg_2").await.unwrap();
+    // Only by its holder.
+    assert!(!store.release_message("msg_2", "holder_b").await.unwrap());
+    assert!(store.release_message("msg_2", "holder_a").await.unwrap());
     assert_eq!(
-        store.claim_message("msg_2", t, t + 30).await.unwrap(),
+        store
+            .claim_message("msg_2", "holder_a", t, t + 30)
+            .await
+            .unwrap(),
         MessageClaim::Claimed
     );
     // A claim never completed lapses at its lease.
     assert_eq!(
-        store.claim_message("msg_2", t + 29, t + 59).await.unwrap(),
+        store
+            .claim_message("msg_2", "holder_a", t + 29, t + 59)
+            .await
+            .unwrap(),
         MessageClaim::InProgress
     );
     assert_eq!(
-        store.claim_message("msg_2", t + 30, t + 60).await.unwrap(),
+        store
+            .claim_message("msg_2", "holder_a", t + 30, t + 60)
+            .await
+            .unwrap(),
         MessageClaim::Claimed
     );
     // Completing an unclaimed message records it done.
     store.complete_message("msg_3", t, t + 1000).await.unwrap();
     assert_eq!(
-        store.claim_message("msg_3", t, t + 30).await.unwrap(),
+        store
+            .claim_message("msg_3", "holder_a", t, t + 30)
+            .await
+            .unwrap(),
         MessageClaim::Done
     );
 }
@@ -453,8 +482,14 @@ async fn every_key_is_under_the_prefix_and_has_a_ttl() {
         .refuse(&Refused::User("user_x".into()), t, t + 600)
         .await
         .unwrap();
-    store.claim_message("msg_1", t, t + 30).await.unwrap();
-    store.claim_message("msg_2", t, t + 30).await.unwrap();
+    store
+        .claim_message("msg_1", "holder_a", t, t + 30)
+        .await
+        .unwrap();
+    store
+        .claim_message("msg_2", "holder_a", t, t + 30)
+        .await
+        .unwrap();
     store
         .complete_message("msg_2", t, t + 86_400)
         .await

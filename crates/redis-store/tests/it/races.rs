@@ -107,7 +107,10 @@ async fn of_concurrent_lockers_and_claimants_one_wins() {
                 .try_lock("sess_a", &format!("holder_{contender}"), t, t + 30)
                 .await
                 .unwrap();
-            let claim = store.claim_message("msg_1", t, t + 30).await.unwrap();
+            let claim = store
+                .claim_message("msg_1", &format!("holder_{contender}"), t, t + 30)
+                .await
+                .unwrap();
             (locked, claim)
         });
     }
