@@ -65,6 +65,16 @@ pub enum Outage {
         /// The store method.
         op: &'static str,
     },
+    /// A session is sealed with a key this store does not have: another replica's
+    /// keys differ. It is left for the replicas that can open it (removing it would
+    /// leave its InstantDB token alive with no entry holding it).
+    #[error(
+        "redis at {server} holds a session sealed with a key this replica does not have; give every replica the same encryption keys"
+    )]
+    SealedElsewhere {
+        /// `host:port`.
+        server: String,
+    },
 }
 
 impl Outage {

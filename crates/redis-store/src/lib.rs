@@ -54,13 +54,21 @@
 //!   authenticated data: a value copied under another session's key does not open.
 //!   The first key seals, all keys open, so keys rotate without a flag day.
 //!   [`Sealing::Plaintext`] is the explicit opt-out (development only).
-//! - **A value that does not open is never used.** Tampered, sealed with a key the
-//!   store does not have, or plaintext in a keyed store (so no one who can write to
-//!   Redis can plant a session): it is logged at warn (the key, never the value),
-//!   treated as absent and removed (only if it still holds that exact value). Its
-//!   InstantDB token, if it had one, is not signed out: the store cannot read it. A
-//!   key rotation that drops a key too early therefore drops those sessions, and the
-//!   next sign-in of each mints a new token.
+//! - **A value that does not open is never used.** Tampered, malformed, or
+//!   plaintext in a keyed store (so no one who can write to Redis can plant a
+//!   session): it is logged at warn (the key, never the value), treated as absent and
+//!   removed (only if it still holds that exact value). Its InstantDB token, if it had
+//!   one, is not signed out: the store cannot read it.
+//! - **Another replica's value is left alone.** A well-formed value sealed with a key
+//!   this store does not have (its key id names none of ours), or sealed while this
+//!   store has none, belongs to a replica whose keys differ: a rotation rolled out with
+//!   the new key first while older replicas still run, or a replica given the wrong
+//!   key. Removing it would leave its InstantDB token alive with no entry holding it,
+//!   so reading it fails instead ([`Outage::SealedElsewhere`], retry later, logged at
+//!   warn) and it stays for the replicas that can open it. (The sweep and the scan of
+//!   a user's sessions still skip such values.) A key rotation that drops a key too
+//!   early therefore fails the sessions it sealed until they expire; their users sign
+//!   in anew on another Clerk session.
 //! - **No secret in messages.** The URL's password shows as `***` in `Display` and
 //!   `Debug` ([`RedisUrl`]) and is scrubbed from every error text; `Debug` of the
 //!   keys shows key ids (the first four bytes of each key's SHA-256), never a key.

@@ -202,6 +202,19 @@ impl Sealing {
         }
     }
 
+    /// Whether a blob is well formed but sealed with a key these keys do not include
+    /// (or sealed while there are none): another configuration's value, not damage.
+    pub(crate) fn is_sealed_elsewhere(&self, blob: &[u8]) -> bool {
+        match (self, blob.first()) {
+            (Sealing::Plaintext, Some(&SEALED_V1)) => true,
+            (Sealing::Keys(keys), Some(&SEALED_V1)) => {
+                blob.len() >= HEADER_LEN + AES_256_GCM.tag_len()
+                    && !keys.keys.iter().any(|k| k.id[..] == blob[1..=KEY_ID_LEN])
+            }
+            _ => false,
+        }
+    }
+
     /// Opens a blob written under the Redis key `aad`.
     pub(crate) fn open(&self, aad: &[u8], blob: &[u8]) -> Result<Vec<u8>, OpenError> {
         let (&version, rest) = blob.split_first().ok_or(OpenError::Malformed)?;
@@ -326,6 +339,25 @@ mod tests {
             Sealing::Keys(keys(&[2])).open(AAD, &blob),
             Err(OpenError::UnknownKey)
         );
+    }
+
+    #[test]
+    fn another_configurations_value_is_told_apart_from_damage() {
+        let blob = Sealing::Keys(keys(&[1])).seal(AAD, SECRET);
+        // Sealed with a key the reader lacks, or while it has none: another's.
+        assert!(Sealing::Keys(keys(&[2])).is_sealed_elsewhere(&blob));
+        assert!(Sealing::Plaintext.is_sealed_elsewhere(&blob));
+        // Its own, damaged, truncated, plaintext or of another version: not.
+        let own = Sealing::Keys(keys(&[2, 1]));
+        assert!(!own.is_sealed_elsewhere(&blob));
+        let mut tampered = blob.clone();
+        tampered[HEADER_LEN] ^= 0x01;
+        assert!(!own.is_sealed_elsewhere(&tampered));
+        assert!(!Sealing::Keys(keys(&[2])).is_sealed_elsewhere(&blob[..HEADER_LEN]));
+        let plain = Sealing::Plaintext.seal(AAD, SECRET);
+        assert!(!own.is_sealed_elsewhere(&plain));
+        assert!(!own.is_sealed_elsewhere(&[7, 1, 2]));
+        assert!(!own.is_sealed_elsewhere(&[]));
     }
 
     #[test]

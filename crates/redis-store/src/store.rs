@@ -379,13 +379,26 @@ impl RedisStore {
     }
 
     /// Opens a session's value; one that does not open is removed (only if it still
-    /// holds exactly that value) and counts as absent.
+    /// holds exactly that value) and counts as absent, unless it is sealed with a key
+    /// this store does not have: that one is another replica's, whose keys differ
+    /// (a rotation rolled out with the new key first, or a replica given the wrong
+    /// key), and removing it would leave its InstantDB token alive with no entry
+    /// holding it. It stays, and the call fails (retry later) until the keys agree.
     async fn open_session(
         &self,
         session_id: &str,
         key: &str,
         blob: &[u8],
     ) -> StoreResult<Option<StoredSession>> {
+        if self.sealed_elsewhere(blob) {
+            tracing::warn!(
+                key,
+                "a stored session is sealed with a key this replica does not have: left for the replicas that have it; give every replica the same encryption keys"
+            );
+            return Err(StoreError::unavailable(Outage::SealedElsewhere {
+                server: self.inner.url.server().to_owned(),
+            }));
+        }
         match self.decode_session(key, blob) {
             Some(session) => Ok(Some(session)),
             None => {
@@ -429,6 +442,12 @@ impl RedisStore {
         let session = self.open_sealed(key, blob)?;
         self.opened().put(key, blob, &session);
         Some(session)
+    }
+
+    /// Whether a value is sealed with a key this store does not have (or sealed while
+    /// this store has none): a header check, no decryption.
+    fn sealed_elsewhere(&self, blob: &[u8]) -> bool {
+        self.inner.sealing.is_sealed_elsewhere(blob)
     }
 
     fn opened(&self) -> std::sync::MutexGuard<'_, Opened> {
@@ -741,6 +760,16 @@ impl SessionStore for RedisStore {
         else {
             return Ok(None);
         };
+        // Another replica's, whose keys differ: left for it (see `open_session`).
+        if self.sealed_elsewhere(&blob) {
+            tracing::warn!(
+                key,
+                "a stored user link is sealed with a key this replica does not have: left for the replicas that have it; give every replica the same encryption keys"
+            );
+            return Err(StoreError::unavailable(Outage::SealedElsewhere {
+                server: self.inner.url.server().to_owned(),
+            }));
+        }
         let record = self
             .inner
             .sealing

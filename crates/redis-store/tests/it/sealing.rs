@@ -208,8 +208,41 @@ async fn keys_rotate_the_new_one_seals_and_the_old_one_still_opens() {
         .await
         .unwrap();
     assert!(rotated.get("sess_new", t).await.unwrap().is_some());
-    // Sealed with key 2: the old list (key 1 only) cannot open it.
-    assert!(old.get("sess_new", t).await.unwrap().is_none());
-    // A store with the wrong key opens nothing.
-    assert!(stranger.get("sess_old", t).await.unwrap().is_none());
+    // Sealed with key 2: a replica still on the old list (key 1 only), as during a
+    // rolling rotation, cannot open it. It must not remove it either (its InstantDB
+    // token would live on with no entry holding it): the call fails, retry later,
+    // and the session stays for the replicas that have the key.
+    let refused = |error: auth_core::StoreError| {
+        let text = std::error::Error::source(&error).map(ToString::to_string);
+        assert!(
+            text.as_deref()
+                .is_some_and(|t| t.contains("sealed with a key this replica does not have")),
+            "{text:?}"
+        );
+    };
+    refused(old.get("sess_new", t).await.unwrap_err());
+    refused(old.lookup("sess_new", &[], t).await.unwrap_err());
+    let racing = old
+        .insert_if_absent("sess_new", session(1, 5, t, 600), t)
+        .await;
+    refused(racing.unwrap_err());
+    assert_eq!(
+        rotated
+            .get("sess_new", t)
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_token
+            .expose(),
+        token(2),
+        "still there, unchanged"
+    );
+    // A store with the wrong key opens nothing, and removes nothing.
+    refused(stranger.get("sess_old", t).await.unwrap_err());
+    assert!(old.get("sess_old", t).await.unwrap().is_some());
+    old.link_user(&clerk_user(1), UserLink::new(Uuid::nil(), None), t, t + 600)
+        .await
+        .unwrap();
+    refused(stranger.user_link(&clerk_user(1), t).await.unwrap_err());
+    assert!(old.user_link(&clerk_user(1), t).await.unwrap().is_some());
 }
