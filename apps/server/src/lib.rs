@@ -195,6 +195,16 @@ async fn launch(
         None => None,
     };
     settings.log_summary(mode, addr, metrics_addr);
+    // A replica whose keys cannot open what the others sealed would answer 503 for
+    // their sessions: refuse to start and say which key is missing.
+    match settings.options.store.check_keys().await {
+        Ok(None) => {}
+        Ok(Some(problem)) => anyhow::bail!("{}: {}", problem.setting, problem.message),
+        Err(error) => tracing::warn!(
+            error = &error as &dyn std::error::Error,
+            "could not check the encryption keys against the sessions in Redis; /readyz says whether Redis answers"
+        ),
+    }
     let state = AppState::build(
         settings,
         #[cfg(feature = "local-stack")]

@@ -97,7 +97,7 @@ mod url;
 pub use error::{Error, Outage, RedisText};
 pub use keys::SESSION_GRACE_SECS;
 pub use sealing::{EncryptionKeys, KEY_LEN, KeyError, Sealing};
-pub use store::{DEFAULT_PREFIX, RedisStore, RedisStoreConfig, Timeouts};
+pub use store::{DEFAULT_PREFIX, ForeignSeals, RedisStore, RedisStoreConfig, Timeouts};
 pub use url::RedisUrl;
 
 /// The crate's result type.

@@ -215,6 +215,13 @@ impl Sealing {
         }
     }
 
+    /// The id (hex) of the key a blob [sealed elsewhere](Self::is_sealed_elsewhere)
+    /// was sealed with.
+    pub(crate) fn foreign_key_id(&self, blob: &[u8]) -> Option<String> {
+        self.is_sealed_elsewhere(blob)
+            .then(|| hex(&blob[1..=KEY_ID_LEN]))
+    }
+
     /// Opens a blob written under the Redis key `aad`.
     pub(crate) fn open(&self, aad: &[u8], blob: &[u8]) -> Result<Vec<u8>, OpenError> {
         let (&version, rest) = blob.split_first().ok_or(OpenError::Malformed)?;

@@ -531,6 +531,58 @@ impl RedisStore {
     }
 }
 
+/// What [`RedisStore::foreign_seals`] found among the newest stored sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ForeignSeals {
+    /// How many sessions were looked at.
+    pub sampled: usize,
+    /// How many of them are sealed with a key this store does not have.
+    pub foreign: usize,
+    /// The ids of those keys (the first four bytes of each key's SHA-256, hex): safe
+    /// to log, and what `Debug` of the right [`EncryptionKeys`](crate::EncryptionKeys)
+    /// shows.
+    pub key_ids: std::collections::BTreeSet<String>,
+}
+
+impl RedisStore {
+    /// Looks at the `sample` newest stored sessions (by expiry) and counts those
+    /// sealed with a key this store does not have: another replica's keys differ, and
+    /// this one would answer 503 for their sessions (see the crate docs). A server
+    /// checks this at start-up, so that a replica given the wrong keys says so at
+    /// once. Reads only.
+    pub async fn foreign_seals(&self, sample: usize) -> StoreResult<ForeignSeals> {
+        let keys = &self.inner.keys;
+        let newest = isize::try_from(sample).unwrap_or(isize::MAX).max(1) - 1;
+        let ids: Vec<String> = self
+            .query(
+                "foreign_seals",
+                redis::cmd("ZRANGE")
+                    .arg(keys.expiry())
+                    .arg(0)
+                    .arg(newest)
+                    .arg("REV"),
+            )
+            .await?;
+        let mut found = ForeignSeals::default();
+        for id in ids {
+            let blob: Option<Vec<u8>> = self
+                .query(
+                    "foreign_seals",
+                    redis::cmd("HGET").arg(keys.session(&id)).arg("v"),
+                )
+                .await?;
+            let Some(blob) = blob else { continue };
+            found.sampled += 1;
+            if let Some(key_id) = self.inner.sealing.foreign_key_id(&blob) {
+                found.foreign += 1;
+                found.key_ids.insert(key_id);
+            }
+        }
+        Ok(found)
+    }
+}
+
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn get(&self, session_id: &str, now: i64) -> StoreResult<Option<StoredSession>> {

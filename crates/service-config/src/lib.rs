@@ -29,4 +29,4 @@ pub use origin::{ANY_AUTHORIZED_PARTY, AuthorizedParties, OriginError, normalize
 pub use settings::{
     DEFAULT_INSTANT_API, Problem, ServiceArgs, ServiceConfig, VerifierArgs, VerifierSettings,
 };
-pub use store::{DEFAULT_STORE_PREFIX, StoreArgs, StoreChoice};
+pub use store::{DEFAULT_STORE_PREFIX, KEY_CHECK_SAMPLE, StoreArgs, StoreChoice};

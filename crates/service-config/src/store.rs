@@ -17,6 +17,9 @@ const PREFIX: &str = "SESSION_STORE_PREFIX (--session-store-prefix)";
 const KEY: &str = "SESSION_STORE_ENCRYPTION_KEY (--session-store-encryption-key)";
 const PLAINTEXT: &str = "SESSION_STORE_ALLOW_PLAINTEXT (--session-store-allow-plaintext)";
 
+/// How many of the newest stored sessions [`StoreChoice::check_keys`] looks at.
+pub const KEY_CHECK_SAMPLE: usize = 50;
+
 /// The session store settings as given. `Debug` redacts the URL's password and the
 /// encryption keys.
 #[derive(Clone, PartialEq, Eq, clap::Args)]
@@ -108,6 +111,31 @@ impl StoreChoice {
                 }
             ),
         }
+    }
+
+    /// At start-up: whether this replica's encryption keys open the newest sessions the
+    /// other replicas stored (up to [`KEY_CHECK_SAMPLE`]; nothing to check for the
+    /// memory store). `Ok(Some(problem))` when some are sealed with keys it lacks: it
+    /// would answer 503 for those sessions, so it should not start. `Err` when Redis
+    /// did not answer, which is not a configuration problem (readiness reports it).
+    pub async fn check_keys(&self) -> Result<Option<Problem>, auth_core::StoreError> {
+        let StoreChoice::Redis(store) = self else {
+            return Ok(None);
+        };
+        let found = store.foreign_seals(KEY_CHECK_SAMPLE).await?;
+        if found.foreign == 0 {
+            return Ok(None);
+        }
+        let ids: Vec<&str> = found.key_ids.iter().map(String::as_str).collect();
+        Ok(Some(Problem {
+            setting: if store.is_encrypted() { KEY } else { PLAINTEXT },
+            message: format!(
+                "{} of the {} newest sessions in Redis are sealed with a key this replica does not have (key id {}): it would answer 503 for them; give every replica the same keys (to rotate, give every replica old,new first, then new,old)",
+                found.foreign,
+                found.sampled,
+                ids.join(", ")
+            ),
+        }))
     }
 
     /// Whether refresh tokens would be stored in Redis in the clear (warn about it).

@@ -67,8 +67,14 @@ impl Cluster {
     /// Starts a replica on a free port and waits (without blocking the runtime the
     /// local stack runs on) until it listens.
     async fn replica(&self) -> Replica {
+        self.replica_with(&self.key).await
+    }
+
+    /// The command of a replica sealing with these encryption keys.
+    fn command(&self, keys: &str) -> Command {
         let stack = &self.stack;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clerk-instant-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_clerk-instant-server"));
+        command
             .env_clear()
             .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
@@ -85,7 +91,7 @@ impl Cluster {
             .env("INSTANT_CLERK_CLIENT_NAME", &stack.client_name)
             .env("CLERK_WEBHOOK_SIGNING_SECRET", self.secret.expose_whsec())
             .env("SESSION_STORE_URL", self.redis.url())
-            .env("SESSION_STORE_ENCRYPTION_KEY", &self.key)
+            .env("SESSION_STORE_ENCRYPTION_KEY", keys)
             .env("SIGN_IN_LOCK_SECS", "3")
             // The tests drive one Clerk session hard from one address.
             .env("RATE_LIMIT_PER_IP_PER_SEC", "0")
@@ -94,9 +100,13 @@ impl Cluster {
             .env("REQUEST_TIMEOUT_SECS", "10")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// [`replica`](Self::replica) with other encryption keys.
+    async fn replica_with(&self, keys: &str) -> Replica {
+        let mut child = self.command(keys).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -431,4 +441,44 @@ fn redis_dump(url: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_keys_cannot_open_the_stored_sessions_refuses_to_start() {
+    let c = Cluster::start().await;
+    let a = c.replica().await;
+    let (_, token) = c.clerk_session("keys@example.com");
+    let (status, first) = c.sign_in(&a, &token).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+
+    // Another key only: it could not open that session, so it says so and stops.
+    let other = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+    let mut command = c.command(other);
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || command.output().unwrap()),
+    )
+    .await
+    .expect("the replica exits")
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SESSION_STORE_ENCRYPTION_KEY")
+            && stderr.contains("1 of the 1 newest sessions in Redis are sealed with a key this replica does not have"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(other) && !stderr.contains(&c.key),
+        "no key in the log"
+    );
+
+    // Rotating (the new key first, the old one still listed), it starts and serves
+    // the session the first replica stored.
+    let b = c.replica_with(&format!("{other},{}", c.key)).await;
+    let (status, again) = c.sign_in(&b, &token).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["refresh_token"], first["refresh_token"]);
+    a.kill();
+    b.kill();
 }

@@ -246,3 +246,39 @@ async fn keys_rotate_the_new_one_seals_and_the_old_one_still_opens() {
     refused(stranger.user_link(&clerk_user(1), t).await.unwrap_err());
     assert!(old.user_link(&clerk_user(1), t).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_replica_can_tell_at_start_up_that_its_keys_differ() {
+    let redis = redis().await;
+    let first = store_with(&redis, Sealing::Keys(keys(&[1])));
+    let t = now();
+    assert_eq!(first.foreign_seals(50).await.unwrap().sampled, 0, "empty");
+    for n in 0..5 {
+        first
+            .insert(&format!("sess_{n}"), session(1, n, t, 600), t)
+            .await
+            .unwrap();
+    }
+    let wrong = store_with(&redis, Sealing::Keys(keys(&[2])));
+    let found = wrong.foreign_seals(3).await.unwrap();
+    assert_eq!((found.sampled, found.foreign), (3, 3));
+    let id = found.key_ids.iter().next().unwrap().clone();
+    assert_eq!(found.key_ids.len(), 1);
+    assert!(
+        format!("{:?}", keys(&[1])).contains(&id),
+        "names key 1 by its id"
+    );
+    // A replica that has the key (rotating, or the same list) finds nothing foreign.
+    for right in [keys(&[1]), keys(&[2, 1]), keys(&[1, 2])] {
+        let found = store_with(&redis, Sealing::Keys(right))
+            .foreign_seals(50)
+            .await;
+        assert_eq!(found.unwrap().foreign, 0);
+    }
+    let plain = store_with(&redis, Sealing::Plaintext)
+        .foreign_seals(50)
+        .await;
+    assert_eq!(plain.unwrap().foreign, 5, "sealed, and it has no key");
+    // Nothing was changed by looking.
+    assert_eq!(first.len().await.unwrap(), 5);
+}
