@@ -148,7 +148,6 @@ pub enum DeliveryClaim {
 pub struct HeldDelivery {
     message_id: String,
     holder: LockHolder,
-    lease_until: i64,
 }
 
 impl HeldDelivery {
@@ -307,11 +306,11 @@ impl SessionBroker {
         let held = HeldDelivery {
             message_id: message_id.to_owned(),
             holder: LockHolder::new(),
-            lease_until: now.saturating_add(secs(self.config.delivery_lease)),
         };
+        let lease_until = now.saturating_add(secs(self.config.delivery_lease));
         match self
             .store
-            .claim_message(message_id, held.holder.as_str(), now, held.lease_until)
+            .claim_message(message_id, held.holder.as_str(), now, lease_until)
             .await
         {
             Ok(MessageClaim::Claimed) => Ok(DeliveryClaim::Claimed(held)),
