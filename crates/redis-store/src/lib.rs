@@ -65,8 +65,10 @@
 //!   the new key first while older replicas still run, or a replica given the wrong
 //!   key. Removing it would leave its InstantDB token alive with no entry holding it,
 //!   so reading it fails instead ([`Outage::SealedElsewhere`], retry later, logged at
-//!   warn) and it stays for the replicas that can open it. (The sweep and the scan of
-//!   a user's sessions still skip such values.) A key rotation that drops a key too
+//!   warn) and it stays for the replicas that can open it. The scan of a user's
+//!   sessions (a `user.deleted` webhook) fails the same way, so the delivery is
+//!   retried; the sweep leaves such an expired session where it is, due again a
+//!   minute later for a replica that has the key. A key rotation that drops a key too
 //!   early therefore fails the sessions it sealed until they expire; their users sign
 //!   in anew on another Clerk session.
 //! - **No secret in messages.** The URL's password shows as `***` in `Display` and

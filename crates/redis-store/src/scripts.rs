@@ -84,17 +84,25 @@ return 0
 ";
 
 /// Takes up to `limit` expired sessions out. KEYS: expiry set. ARGV: now, limit,
-/// prefix. Returns `{ids taken, values of those still stored (sid, value, …)}`.
-/// Atomic, so of several sweepers each session goes to one.
+/// prefix, retry at, then the sweeper's key ids (4 bytes each; none for a plaintext
+/// store). Returns `{ids taken, values of those still stored (sid, value, …)}`.
+/// Atomic, so of several sweepers each session goes to one. A value sealed (format
+/// byte 1) with a key id the sweeper lacks is another replica's: its token cannot be
+/// signed out here, so it stays, due again at `retry at` for a sweeper that has it.
 const SWEEP: &str = r"
 local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
 local now = tonumber(ARGV[1])
+local ours = {}
+for i = 5, #ARGV do ours[ARGV[i]] = true end
 local out = {}
 for _, sid in ipairs(ids) do
   redis.call('ZREM', KEYS[1], sid)
   local key = ARGV[3] .. 's:' .. sid
   local h = redis.call('HMGET', key, 'exp', 'v', 'u')
-  if h[1] and tonumber(h[1]) <= now then
+  if h[1] and tonumber(h[1]) <= now and h[2] and string.byte(h[2], 1) == 1
+      and not ours[string.sub(h[2], 2, 5)] then
+    redis.call('ZADD', KEYS[1], ARGV[4], sid)
+  elseif h[1] and tonumber(h[1]) <= now then
     redis.call('DEL', key)
     if h[3] then redis.call('SREM', ARGV[3] .. 'u:' .. h[3], sid) end
     if h[2] then

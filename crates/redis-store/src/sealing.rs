@@ -215,6 +215,15 @@ impl Sealing {
         }
     }
 
+    /// The ids of the keys (none for plaintext): what a sealed blob names in its
+    /// bytes 1..=4.
+    pub(crate) fn key_ids(&self) -> Vec<[u8; KEY_ID_LEN]> {
+        match self {
+            Sealing::Plaintext => Vec::new(),
+            Sealing::Keys(keys) => keys.keys.iter().map(|k| k.id).collect(),
+        }
+    }
+
     /// The id (hex) of the key a blob [sealed elsewhere](Self::is_sealed_elsewhere)
     /// was sealed with.
     pub(crate) fn foreign_key_id(&self, blob: &[u8]) -> Option<String> {

@@ -27,6 +27,9 @@ pub const DEFAULT_PREFIX: &str = "clerk-instant:";
 
 /// How many expired sessions one [`SessionStore::sweep`] call takes out at most.
 const SWEEP_BATCH: usize = 100;
+/// How long an expired session sealed with a key this replica lacks waits before a
+/// sweep looks at it again (by then, one that has the key may have swept it).
+const SWEEP_RETRY_FOREIGN_SECS: i64 = 60;
 
 /// How long the store waits for Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -726,7 +729,11 @@ impl SessionStore for RedisStore {
                 .key(keys.expiry())
                 .arg(now)
                 .arg(SWEEP_BATCH)
-                .arg(keys.prefix());
+                .arg(keys.prefix())
+                .arg(now.saturating_add(SWEEP_RETRY_FOREIGN_SECS));
+            for id in self.inner.sealing.key_ids() {
+                sweep.arg(&id[..]);
+            }
             let (taken, found): (usize, Vec<(String, Vec<u8>)>) =
                 self.invoke("sweep", Rerun::Unsafe, &sweep).await?;
             let swept: Vec<StoredSession> = found

@@ -282,3 +282,37 @@ async fn a_replica_can_tell_at_start_up_that_its_keys_differ() {
     // Nothing was changed by looking.
     assert_eq!(first.len().await.unwrap(), 5);
 }
+
+#[tokio::test]
+async fn a_sweep_leaves_an_expired_session_it_cannot_sign_out_to_one_that_can() {
+    let redis = redis().await;
+    let first = store_with(&redis, Sealing::Keys(keys(&[1])));
+    let t = now();
+    first
+        .insert("sess_old", session(1, 1, t - 100, 50), t - 100)
+        .await
+        .unwrap();
+    first
+        .insert("sess_gone", session(1, 2, t - 100, 50), t - 100)
+        .await
+        .unwrap();
+    first.remove("sess_gone").await.unwrap();
+    // Expired, but sealed with key 1: a replica on key 2 cannot sign its token out,
+    // so it leaves it (due again a minute later), and ends the sweep.
+    let wrong = store_with(&redis, Sealing::Keys(keys(&[2])));
+    assert!(wrong.sweep(t).await.unwrap().is_empty());
+    assert!(
+        store_with(&redis, Sealing::Plaintext)
+            .sweep(t)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(first.len().await.unwrap(), 1, "still stored");
+    // A replica with the key sweeps it, from then on, and gets its token to sign out.
+    assert!(first.sweep(t).await.unwrap().is_empty(), "not due yet");
+    let swept = first.sweep(t + 60).await.unwrap();
+    assert_eq!(swept.len(), 1);
+    assert_eq!(swept[0].refresh_token.expose(), token(1));
+    assert!(first.is_empty().await.unwrap());
+}
