@@ -165,6 +165,7 @@ pub(crate) async fn run(args: &DoctorArgs) -> Result<Report, Failure> {
         instant_admin(&service, unset).await,
         sign_in(&service, token.as_deref(), sample.as_ref(), unset).await,
         secret_key(&service, sample.as_ref()).await,
+        store(&service).await,
     ];
 
     let count = |status| checks.iter().filter(|c| c.status == status).count();
@@ -482,6 +483,41 @@ async fn secret_key(service: &Service, sample: Option<&Sample>) -> Check {
             format!(
                 "check that this machine reaches the Clerk Backend API at {base} (CLERK_API_URL overrides it)"
             ),
+        ),
+    }
+}
+
+/// The servers' shared store, when one is set: Redis answers, and these encryption keys
+/// open the newest sessions stored there (a replica with other keys answers 503 for
+/// them, and the server refuses to start with them).
+async fn store(service: &Service) -> Check {
+    let check = Check::start(
+        "store",
+        "the shared session store answers and these keys open what it holds",
+    );
+    if !service.shared_store {
+        return check
+            .skip("SESSION_STORE_URL is not set: each command keeps its sessions in memory");
+    }
+    let described = service.store.describe();
+    if let Err(error) = service.broker.store().ping().await {
+        return check.fail(
+            format!("{described}: {}", describe(&error)),
+            "check SESSION_STORE_URL, and that Redis runs and is reachable from here",
+        );
+    }
+    match service.store.check_keys().await {
+        Ok(None) => check.pass(format!(
+            "{described} answered, and its newest sessions (up to {}) open with these keys",
+            service_config::KEY_CHECK_SAMPLE
+        )),
+        Ok(Some(problem)) => check.fail(
+            format!("{}: {}", problem.setting, problem.message),
+            "use the servers' SESSION_STORE_ENCRYPTION_KEY (all of its keys, in its order)",
+        ),
+        Err(error) => check.fail(
+            format!("{described}: {}", describe(&error)),
+            "check SESSION_STORE_URL, and that Redis runs and is reachable from here",
         ),
     }
 }

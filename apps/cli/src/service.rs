@@ -48,6 +48,8 @@ pub(crate) struct Service {
     /// Whether the store is the servers' (shared): sessions signed in here are theirs
     /// too, so a one-shot command keeps them.
     pub(crate) shared_store: bool,
+    /// The store chosen (for `doctor`).
+    pub(crate) store: service_config::StoreChoice,
 }
 
 impl ServiceArgs {
@@ -152,6 +154,7 @@ impl ServiceArgs {
             clients,
             broker,
             shared_store: !matches!(store, service_config::StoreChoice::Memory),
+            store,
         })
     }
 }

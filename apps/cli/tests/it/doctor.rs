@@ -161,6 +161,7 @@ async fn doctor_runs_what_the_settings_allow_and_skips_the_rest() {
             pair("instant-admin", "skip"),
             pair("sign-in", "skip"),
             pair("secret-key", "skip"),
+            pair("store", "skip"),
         ]
     );
     let json = out.json();
@@ -189,6 +190,7 @@ async fn doctor_runs_what_the_settings_allow_and_skips_the_rest() {
             pair("instant-admin", "pass"),
             pair("sign-in", "skip"),
             pair("secret-key", "pass"),
+            pair("store", "skip"),
         ]
     );
 

@@ -60,3 +60,45 @@ async fn with_the_shared_store_cli_processes_share_one_session_and_its_sign_out(
     assert_eq!(again.json()["error"]["code"], "session-signed-out");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_says_whether_these_keys_open_what_the_shared_store_holds() {
+    let stack = Stack::start().await;
+    let redis = RedisServer::start().await.unwrap();
+    let settings = shared(&stack, &redis);
+    let (_, token) = stack.sign_in("dora@example.com");
+    let first = run(&["sign-in", &token, "--json"], &settings, None);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let store_check = |settings: &[Setting]| {
+        let out = run(&["doctor", "--json"], settings, None);
+        let checks = out.json()["checks"].as_array().unwrap().clone();
+        let check = checks.into_iter().find(|c| c["id"] == "store").unwrap();
+        (out.code, check)
+    };
+
+    let (_, check) = store_check(&settings);
+    assert_eq!(check["status"], "pass", "{check}");
+
+    // Another key (a servers' key this machine was not given): named, and failed.
+    let mut other = stack.settings();
+    other.push(("SESSION_STORE_URL", Some(redis.url())));
+    other.push((
+        "SESSION_STORE_ENCRYPTION_KEY",
+        Some("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=".to_owned()),
+    ));
+    let (code, check) = store_check(&other);
+    assert_ne!(code, 0);
+    assert_eq!(check["status"], "fail", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("1 of the 1 newest sessions in Redis are sealed with a key"),
+        "{detail}"
+    );
+    // Looking changed nothing: the session still serves with the right key.
+    let again = run(&["sign-in", &token, "--json"], &settings, None);
+    assert_eq!(again.json()["refresh_token"], first.json()["refresh_token"]);
+
+    // Without a shared store there is nothing to check.
+    let (_, check) = store_check(&stack.settings());
+    assert_eq!(check["status"], "skip", "{check}");
+}
