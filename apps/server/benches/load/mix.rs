@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     CLIENTS, Failures, Hop, MEASURED_SLOTS, MakeRequest, Phase, Request, Rng, SLOT, Server,
-    WARM_UP_SLOTS, drive, drive_paced, http_client, instant_calls, instant_calls_by_call, mint_all,
-    mint_each, round3, verdict,
+    WARM_UP_SLOTS, drive, drive_paced, http_client, instant_calls_by_call, mint_all, mint_each,
+    round3, verdict,
 };
 
 /// Users in the mix by default (`CLERK_INSTANT_BENCH_MIX_USERS` changes it).
@@ -93,6 +93,9 @@ pub(super) struct Comparison {
     server_name: &'static str,
     direct_name: &'static str,
     users: usize,
+    /// The server's InstantDB calls over both runs, by call (`sign-in-with-id-token`,
+    /// `query`, …): the sign-ins are the ones requests waited for.
+    instant_calls: std::collections::BTreeMap<String, u64>,
 }
 
 /// The sides of a comparison, in the order they take their turns; each with the process
@@ -137,6 +140,24 @@ impl Comparison {
                 added_by_turn(paced, &self.paced_direct),
             )
         })
+    }
+
+    /// Records the server's InstantDB calls by call since `before` (counts from
+    /// [`instant_calls_by_call`]), prints them, and returns their sum.
+    fn count_instant_calls(
+        &mut self,
+        before: &std::collections::BTreeMap<String, u64>,
+        after: std::collections::BTreeMap<String, u64>,
+    ) -> u64 {
+        self.instant_calls = after
+            .into_iter()
+            .map(|(call, n)| {
+                let since = n - before.get(&call).copied().unwrap_or(0);
+                (call, since)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        self.instant_calls.values().sum()
     }
 
     /// Its figures, as `<prefix>_…` fields.
@@ -194,6 +215,9 @@ impl Comparison {
         ];
         for (name, value) in fields {
             report.insert(format!("{prefix}_{name}"), value);
+        }
+        if !self.instant_calls.is_empty() {
+            report.insert(format!("{prefix}_instant_calls"), json!(self.instant_calls));
         }
         if let (Some((hop, paced_hop)), Some((hop_ratio, hop_added, hop_by_turn))) =
             (&self.hop, self.hop_figures())
@@ -325,6 +349,7 @@ impl Comparison {
             server_name: failure_names[0],
             direct_name: failure_names[1],
             users,
+            instant_calls: std::collections::BTreeMap::new(),
         })
     }
 }
@@ -581,7 +606,7 @@ pub(super) async fn mix(stack: &DevStack, users: usize) -> anyhow::Result<Compar
     check_query(&http, &all).await?;
 
     let upstream_before = instant_calls_by_call(&http, &server.url).await?;
-    let comparison = Comparison::measure(
+    let mut comparison = Comparison::measure(
         Sides {
             server: (through_server, server.pid()),
             direct: (direct, server.pid()),
@@ -595,11 +620,12 @@ pub(super) async fn mix(stack: &DevStack, users: usize) -> anyhow::Result<Compar
     // By call: the sign-ins are the confirmations and fresh sign-ins that requests
     // waited for.
     let upstream = instant_calls_by_call(&http, &server.url).await?;
-    let by_call: Vec<String> = upstream
+    let total = comparison.count_instant_calls(&upstream_before, upstream);
+    let by_call: Vec<String> = comparison
+        .instant_calls
         .iter()
-        .map(|(call, n)| format!("{call} {}", n - upstream_before.get(call).unwrap_or(&0)))
+        .map(|(call, n)| format!("{call} {n}"))
         .collect();
-    let total = upstream.values().sum::<u64>() - upstream_before.values().sum::<u64>();
     println!(
         "({total} InstantDB calls from the server over both runs: {})",
         by_call.join(", ")
@@ -867,8 +893,8 @@ pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Compa
         (side, hop.pid())
     });
 
-    let upstream_before = instant_calls(&http, &server.url).await?;
-    let comparison = Comparison::measure(
+    let upstream_before = instant_calls_by_call(&http, &server.url).await?;
+    let mut comparison = Comparison::measure(
         Sides {
             server: (server_side, server.pid()),
             direct: (direct, server.pid()),
@@ -882,7 +908,8 @@ pub(super) async fn cold(stack: &DevStack, users: usize) -> anyhow::Result<Compa
         clerk_users,
     )
     .await?;
-    let upstream = instant_calls(&http, &server.url).await? - upstream_before;
+    let upstream = instant_calls_by_call(&http, &server.url).await?;
+    let upstream = comparison.count_instant_calls(&upstream_before, upstream);
     println!(
         "({upstream} InstantDB calls from the server; {} of its {pool} tokens used)",
         server_next.load(Ordering::Relaxed).min(pool),
