@@ -64,7 +64,7 @@ enum Judgement {
     /// Its reuse window passed, and nothing else: a sign-in asks InstantDB first; a
     /// query or transaction uses it as is, since InstantDB checks the token on that
     /// call anyway (one it no longer knows fails it, and the broker signs in again; one
-    /// that succeeds is recorded as the confirmation, see `renews`).
+    /// that succeeds is recorded as the confirmation, see `judge_and_renews`).
     Due,
     /// Ask InstantDB first (the token's email changed).
     Confirm,
@@ -278,9 +278,8 @@ impl SessionBroker {
         {
             Lookup::Refused => Err(Error::SessionSignedOut),
             Lookup::Found(Some(stored)) => {
-                let judged = self.judge(&identity, &stored, now);
+                let (judged, renew) = self.judge_and_renews(&identity, &stored, now);
                 if judged.serves(enough) {
-                    let renew = self.renews(&identity, &stored, now);
                     Ok(Ok(Reuse {
                         sign_in: reused(identity, stored),
                         reconfirm_at: renew.then_some(now),
@@ -339,6 +338,20 @@ impl SessionBroker {
 
     /// What a stored session is good for, for this token.
     fn judge(&self, identity: &ClerkIdentity, stored: &StoredSession, now: i64) -> Judgement {
+        self.judge_and_renews(identity, stored, now).0
+    }
+
+    /// [`judge`](Self::judge), and whether a call that succeeds with the stored session
+    /// records InstantDB's confirmation: from three quarters of its window on, so an
+    /// active user's session is renewed before it comes due, and its sign-ins never
+    /// wait for InstantDB (not with a zero window, where nothing is reused without
+    /// asking). One window computed for both.
+    fn judge_and_renews(
+        &self,
+        identity: &ClerkIdentity,
+        stored: &StoredSession,
+        now: i64,
+    ) -> (Judgement, bool) {
         let email_differs = email_differs(identity, stored);
         if stored.clerk_user_id != identity.user_id
             || (email_differs && self.config.strategy == Strategy::Admin)
@@ -346,25 +359,19 @@ impl SessionBroker {
             // A session id never changes hands in Clerk: the entry is inconsistent.
             // Admin strategy: the session was minted for another email (the Clerk
             // user's primary email changed), so it is not this token's any more.
-            Judgement::Drop
-        } else if email_differs {
-            Judgement::Confirm
-        } else if now.saturating_sub(stored.confirmed_at)
-            < revalidate_window(self.config.revalidate_after, &identity.session_id)
-        {
+            return (Judgement::Drop, false);
+        }
+        if email_differs {
+            return (Judgement::Confirm, false);
+        }
+        let window = revalidate_window(self.config.revalidate_after, &identity.session_id);
+        let age = now.saturating_sub(stored.confirmed_at);
+        let judged = if age < window {
             Judgement::Fresh
         } else {
             Judgement::Due
-        }
-    }
-
-    /// Whether a call that succeeds with this stored session records InstantDB's
-    /// confirmation: from three quarters of its window on, so an active user's session
-    /// is renewed before it comes due, and its sign-ins never wait for InstantDB. (Not
-    /// with a zero window, where nothing is reused without asking.)
-    fn renews(&self, identity: &ClerkIdentity, stored: &StoredSession, now: i64) -> bool {
-        let window = revalidate_window(self.config.revalidate_after, &identity.session_id);
-        window > 0 && now.saturating_sub(stored.confirmed_at) >= window - window / 4
+        };
+        (judged, window > 0 && age >= window - window / 4)
     }
 
     /// Takes the sign-in lock of the token's Clerk session. While another sign-in
@@ -858,11 +865,18 @@ impl SessionBroker {
         else {
             return Ok(None);
         };
-        let session = reuse.sign_in;
-        match call(session.refresh_token.clone()).await {
+        let Reuse {
+            sign_in: session,
+            reconfirm_at,
+        } = reuse;
+        // The token is cloned only when the call's success is to be recorded.
+        let renewal = reconfirm_at.map(|at| (session.refresh_token.clone(), at));
+        match call(session.refresh_token).await {
             Err(e) if is_dead_refresh_token(&e) => Ok(None),
             Ok(answer) => {
-                self.reconfirm_in_background(&session, reuse.reconfirm_at);
+                if let Some((refresh_token, at)) = renewal {
+                    self.reconfirm_in_background(&session.clerk.session_id, refresh_token, at);
+                }
                 Ok(Some(answer))
             }
             Err(other) => Err(Error::instant(op)(other)),
@@ -897,27 +911,29 @@ impl SessionBroker {
                     .map_err(Error::instant(op))
             }
             Ok(answer) => {
-                self.reconfirm_in_background(&session, reconfirm_at);
+                if let Some(at) = reconfirm_at {
+                    self.reconfirm_in_background(
+                        &session.clerk.session_id,
+                        session.refresh_token,
+                        at,
+                    );
+                }
                 Ok(answer)
             }
             Err(other) => Err(Error::instant(op)(other)),
         }
     }
 
-    /// A call made with a stored session late in or past its reuse window
-    /// (`reconfirm_at`: when it was judged so, see [`renews`](Self::renews)) succeeded:
+    /// A call made with a stored session late in or past its reuse window (`at`: when
+    /// it was judged so, see [`judge_and_renews`](Self::judge_and_renews)) succeeded:
     /// InstantDB accepted the token then, which is what a sign-in would have asked it.
     /// Recording that starts the session's next window, so an active user's sign-ins
     /// keep finding it fresh and never wait for InstantDB; only a session idle past its
     /// window is confirmed by the sign-in itself. In the background: the answer waits
     /// for nothing, and a failure only leaves the confirmation to the next sign-in.
-    fn reconfirm_in_background(&self, session: &SignIn, reconfirm_at: Option<i64>) {
-        let Some(at) = reconfirm_at else {
-            return;
-        };
+    fn reconfirm_in_background(&self, session_id: &str, refresh_token: RefreshToken, at: i64) {
         let store = Arc::clone(&self.store);
-        let session_id = session.clerk.session_id.clone();
-        let refresh_token = session.refresh_token.clone();
+        let session_id = session_id.to_owned();
         let task = async move {
             if let Err(error) = store.reconfirm(&session_id, &refresh_token, at).await {
                 tracing::debug!(
