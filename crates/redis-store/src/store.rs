@@ -369,6 +369,34 @@ impl RedisStore {
         .await
     }
 
+    /// [`SessionStore::reconfirm`] on the session `blob` opens to: replaced only if Redis
+    /// still holds exactly `blob`. Whether the session (with that token, live at `at`)
+    /// is now confirmed at `at` or later.
+    async fn reconfirm_value(
+        &self,
+        key: &str,
+        blob: &[u8],
+        mut session: StoredSession,
+        refresh_token: &RefreshToken,
+        at: i64,
+    ) -> StoreResult<bool> {
+        if session.refresh_token != *refresh_token || session.expires_at <= at {
+            return Ok(false);
+        }
+        if session.confirmed_at >= at {
+            return Ok(true);
+        }
+        session.confirmed_at = at;
+        let sealed = self.seal_session(key, &session);
+        let mut reconfirm = self.inner.scripts.reconfirm.prepare_invoke();
+        reconfirm.key(key).arg(blob).arg(&sealed);
+        let replaced: i64 = self.invoke("reconfirm", Rerun::Unsafe, &reconfirm).await?;
+        if replaced == 1 {
+            self.opened().put(key, &sealed, &session);
+        }
+        Ok(replaced == 1)
+    }
+
     fn seal_session(&self, key: &str, session: &StoredSession) -> Vec<u8> {
         let record = SessionOut {
             sub: &session.clerk_user_id,
@@ -393,15 +421,7 @@ impl RedisStore {
         key: &str,
         blob: &[u8],
     ) -> StoreResult<Option<StoredSession>> {
-        if self.sealed_elsewhere(blob) {
-            tracing::warn!(
-                key,
-                "a stored session is sealed with a key this replica does not have: left for the replicas that have it; give every replica the same encryption keys"
-            );
-            return Err(StoreError::unavailable(Outage::SealedElsewhere {
-                server: self.inner.url.server().to_owned(),
-            }));
-        }
+        self.sealed_here(key, blob)?;
         match self.decode_session(key, blob) {
             Some(session) => Ok(Some(session)),
             None => {
@@ -447,10 +467,20 @@ impl RedisStore {
         Some(session)
     }
 
-    /// Whether a value is sealed with a key this store does not have (or sealed while
-    /// this store has none): a header check, no decryption.
-    fn sealed_elsewhere(&self, blob: &[u8]) -> bool {
-        self.inner.sealing.is_sealed_elsewhere(blob)
+    /// Fails (and logs the key, never the value) when a value is sealed with a key this
+    /// store does not have, or sealed while it has none: a header check, no
+    /// decryption. See `open_session` for why such a value is left alone.
+    fn sealed_here(&self, key: &str, blob: &[u8]) -> StoreResult<()> {
+        if !self.inner.sealing.is_sealed_elsewhere(blob) {
+            return Ok(());
+        }
+        tracing::warn!(
+            key,
+            "a stored value is sealed with a key this replica does not have: left for the replicas that have it; give every replica the same encryption keys"
+        );
+        Err(StoreError::unavailable(Outage::SealedElsewhere {
+            server: self.inner.url.server().to_owned(),
+        }))
     }
 
     fn opened(&self) -> std::sync::MutexGuard<'_, Opened> {
@@ -659,49 +689,28 @@ impl SessionStore for RedisStore {
         at: i64,
     ) -> StoreResult<bool> {
         let key = self.inner.keys.session(session_id);
-        // The value this replica opened last (it served the call being recorded), so
-        // the common case is one round trip; read afresh when that one changed since.
-        let mut last = self.opened().last(&key);
-        loop {
-            let from_memory = last.is_some();
-            let (blob, session) = match last.take() {
-                Some(found) => found,
-                None => {
-                    let blob: Option<Vec<u8>> = self
-                        .query("reconfirm", redis::cmd("HGET").arg(&key).arg("v"))
-                        .await?;
-                    let Some(blob) = blob else {
-                        return Ok(false);
-                    };
-                    let Some(session) = self.open_session(session_id, &key, &blob).await? else {
-                        return Ok(false);
-                    };
-                    (blob, session)
-                }
-            };
-            if session.refresh_token != *refresh_token || session.expires_at <= at {
-                if from_memory {
-                    continue;
-                }
-                return Ok(false);
-            }
-            if session.confirmed_at >= at {
-                return Ok(true);
-            }
-            let mut confirmed = session;
-            confirmed.confirmed_at = at;
-            let sealed = self.seal_session(&key, &confirmed);
-            let mut reconfirm = self.inner.scripts.reconfirm.prepare_invoke();
-            reconfirm.key(&key).arg(&blob).arg(&sealed);
-            let replaced: i64 = self.invoke("reconfirm", Rerun::Unsafe, &reconfirm).await?;
-            if replaced == 1 {
-                self.opened().put(&key, &sealed, &confirmed);
-                return Ok(true);
-            }
-            if !from_memory {
-                return Ok(false);
-            }
+        // The value this replica opened last (it served the call being recorded): the
+        // common case is one round trip.
+        let last = self.opened().last(&key);
+        if let Some((blob, session)) = last
+            && self
+                .reconfirm_value(&key, &blob, session, refresh_token, at)
+                .await?
+        {
+            return Ok(true);
         }
+        // Never opened here, or changed since (another replica wrote it): read afresh.
+        let blob: Option<Vec<u8>> = self
+            .query("reconfirm", redis::cmd("HGET").arg(&key).arg("v"))
+            .await?;
+        let Some(blob) = blob else {
+            return Ok(false);
+        };
+        let Some(session) = self.open_session(session_id, &key, &blob).await? else {
+            return Ok(false);
+        };
+        self.reconfirm_value(&key, &blob, session, refresh_token, at)
+            .await
     }
 
     async fn remove(&self, session_id: &str) -> StoreResult<Option<StoredSession>> {
@@ -820,15 +829,7 @@ impl SessionStore for RedisStore {
             return Ok(None);
         };
         // Another replica's, whose keys differ: left for it (see `open_session`).
-        if self.sealed_elsewhere(&blob) {
-            tracing::warn!(
-                key,
-                "a stored user link is sealed with a key this replica does not have: left for the replicas that have it; give every replica the same encryption keys"
-            );
-            return Err(StoreError::unavailable(Outage::SealedElsewhere {
-                server: self.inner.url.server().to_owned(),
-            }));
-        }
+        self.sealed_here(&key, &blob)?;
         let record = self
             .inner
             .sealing
