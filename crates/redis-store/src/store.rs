@@ -598,14 +598,21 @@ impl RedisStore {
             )
             .await?;
         let mut found = ForeignSeals::default();
-        for id in ids {
-            let blob: Option<Vec<u8>> = self
-                .query(
-                    "foreign_seals",
-                    redis::cmd("HGET").arg(keys.session(&id)).arg("v"),
-                )
-                .await?;
-            let Some(blob) = blob else { continue };
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        // One round trip for the values, as `sessions_of` reads a user's.
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGET").arg(keys.session(id)).arg("v");
+        }
+        let pipe = &pipe;
+        let blobs: Vec<Option<Vec<u8>>> = self
+            .run("foreign_seals", Rerun::Safe, |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        for blob in blobs.into_iter().flatten() {
             found.sampled += 1;
             if let Some(key_id) = self.inner.sealing.foreign_key_id(&blob) {
                 found.foreign += 1;
