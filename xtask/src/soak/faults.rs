@@ -74,7 +74,8 @@ pub(crate) struct Kind {
     pub(crate) what: &'static str,
     /// How long after the window a 5xx is still blamed on it.
     pub(crate) grace_ms: u64,
-    fault: fn() -> Fault,
+    /// What each call to the routes gets (`None` for Redis, which is paused instead).
+    fault: Option<fn() -> Fault>,
 }
 
 /// Every fault the soak injects, in the order the windows open (then again). The
@@ -88,7 +89,7 @@ pub(crate) const SCHEDULE: &[Kind] = &[
         routes: JWKS_ROUTES,
         what: "the JWKS answers 503",
         grace_ms: JWKS_GRACE_MS,
-        fault: || Fault::status(503),
+        fault: Some(|| Fault::status(503)),
     },
     Kind {
         name: "instant-5xx",
@@ -96,7 +97,7 @@ pub(crate) const SCHEDULE: &[Kind] = &[
         routes: INSTANT_ROUTES,
         what: "every InstantDB call answers 500",
         grace_ms: GRACE_MS,
-        fault: || Fault::status(500),
+        fault: Some(|| Fault::status(500)),
     },
     Kind {
         name: "clerk-api-down",
@@ -104,7 +105,7 @@ pub(crate) const SCHEDULE: &[Kind] = &[
         routes: CLERK_API_ROUTES,
         what: "the Clerk Backend API answers 503",
         grace_ms: GRACE_MS,
-        fault: || Fault::status(503),
+        fault: Some(|| Fault::status(503)),
     },
     Kind {
         name: "instant-429",
@@ -112,7 +113,7 @@ pub(crate) const SCHEDULE: &[Kind] = &[
         routes: INSTANT_ROUTES,
         what: "every InstantDB call answers 429 with Retry-After: 1",
         grace_ms: GRACE_MS,
-        fault: || Fault::status(429).with_header("retry-after", "1"),
+        fault: Some(|| Fault::status(429).with_header("retry-after", "1")),
     },
     Kind {
         name: "instant-slow",
@@ -120,7 +121,7 @@ pub(crate) const SCHEDULE: &[Kind] = &[
         routes: INSTANT_ROUTES,
         what: "every InstantDB call is held 2 s, then answered",
         grace_ms: GRACE_MS,
-        fault: || Fault::delay(SLOW),
+        fault: Some(|| Fault::delay(SLOW)),
     },
     Kind {
         name: "jwks-garbage",
@@ -128,11 +129,11 @@ pub(crate) const SCHEDULE: &[Kind] = &[
         routes: JWKS_ROUTES,
         what: "the JWKS answers 200 with an unusable key (empty modulus)",
         grace_ms: JWKS_GRACE_MS,
-        fault: || {
+        fault: Some(|| {
             Fault::status(200).with_body(json!({
                 "keys": [{"kty": "RSA", "kid": "soak-garbage", "use": "sig", "alg": "RS256", "n": "", "e": "AQAB"}]
             }))
-        },
+        }),
     },
     Kind {
         name: "instant-drop",
@@ -140,7 +141,7 @@ pub(crate) const SCHEDULE: &[Kind] = &[
         routes: INSTANT_ROUTES,
         what: "every InstantDB connection is closed without an answer",
         grace_ms: GRACE_MS,
-        fault: Fault::drop_connection,
+        fault: Some(Fault::drop_connection),
     },
 ];
 
@@ -153,7 +154,7 @@ pub(crate) const REDIS_PAUSED: Kind = Kind {
     routes: &[],
     what: "the shared Redis answers nothing (SIGSTOP), then everything it was sent",
     grace_ms: GRACE_MS,
-    fault: || Fault::status(503),
+    fault: None,
 };
 
 /// The windows of a soak, in order: [`SCHEDULE`], and in a Redis soak
@@ -216,7 +217,7 @@ pub(crate) fn since(origin: Instant) -> u64 {
 /// Makes every call to the kind's routes fail (or pauses Redis) until [`close`];
 /// returns how many calls those routes had seen.
 pub(crate) fn open(targets: &Targets, kind: &Kind) -> u64 {
-    let Some(faults) = kind.upstream.faults(&targets.stack) else {
+    let (Some(faults), Some(fault)) = (kind.upstream.faults(&targets.stack), kind.fault) else {
         if let Some(mut redis) = targets.redis() {
             redis.pause();
         }
@@ -224,7 +225,7 @@ pub(crate) fn open(targets: &Targets, kind: &Kind) -> u64 {
     };
     for route in kind.routes {
         // The patterns are constants, checked by a test.
-        let _ = faults.inject(route, (kind.fault)(), u32::MAX);
+        let _ = faults.inject(route, fault(), u32::MAX);
     }
     kind.routes.iter().map(|r| faults.hits(r)).sum()
 }
