@@ -495,16 +495,15 @@ async fn store(service: &Service) -> Check {
         "store",
         "the shared session store answers and these keys open what it holds",
     );
-    if !service.shared_store {
+    if !service.shared_store() {
         return check
             .skip("SESSION_STORE_URL is not set: each command keeps its sessions in memory");
     }
+    const REACH_FIX: &str =
+        "check SESSION_STORE_URL, and that Redis runs and is reachable from here";
     let described = service.store.describe();
     if let Err(error) = service.broker.store().ping().await {
-        return check.fail(
-            format!("{described}: {}", describe(&error)),
-            "check SESSION_STORE_URL, and that Redis runs and is reachable from here",
-        );
+        return check.fail(format!("{described}: {}", describe(&error)), REACH_FIX);
     }
     match service.store.check_keys().await {
         Ok(None) => check.pass(format!(
@@ -515,9 +514,6 @@ async fn store(service: &Service) -> Check {
             format!("{}: {}", problem.setting, problem.message),
             "use the servers' SESSION_STORE_ENCRYPTION_KEY (all of its keys, in its order)",
         ),
-        Err(error) => check.fail(
-            format!("{described}: {}", describe(&error)),
-            "check SESSION_STORE_URL, and that Redis runs and is reachable from here",
-        ),
+        Err(error) => check.fail(format!("{described}: {}", describe(&error)), REACH_FIX),
     }
 }

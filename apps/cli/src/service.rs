@@ -45,11 +45,16 @@ pub(crate) struct Service {
     /// The broker, over the servers' store when SESSION_STORE_URL is set, else an
     /// in-memory store that lives as long as the command.
     pub(crate) broker: SessionBroker,
+    /// The store chosen.
+    pub(crate) store: service_config::StoreChoice,
+}
+
+impl Service {
     /// Whether the store is the servers' (shared): sessions signed in here are theirs
     /// too, so a one-shot command keeps them.
-    pub(crate) shared_store: bool,
-    /// The store chosen (for `doctor`).
-    pub(crate) store: service_config::StoreChoice,
+    pub(crate) fn shared_store(&self) -> bool {
+        !matches!(self.store, service_config::StoreChoice::Memory)
+    }
 }
 
 impl ServiceArgs {
@@ -153,7 +158,6 @@ impl ServiceArgs {
             config,
             clients,
             broker,
-            shared_store: !matches!(store, service_config::StoreChoice::Memory),
             store,
         })
     }

@@ -338,7 +338,7 @@ where
         .map_err(|e| Failure::broker(&e))?;
     let instant = &service.clients.instant;
     let result = call(instant.as_refresh_token(signed.refresh_token.clone())).await;
-    let signed_out = if service.shared_store {
+    let signed_out = if service.shared_store() {
         OneShot(None)
     } else {
         OneShot(Some(instant.sign_out(&signed.refresh_token).await))
